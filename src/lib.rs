@@ -1,0 +1,81 @@
+//! wsrt: a multi-threaded work-stealing task runtime with asyncio-style task
+//! handles, usable from Rust and, through `include/wsrt.h`, from C and C++.
+//!
+//! Per-core worker threads run tasks from their own deques and steal from
+//! each other when idle. Every spawned task has a reference-counted handle
+//! whose state lives in one atomic word:
+//!
+//! ```text
+//! PENDING → RUNNING (→ SUSPENDED → RUNNING …) → SUCCEEDED | FAILED | CANCELLED
+//! ```
+//!
+//! `cancel()` is a request (a pending or suspended task is cancelled at once,
+//! a running one is asked), a result before the end is an error, and
+//! done-callbacks run exactly once, after the end. The contract is
+//! `API.md`; this crate is its native Rust side.
+//!
+//! ```
+//! let rt = wsrt::Runtime::builder().workers(2).build().unwrap();
+//! let t = rt.spawn(|| 40 + 2);
+//! assert_eq!(t.join(), Ok(42));
+//!
+//! let (a, b) = wsrt::join(|| 1, || 2);
+//! assert_eq!(a + b, 3);
+//!
+//! let mut v = vec![1, 2, 3];
+//! rt.scope(|s| {
+//!     for x in v.iter_mut() {
+//!         s.spawn(move |_| *x *= 10);
+//!     }
+//! });
+//! assert_eq!(v, [10, 20, 30]);
+//! ```
+//!
+//! # Choices where the contract is silent
+//!
+//! - Task ids are process-wide: unique across runtimes.
+//! - `spawn` on a runtime that is shutting down returns a task that is
+//!   already CANCELLED (its closure is dropped unrun); `try_spawn` hands the
+//!   closure back instead. During a drain, tasks spawned by the runtime's own
+//!   workers are still accepted, so running tasks can finish their work.
+//! - A task that yields or awaits while a cancel was requested ends
+//!   CANCELLED at that point (asyncio delivers the cancellation at the next
+//!   suspension point).
+//! - `Task::join` moves the value out; other clones then get
+//!   [`TaskError::ResultTaken`].
+//! - Outside the pool, [`join`] and [`spawn`] use a process-wide default
+//!   runtime ([`global`]), started on first use.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub(crate) mod join;
+pub(crate) mod latch;
+pub(crate) mod loom;
+pub(crate) mod registry;
+pub(crate) mod runtime;
+pub(crate) mod scope;
+pub(crate) mod sleep;
+pub(crate) mod stats;
+pub(crate) mod task;
+pub(crate) mod worker;
+
+pub use join::{global, join};
+pub use runtime::{Builder, Error, Handle, Runtime, ShutdownMode};
+pub use scope::Scope;
+pub use stats::Stats;
+pub use task::{CallbackKey, Task, TaskError, TaskRef, TaskState};
+pub use worker::{cancel_requested, current_task};
+
+/// Spawns `f` on the runtime of the current worker thread, or on the
+/// [`global`] runtime when called outside the pool.
+pub fn spawn<F, T>(f: F) -> Task<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    match Handle::current() {
+        Some(handle) => handle.spawn(f),
+        None => global().spawn(f),
+    }
+}

@@ -1,0 +1,497 @@
+//! The runtime: its shared state, spawning, shutdown and statistics.
+//!
+//! # Shutdown
+//!
+//! The mode only moves forward: RUNNING → DRAINING or CANCELLING → STOPPED.
+//! Once it leaves RUNNING, spawns from outside the pool are refused;
+//! DRAINING still accepts spawns from its own workers (running tasks may
+//! need children to finish), CANCELLING refuses them and cancels every
+//! queued or suspended task (running ones get a cancel request).
+//!
+//! The runtime is STOPPED by whichever thread first sees every spawned task
+//! counted as done while shutting down: an idle worker (after its sleep
+//! fence), or a thread that finished a task from outside the pool (after a
+//! fence of its own). The two fences make it impossible for both to miss
+//! the last completion. External spawns count themselves (`SeqCst`) before
+//! they read the mode (`SeqCst`), and shutdown writes the mode before it
+//! reads the counts, so a spawn that saw RUNNING is always waited for.
+//!
+//! STOPPED means no task is live and none can start. Worker threads keep
+//! serving non-task jobs (`join`, `scope`) until the `Runtime` is dropped,
+//! which joins them.
+
+use std::fmt;
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use crossbeam_deque::{Injector, Stealer, Worker};
+
+use crate::registry::Registry;
+use crate::sleep::Sleep;
+use crate::stats::{Counter, Counters, Stats};
+use crate::task::raw;
+use crate::task::{Body, Once, Task, TaskRef};
+use crate::worker::{JobRef, WorkerThread};
+
+const RUNNING: u8 = 0;
+const DRAINING: u8 = 1;
+const CANCELLING: u8 = 2;
+const STOPPED: u8 = 3;
+
+/// Task ids: process-wide, so they are unique across runtimes and increase
+/// in spawn order. Starts at 1: 0 is never an id.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// How [`Runtime::shutdown`] treats tasks that are not done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownMode {
+    /// Refuse new spawns from outside, let every task finish.
+    Drain,
+    /// Refuse new spawns, cancel every pending or suspended task, request
+    /// cancellation of running ones, then wait for them.
+    Cancel,
+}
+
+/// Errors of runtime-level operations.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The runtime is shutting down or shut down.
+    Shutdown,
+    /// The call would wait for the very worker it runs on.
+    WouldDeadlock,
+    /// An invalid argument (e.g. zero workers after resolution).
+    InvalidArgument(&'static str),
+    /// The OS refused to start a worker thread.
+    Spawn(std::io::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Shutdown => f.write_str("runtime is shutting down"),
+            Error::WouldDeadlock => f.write_str("operation would deadlock on the calling worker"),
+            Error::InvalidArgument(what) => write!(f, "invalid argument: {what}"),
+            Error::Spawn(e) => write!(f, "could not start a worker thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// State shared by the runtime, its workers and its tasks.
+pub(crate) struct Shared {
+    pub(crate) injector: Injector<JobRef>,
+    pub(crate) stealers: Box<[Stealer<JobRef>]>,
+    pub(crate) sleep: Sleep,
+    pub(crate) registry: Registry,
+    pub(crate) counters: Counters,
+    mode: AtomicU8,
+    /// Set when the `Runtime` is dropped: idle workers exit.
+    exiting: AtomicBool,
+    stopped: Mutex<bool>,
+    stopped_cv: Condvar,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Shared {
+    pub(crate) fn workers(&self) -> usize {
+        self.stealers.len()
+    }
+
+    pub(crate) fn mode(&self) -> u8 {
+        self.mode.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn is_cancelling(&self) -> bool {
+        self.mode.load(Ordering::Relaxed) == CANCELLING
+    }
+
+    /// The `Runtime` was dropped and no task is live: workers may exit.
+    pub(crate) fn is_exiting(&self) -> bool {
+        self.exiting.load(Ordering::Acquire) && self.mode() == STOPPED
+    }
+
+    pub(crate) fn is_own_worker(&self) -> bool {
+        WorkerThread::current_of(self).is_some()
+    }
+
+    /// Counts an event from whatever thread this is.
+    pub(crate) fn count(&self, c: Counter) {
+        match WorkerThread::current_of(self) {
+            Some(w) => self.counters.add_owned(w.index, c),
+            None => self.counters.add_external(c),
+        }
+    }
+
+    pub(crate) fn has_work(&self) -> bool {
+        !self.injector.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
+    }
+
+    /// Queues a job: on this worker's own deque when called from one (unless
+    /// `fifo`, used for yields so other work runs first), else the injector.
+    pub(crate) fn schedule(&self, job: JobRef, fifo: bool) {
+        match WorkerThread::current_of(self) {
+            Some(w) if !fifo => w.push(job),
+            _ => {
+                self.injector.push(job);
+                self.sleep.notify_one();
+            }
+        }
+    }
+
+    /// After a task was finished (or a spawn refused) outside the pool.
+    pub(crate) fn after_external_completion(&self) {
+        fence(Ordering::SeqCst);
+        self.check_quiescent();
+    }
+
+    /// While shutting down: stop if every spawned task is done. Callers
+    /// issue a `SeqCst` fence after their own counts (module docs).
+    pub(crate) fn check_quiescent(&self) {
+        let mode = self.mode();
+        if (mode == DRAINING || mode == CANCELLING) && self.counters.all_done() {
+            self.stop();
+        }
+    }
+
+    fn stop(&self) {
+        if self.mode.swap(STOPPED, Ordering::SeqCst) == STOPPED {
+            return;
+        }
+        *self.stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.stopped_cv.notify_all();
+        self.sleep.notify_all();
+    }
+
+    /// Admits a spawn: counts it and checks the mode, in the order the
+    /// module docs require. False: refused (and not counted).
+    fn admit(&self) -> bool {
+        match WorkerThread::current_of(self) {
+            Some(w) => {
+                let mode = self.mode();
+                if mode == RUNNING || mode == DRAINING {
+                    self.counters.add_owned(w.index, Counter::Spawned);
+                    true
+                } else {
+                    false
+                }
+            }
+            None => {
+                self.counters.add_external(Counter::Spawned);
+                if self.mode() == RUNNING {
+                    true
+                } else {
+                    self.counters.undo_external_spawn();
+                    self.after_external_completion();
+                    false
+                }
+            }
+        }
+    }
+
+    /// Spawns a task; with `handle`, returns a handle to it. On refusal the
+    /// body comes back untouched.
+    pub(crate) fn spawn_body<B: Body>(
+        self: &Arc<Self>,
+        body: B,
+        tag: B::Tag,
+        handle: bool,
+    ) -> Result<Option<TaskRef>, B> {
+        if !self.admit() {
+            return Err(body);
+        }
+        // Relaxed: only uniqueness and per-thread order matter, and the
+        // spawn itself publishes the id to any other thread.
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let ptr = raw::allocate(body, tag, id, Arc::as_ptr(self), 1 + u64::from(handle));
+        // SAFETY: just allocated; we hold its references.
+        self.registry.insert(unsafe { ptr.as_ref() });
+        let task = handle.then(|| {
+            // SAFETY: one of the initial references is the handle's.
+            unsafe { TaskRef::from_raw(ptr) }
+        });
+        self.schedule(JobRef::task(ptr), false);
+        Ok(task)
+    }
+
+    fn shutdown(&self, mode: ShutdownMode) -> Result<(), Error> {
+        if self.is_own_worker() {
+            return Err(Error::WouldDeadlock);
+        }
+        let target = match mode {
+            ShutdownMode::Drain => DRAINING,
+            ShutdownMode::Cancel => CANCELLING,
+        };
+        // Forward only; STOPPED stays STOPPED.
+        let _ = self
+            .mode
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |m| (m < target).then_some(target));
+        fence(Ordering::SeqCst);
+        if self.mode() == CANCELLING {
+            for task in self.registry.live_tasks() {
+                // Pending and suspended tasks end now; running ones are asked.
+                let _ = task.cancel();
+            }
+        }
+        self.sleep.notify_all();
+        self.after_external_completion();
+        let mut stopped = self.stopped.lock().unwrap_or_else(|e| e.into_inner());
+        while !*stopped {
+            stopped = self.stopped_cv.wait(stopped).unwrap_or_else(|e| e.into_inner());
+        }
+        Ok(())
+    }
+}
+
+/// Configures and starts a [`Runtime`].
+#[derive(Clone, Debug, Default)]
+pub struct Builder {
+    workers: Option<usize>,
+    thread_name: Option<String>,
+}
+
+impl Builder {
+    /// Number of worker threads; 0 or unset means one per CPU.
+    pub fn workers(mut self, n: usize) -> Builder {
+        self.workers = Some(n);
+        self
+    }
+
+    /// Prefix of worker thread names (default `wsrt-worker`).
+    pub fn thread_name(mut self, name: impl Into<String>) -> Builder {
+        self.thread_name = Some(name.into());
+        self
+    }
+
+    /// Starts the worker threads.
+    pub fn build(self) -> Result<Runtime, Error> {
+        let n = match self.workers {
+            None | Some(0) => num_cpus::get().max(1),
+            Some(n) => n,
+        };
+        if n > 4096 {
+            return Err(Error::InvalidArgument("more than 4096 workers"));
+        }
+        let locals: Vec<Worker<JobRef>> = (0..n).map(|_| Worker::new_lifo()).collect();
+        let shared = Arc::new(Shared {
+            injector: Injector::new(),
+            stealers: locals.iter().map(Worker::stealer).collect(),
+            sleep: Sleep::new(n),
+            registry: Registry::new(n),
+            counters: Counters::new(n),
+            mode: AtomicU8::new(RUNNING),
+            exiting: AtomicBool::new(false),
+            stopped: Mutex::new(false),
+            stopped_cv: Condvar::new(),
+            threads: Mutex::new(Vec::with_capacity(n)),
+        });
+        let prefix = self.thread_name.as_deref().unwrap_or("wsrt-worker");
+        let runtime = Runtime {
+            handle: Handle {
+                shared: shared.clone(),
+            },
+        };
+        for (index, local) in locals.into_iter().enumerate() {
+            let worker = WorkerThread::new(index, local, shared.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("{prefix}-{index}"))
+                .spawn(move || worker.run());
+            match spawned {
+                Ok(thread) => shared.threads.lock().unwrap_or_else(|e| e.into_inner()).push(thread),
+                // Dropping `runtime` shuts down and joins the ones started.
+                Err(e) => return Err(Error::Spawn(e)),
+            }
+        }
+        Ok(runtime)
+    }
+}
+
+/// A cloneable handle to a runtime: spawn, stats, shutdown. It keeps the
+/// runtime's shared state alive but not its threads; spawning through it
+/// after shutdown is refused.
+#[derive(Clone)]
+pub struct Handle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Handle {
+    /// The runtime of the worker thread this is called on, if any.
+    pub fn current() -> Option<Handle> {
+        WorkerThread::current().map(|w| Handle {
+            shared: w.shared.clone(),
+        })
+    }
+
+    /// Spawns `f` and returns its handle.
+    ///
+    /// From one of this runtime's workers the task goes to that worker's own
+    /// deque (LIFO), otherwise to the global injector. If the runtime is
+    /// shutting down the spawn is refused and the returned task is already
+    /// CANCELLED (`f` is dropped without running); use [`try_spawn`] to get
+    /// `f` back instead.
+    ///
+    /// [`try_spawn`]: Handle::try_spawn
+    pub fn spawn<F, T>(&self, f: F) -> Task<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.try_spawn(f) {
+            Ok(task) => task,
+            Err(refused) => {
+                drop(refused);
+                cancelled_task::<T>(&self.shared)
+            }
+        }
+    }
+
+    /// Spawns `f`, or gives it back if the runtime is shutting down.
+    pub fn try_spawn<F, T>(&self, f: F) -> Result<Task<T>, F>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.shared.spawn_body(Once(Some(f)), (), true) {
+            // SAFETY: the body's output type is `T`.
+            Ok(Some(raw)) => Ok(unsafe { Task::from_task_ref(raw) }),
+            Ok(None) => unreachable!("asked for a handle"),
+            Err(Once(f)) => Err(f.expect("refused body still holds its closure")),
+        }
+    }
+
+    /// Spawns `f` without a handle (the cheapest spawn). Returns false, and
+    /// drops `f`, if the runtime is shutting down.
+    pub fn spawn_detached<F>(&self, f: F) -> bool
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.shared.spawn_body(Once(Some(f)), (), false).is_ok()
+    }
+
+    /// Counters since start; exact once the runtime is shut down.
+    pub fn stats(&self) -> Stats {
+        self.shared.counters.snapshot(self.shared.workers())
+    }
+
+    /// Number of worker threads.
+    pub fn workers(&self) -> usize {
+        self.shared.workers()
+    }
+
+    /// Handles to every task that is not done (asyncio `all_tasks()`).
+    pub fn all_tasks(&self) -> Vec<TaskRef> {
+        self.shared.registry.live_tasks()
+    }
+
+    /// Shuts the runtime down and waits until no task is live. Idempotent;
+    /// `Cancel` after `Drain` upgrades. From one of its own workers it does
+    /// nothing and returns [`Error::WouldDeadlock`].
+    pub fn shutdown(&self, mode: ShutdownMode) -> Result<(), Error> {
+        self.shared.shutdown(mode)
+    }
+
+    /// True once shutdown has begun.
+    pub fn is_shutdown(&self) -> bool {
+        self.shared.mode() != RUNNING
+    }
+
+    /// Fork-join on this runtime: see [`crate::join`].
+    pub fn join<A, B, RA, RB>(&self, a: A, b: B) -> (RA, RB)
+    where
+        A: FnOnce() -> RA + Send,
+        B: FnOnce() -> RB + Send,
+        RA: Send,
+        RB: Send,
+    {
+        crate::join::join_in(&self.shared, a, b)
+    }
+
+    /// Scoped spawns that may borrow from the caller: see [`crate::Scope`].
+    pub fn scope<'scope, OP, R>(&self, op: OP) -> R
+    where
+        OP: FnOnce(&crate::Scope<'scope>) -> R,
+    {
+        crate::scope::scope_in(&self.shared, op)
+    }
+}
+
+/// A task that was refused at spawn: CANCELLED, never ran, in no registry.
+/// Its runtime pointer is never dereferenced (the task is done).
+fn cancelled_task<T: Send + 'static>(shared: &Arc<Shared>) -> Task<T> {
+    let body: Once<fn() -> T> = Once(None);
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let ptr = raw::allocate(body, (), id, Arc::as_ptr(shared), 1);
+    // SAFETY: we hold the only reference, and the body's output type is `T`.
+    unsafe {
+        raw::cancel_unscheduled(ptr);
+        Task::from_task_ref(TaskRef::from_raw(ptr))
+    }
+}
+
+/// A work-stealing runtime: worker threads, their deques, and the tasks.
+///
+/// Dereferences to [`Handle`] for spawning. Dropping it drains (as
+/// `shutdown(ShutdownMode::Drain)`) and joins the worker threads; task
+/// handles stay valid afterwards.
+pub struct Runtime {
+    handle: Handle,
+}
+
+impl Runtime {
+    /// A runtime with one worker per CPU.
+    pub fn new() -> Result<Runtime, Error> {
+        Builder::default().build()
+    }
+
+    /// A builder to choose the number of workers.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// A cloneable handle.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+}
+
+impl std::ops::Deref for Runtime {
+    type Target = Handle;
+    fn deref(&self) -> &Handle {
+        &self.handle
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let shared = &self.handle.shared;
+        let on_own_worker = shared.is_own_worker();
+        if !on_own_worker {
+            let _ = shared.shutdown(ShutdownMode::Drain);
+        } else {
+            // Cannot wait for ourselves: start the drain, let it finish on
+            // its own, and leave the threads to exit when idle.
+            let _ = shared
+                .mode
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |m| (m < DRAINING).then_some(DRAINING));
+        }
+        shared.exiting.store(true, Ordering::Release);
+        shared.sleep.notify_all();
+        let threads = std::mem::take(&mut *shared.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        if !on_own_worker {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("workers", &self.workers())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}

@@ -1,0 +1,110 @@
+//! Scoped spawns: jobs that may borrow from the caller's stack, all finished
+//! before `scope` returns.
+
+use std::any::Any;
+use std::marker::PhantomData;
+use std::panic::{self, AssertUnwindSafe};
+use std::ptr::NonNull;
+use std::sync::{Arc, Mutex};
+
+use crate::latch::{CountLatch, Waiter};
+use crate::runtime::Shared;
+use crate::task::raw::Header;
+use crate::worker::{self, JobRef, WorkerThread};
+
+/// Spawns closures that borrow from the enclosing stack frame; created by
+/// [`Handle::scope`](crate::Handle::scope).
+///
+/// The scope body runs on the calling thread; spawned closures run on the
+/// runtime's workers (jobs, not tasks: they have no handle and are not
+/// counted in [`Stats`](crate::Stats)). `scope` returns once all of them
+/// finished; on a worker it runs other jobs meanwhile, elsewhere it blocks.
+/// If any closure panicked, `scope` panics with the first payload after all
+/// finished.
+pub struct Scope<'scope> {
+    shared: Arc<Shared>,
+    latch: CountLatch,
+    panic: Mutex<Option<Box<dyn Any + Send>>>,
+    task: Option<NonNull<Header>>,
+    /// Invariant in `'scope`, like `std::thread::Scope`.
+    _marker: PhantomData<&'scope mut &'scope ()>,
+}
+
+// SAFETY: `task` is only copied into jobs to report the current task; all
+// other fields are `Sync`.
+unsafe impl Sync for Scope<'_> {}
+// SAFETY: as above.
+unsafe impl Send for Scope<'_> {}
+
+struct HeapJob<'scope, F> {
+    f: F,
+    scope: *const Scope<'scope>,
+}
+
+impl<'scope> Scope<'scope> {
+    /// Spawns `f` into the scope; it may borrow anything that outlives it.
+    pub fn spawn<F>(&self, f: F)
+    where
+        F: FnOnce(&Scope<'scope>) + Send + 'scope,
+    {
+        self.latch.increment();
+        let job = Box::new(HeapJob { f, scope: self });
+        let ptr = NonNull::from(Box::leak(job)).cast();
+        // SAFETY: `execute::<F>` matches the boxed type, and the scope waits
+        // for the job before anything it borrows goes away.
+        let job = unsafe { JobRef::new(ptr, execute::<F>) };
+        match WorkerThread::current_of(&self.shared) {
+            Some(w) => w.push(job),
+            None => {
+                self.shared.injector.push(job);
+                self.shared.sleep.notify_one();
+            }
+        }
+    }
+
+    fn record_panic(&self, payload: Box<dyn Any + Send>) {
+        let mut slot = self.panic.lock().unwrap_or_else(|e| e.into_inner());
+        slot.get_or_insert(payload);
+    }
+}
+
+/// # Safety
+/// `ptr` is a leaked `HeapJob<F>` whose scope is still waiting for it.
+unsafe fn execute<'scope, F>(ptr: NonNull<()>)
+where
+    F: FnOnce(&Scope<'scope>) + Send + 'scope,
+{
+    // SAFETY: caller's duty; the job runs once.
+    let job = unsafe { Box::from_raw(ptr.cast::<HeapJob<'scope, F>>().as_ptr()) };
+    // SAFETY: the scope outlives its jobs (it waits on the latch).
+    let scope = unsafe { &*job.scope };
+    let f = job.f;
+    let outer = worker::set_current_task(scope.task);
+    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| f(scope))) {
+        scope.record_panic(payload);
+    }
+    worker::set_current_task(outer);
+    // SAFETY: `scope` may be freed once the count is zero; not used after.
+    unsafe { CountLatch::decrement(&scope.latch) };
+}
+
+pub(crate) fn scope_in<'scope, OP, R>(shared: &Arc<Shared>, op: OP) -> R
+where
+    OP: FnOnce(&Scope<'scope>) -> R,
+{
+    let scope = Scope {
+        shared: shared.clone(),
+        latch: CountLatch::new(Waiter::current(shared)),
+        panic: Mutex::new(None),
+        task: worker::current_task_ptr(),
+        _marker: PhantomData,
+    };
+    let result = panic::catch_unwind(AssertUnwindSafe(|| op(&scope)));
+    // SAFETY: `scope` lives until after `wait` below.
+    unsafe { CountLatch::decrement(&scope.latch) };
+    scope.latch.wait();
+    if let Some(payload) = scope.panic.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        panic::resume_unwind(payload);
+    }
+    result.unwrap_or_else(|payload| panic::resume_unwind(payload))
+}

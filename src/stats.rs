@@ -1,0 +1,132 @@
+//! Counters: one cache-padded slot per worker (written only by that worker,
+//! so an increment is a plain load and store) and one shared slot for every
+//! other thread (atomic increments).
+
+use crossbeam_utils::CachePadded;
+
+use crate::loom::sync::atomic::{AtomicU64, Ordering};
+
+/// What is counted. `Unsuspends` counts SUSPENDED → RUNNING or CANCELLED.
+#[derive(Clone, Copy)]
+pub(crate) enum Counter {
+    Spawned,
+    Succeeded,
+    Failed,
+    Cancelled,
+    Steals,
+    RunsStarted,
+    RunsEnded,
+    Suspends,
+    Unsuspends,
+    CallbackPanics,
+}
+
+const N: usize = 10;
+
+pub(crate) struct Slot([AtomicU64; N]);
+
+pub(crate) struct Counters {
+    slots: Box<[CachePadded<Slot>]>,
+}
+
+/// A snapshot of a runtime's counters (`wsrt_stats` in C).
+///
+/// Totals are exact once the runtime is shut down; while it runs, each
+/// figure is read separately and may be a moment stale.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Tasks spawned since start.
+    pub spawned: u64,
+    /// Tasks that ended SUCCEEDED.
+    pub succeeded: u64,
+    /// Tasks that ended FAILED.
+    pub failed: u64,
+    /// Tasks that ended CANCELLED.
+    pub cancelled: u64,
+    /// Tasks not started yet (and not cancelled).
+    pub pending: u64,
+    /// Tasks running now.
+    pub running: u64,
+    /// Tasks suspended now.
+    pub suspended: u64,
+    /// Jobs taken from another worker's deque.
+    pub steals: u64,
+    /// Worker threads.
+    pub workers: u64,
+    /// Done-callbacks that panicked (caught).
+    pub callback_panics: u64,
+}
+
+impl Counters {
+    pub(crate) fn new(workers: usize) -> Counters {
+        Counters {
+            slots: (0..=workers)
+                .map(|_| CachePadded::new(Slot(std::array::from_fn(|_| AtomicU64::new(0)))))
+                .collect(),
+        }
+    }
+
+    /// Adds one from the worker that owns slot `worker`. `Release`, so a
+    /// thread that reads a done count with `Acquire` also sees every count
+    /// this worker made before (shutdown relies on it, see `runtime.rs`).
+    pub(crate) fn add_owned(&self, worker: usize, c: Counter) {
+        let cell = &self.slots[worker].0[c as usize];
+        cell.store(cell.load(Ordering::Relaxed) + 1, Ordering::Release);
+    }
+
+    /// Adds one from any other thread. `SeqCst` so the shutdown check,
+    /// which flips the mode and then reads, cannot miss it (`runtime.rs`).
+    pub(crate) fn add_external(&self, c: Counter) {
+        self.external(c).fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Takes back an external `Spawned` count for a spawn that was refused.
+    pub(crate) fn undo_external_spawn(&self) {
+        self.external(Counter::Spawned)
+            .fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn external(&self, c: Counter) -> &AtomicU64 {
+        &self.slots[self.slots.len() - 1].0[c as usize]
+    }
+
+    fn sum(&self, c: Counter) -> u64 {
+        self.slots
+            .iter()
+            .map(|s| s.0[c as usize].load(Ordering::SeqCst))
+            .sum()
+    }
+
+    /// True if every spawned task is counted done. Done counts are read
+    /// first: a done count can only include tasks whose spawn is visible by
+    /// then (Release/Acquire chain), so equality means nothing is live.
+    pub(crate) fn all_done(&self) -> bool {
+        let done = self.sum(Counter::Succeeded) + self.sum(Counter::Failed) + self.sum(Counter::Cancelled);
+        done == self.sum(Counter::Spawned)
+    }
+
+    pub(crate) fn snapshot(&self, workers: usize) -> Stats {
+        let succeeded = self.sum(Counter::Succeeded);
+        let failed = self.sum(Counter::Failed);
+        let cancelled = self.sum(Counter::Cancelled);
+        let running = self
+            .sum(Counter::RunsStarted)
+            .saturating_sub(self.sum(Counter::RunsEnded));
+        let suspended = self
+            .sum(Counter::Suspends)
+            .saturating_sub(self.sum(Counter::Unsuspends));
+        let spawned = self.sum(Counter::Spawned);
+        Stats {
+            spawned,
+            succeeded,
+            failed,
+            cancelled,
+            pending: spawned.saturating_sub(succeeded + failed + cancelled + running + suspended),
+            running,
+            suspended,
+            steals: self.sum(Counter::Steals),
+            workers: workers as u64,
+            callback_panics: self.sum(Counter::CallbackPanics),
+        }
+    }
+}

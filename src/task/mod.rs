@@ -1,0 +1,102 @@
+//! Tasks: one allocation each, one atomic state word, reference counted.
+//!
+//! # Who owns a reference
+//!
+//! A task is freed when its reference count (in the state word) drops to
+//! zero. References are held by:
+//!
+//! 1. every [`Task`]/[`TaskRef`] handle (and every retained C `wsrt_task *`);
+//! 2. the scheduler while the task is SCHEDULED (in a queue) or RUNNING: one
+//!    reference, moved from the queue to the worker that runs it;
+//! 3. while the task is SUSPENDED awaiting another task, the `Resume` entry in
+//!    that other task's callback list (the runner's reference is moved there);
+//! 4. whoever finishes a task (worker or canceller) while it runs the
+//!    done-callbacks, so callbacks may release the last handle safely.
+//!
+//! # Who may touch what
+//!
+//! - `state`: anyone, only through `state.rs`.
+//! - `stage` (closure, then output): the thread that won the transition to
+//!   RUNNING, or the canceller that won PENDING/SUSPENDED → CANCELLED. After
+//!   the task is done the stage holds the output and is only read, except by
+//!   `Task::join`, which moves a success value out under the extras lock.
+//! - `extras` (name, callback list): under its mutex.
+//! - `runtime`: dereferenced only by a worker of that runtime, or by a thread
+//!   that just made the task leave a non-final state it controls (the
+//!   canceller, the waker) after taking a counted reference to the runtime:
+//!   a task that is not yet counted as done keeps the runtime from finishing
+//!   shutdown, so the runtime is alive at that moment.
+//!
+//! # The callback list
+//!
+//! 1. An entry is added under the list lock, and only after a successful
+//!    `set_callbacks` CAS, which fails once the task is done. On failure the
+//!    adder runs the callback itself, at once, on its own thread.
+//! 2. The thread that makes the task final reads CALLBACKS from the same CAS
+//!    that makes it final; if set, it takes the lock and pops entries one at
+//!    a time, in insertion order, running each with the lock released.
+//! 3. So each entry runs exactly once, after the state is final; an entry
+//!    removed before it was popped never runs.
+
+pub(crate) mod callbacks;
+pub(crate) mod handle;
+pub(crate) mod raw;
+pub(crate) mod state;
+
+pub(crate) use callbacks::Callback;
+pub use handle::{CallbackKey, Task, TaskError, TaskRef};
+pub use state::TaskState;
+
+/// How a task failed, as stored in the task once it is FAILED.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The function returned this error code (C tasks).
+    Code(i32),
+    /// The function panicked with this message.
+    Panicked(Box<str>),
+}
+
+/// How one run of a task's function ended.
+pub(crate) enum Step<T> {
+    /// Done with a value: SUCCEEDED.
+    Ready(T),
+    /// Done, cancelled by its own choice: CANCELLED.
+    Cancelled,
+    /// Done with an error code: FAILED.
+    Failed(i32),
+    /// Not done: queue it again now (`WSRT_TASK_YIELD`).
+    Yield,
+    /// Not done: run it again once this task is done (`wsrt_await`).
+    Await(TaskRef),
+    /// Not done: run it again when its waker fires (futures).
+    #[allow(dead_code)]
+    Wait,
+}
+
+/// What a task runs: a closure, a C function with its argument, a future.
+///
+/// `Tag` is immutable data readable at any time through an untyped handle
+/// (the C `arg`), kept outside the stage so reading it never races the run.
+pub(crate) trait Body: Send + 'static {
+    type Output: Send + 'static;
+    type Tag: Send + Sync + 'static;
+    /// Runs the function once. Called only by the thread that won the
+    /// transition to RUNNING.
+    fn run(&mut self, task: &TaskRef) -> Step<Self::Output>;
+}
+
+/// A closure run once.
+pub(crate) struct Once<F>(pub(crate) Option<F>);
+
+impl<F, T> Body for Once<F>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    type Output = T;
+    type Tag = ();
+    fn run(&mut self, _task: &TaskRef) -> Step<T> {
+        let f = self.0.take().expect("a one-shot task ran twice");
+        Step::Ready(f())
+    }
+}

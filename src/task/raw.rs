@@ -1,0 +1,469 @@
+//! The task allocation: header, tag and stage in one `Cell<B>`, a vtable for
+//! the parts that depend on the body type, and the paths that run, cancel,
+//! finish, wake and free a task.
+
+use std::any::{Any, TypeId};
+use std::cell::UnsafeCell;
+use std::mem::ManuallyDrop;
+use std::panic::{self, AssertUnwindSafe};
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use super::callbacks::Extras;
+use super::state::{State, TaskState, ToCancelled, ToNotified, ToRunning, ToSuspended};
+use super::{Body, Callback, Failure, Step, TaskRef};
+use crate::registry::Links;
+use crate::runtime::Shared;
+use crate::stats::Counter;
+use crate::worker::{self, JobRef};
+
+/// The type-independent part of every task, at offset 0 of its `Cell`.
+#[repr(C)]
+pub(crate) struct Header {
+    pub(crate) state: State,
+    pub(crate) vtable: &'static Vtable,
+    pub(crate) id: u64,
+    /// The runtime it was spawned on. See "Who may touch what" in `mod.rs`.
+    pub(crate) runtime: *const Shared,
+    pub(crate) extras: Extras,
+    /// Membership in the runtime's live-task registry.
+    pub(crate) links: Links,
+}
+
+/// Operations that need the body type.
+pub(crate) struct Vtable {
+    /// Runs the task once (the argument is its header); consumes the
+    /// scheduler's reference. Typed as a job entry point (`JobRef`).
+    pub(crate) run: unsafe fn(NonNull<()>),
+    drop_body: unsafe fn(NonNull<Header>),
+    dealloc: unsafe fn(NonNull<Header>),
+    failure: unsafe fn(NonNull<Header>) -> Option<Failure>,
+    take_output: unsafe fn(NonNull<Header>, *mut ()),
+    tag: unsafe fn(NonNull<Header>) -> *const (),
+    body_type: fn() -> TypeId,
+}
+
+enum Stage<B: Body> {
+    Running(B),
+    Finished(Result<B::Output, Failure>),
+    Consumed,
+}
+
+#[repr(C)]
+struct Cell<B: Body> {
+    header: Header,
+    tag: B::Tag,
+    stage: UnsafeCell<Stage<B>>,
+}
+
+impl<B: Body> Cell<B> {
+    const VTABLE: Vtable = Vtable {
+        run: run::<B>,
+        drop_body: drop_body::<B>,
+        dealloc: dealloc::<B>,
+        failure: failure_of::<B>,
+        take_output: take_output_of::<B>,
+        tag: tag::<B>,
+        body_type: TypeId::of::<B>,
+    };
+
+    /// # Safety
+    /// `ptr` must point to the header of a live `Cell<B>`.
+    unsafe fn from_header<'a>(ptr: NonNull<Header>) -> &'a Cell<B> {
+        // SAFETY: the header is the first field of the `repr(C)` cell.
+        unsafe { ptr.cast::<Cell<B>>().as_ref() }
+    }
+}
+
+/// Allocates a PENDING, scheduled task holding `refs` references.
+pub(crate) fn allocate<B: Body>(
+    body: B,
+    tag: B::Tag,
+    id: u64,
+    runtime: *const Shared,
+    refs: u64,
+) -> NonNull<Header> {
+    let cell = Box::new(Cell {
+        header: Header {
+            state: State::new(refs),
+            vtable: &Cell::<B>::VTABLE,
+            id,
+            runtime,
+            extras: Extras::new(),
+            links: Links::new(),
+        },
+        tag,
+        stage: UnsafeCell::new(Stage::Running(body)),
+    });
+    NonNull::from(Box::leak(cell)).cast()
+}
+
+/// The message carried by a panic payload.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> Box<str> {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).into()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.as_str().into()
+    } else {
+        "task panicked with a non-string payload".into()
+    }
+}
+
+/// Runs a task popped from a queue. Consumes the queue's reference.
+///
+/// # Safety
+/// `ptr` is a `Cell<B>` task of the runtime whose worker calls this.
+unsafe fn run<B: Body>(ptr: NonNull<()>) {
+    let ptr = ptr.cast::<Header>();
+    // SAFETY: the queue's reference keeps the task alive.
+    let header = unsafe { ptr.as_ref() };
+    // SAFETY: a queued task belongs to the calling worker's runtime, and the
+    // worker holds an `Arc` of it.
+    let rt = unsafe { &*header.runtime };
+    if rt.is_cancelling() {
+        // Shutdown(Cancel): queued tasks end without running.
+        // SAFETY: we hold the queue's reference.
+        unsafe { cancel_owned(ptr, rt) };
+        // SAFETY: the queue's reference is ours to drop.
+        unsafe { drop_ref(ptr) };
+        return;
+    }
+    match header.state.transition_to_running() {
+        ToRunning::Done => {
+            // Cancelled while queued: the canceller finished it.
+            // SAFETY: the queue's reference is ours to drop.
+            unsafe { drop_ref(ptr) };
+            return;
+        }
+        ToRunning::Run { resumed } => {
+            if resumed {
+                rt.count(Counter::Unsuspends);
+            }
+            rt.count(Counter::RunsStarted);
+        }
+    }
+    // SAFETY: `ptr` is a `Cell<B>` (it was allocated with this vtable).
+    let cell = unsafe { Cell::<B>::from_header(ptr) };
+    // SAFETY: winning the transition to RUNNING gives us the stage.
+    let stage = unsafe { &mut *cell.stage.get() };
+    let Stage::Running(body) = stage else {
+        unreachable!("a running task without a body")
+    };
+    // A borrowed handle: the queue's reference (now ours) keeps it alive.
+    let this = ManuallyDrop::new(TaskRef::from_header(ptr));
+    let outer = worker::set_current_task(Some(ptr));
+    let step = panic::catch_unwind(AssertUnwindSafe(|| body.run(&this)));
+    worker::set_current_task(outer);
+    rt.count(Counter::RunsEnded);
+
+    let end = match step {
+        Ok(Step::Ready(value)) => {
+            *stage = Stage::Finished(Ok(value));
+            TaskState::Succeeded
+        }
+        Ok(Step::Failed(code)) => {
+            *stage = Stage::Finished(Err(Failure::Code(code)));
+            TaskState::Failed
+        }
+        Err(payload) => {
+            *stage = Stage::Finished(Err(Failure::Panicked(panic_message(&*payload))));
+            TaskState::Failed
+        }
+        Ok(Step::Cancelled) => {
+            *stage = Stage::Consumed;
+            TaskState::Cancelled
+        }
+        Ok(Step::Yield) => {
+            // SAFETY: we own the stage and the scheduler's reference.
+            unsafe { suspend(ptr, rt, true, None) };
+            return;
+        }
+        Ok(Step::Await(other)) => {
+            // SAFETY: as above.
+            unsafe { suspend(ptr, rt, false, Some(other)) };
+            return;
+        }
+        Ok(Step::Wait) => {
+            // SAFETY: as above.
+            unsafe { suspend(ptr, rt, false, None) };
+            return;
+        }
+    };
+    // The body was dropped above (for a C task: `arg_drop` ran) before the
+    // state becomes final, so a thread that sees "done" sees it dropped.
+    let now = header.state.transition_to_complete(end);
+    // SAFETY: we made the task final; the queue's reference is still ours.
+    unsafe { finish(ptr, rt, now.has_callbacks(), end, false) };
+    // SAFETY: the scheduler's reference is ours to drop.
+    unsafe { drop_ref(ptr) };
+}
+
+/// The function returned "not yet". Ownership of the scheduler's reference
+/// moves to the queue (yield), to `other`'s callback list (await) or to the
+/// future's waker.
+///
+/// # Safety
+/// Called by `run` only, with the stage and the scheduler reference owned.
+unsafe fn suspend(ptr: NonNull<Header>, rt: &Shared, yield_now: bool, other: Option<TaskRef>) {
+    // SAFETY: we hold the scheduler's reference.
+    let header = unsafe { ptr.as_ref() };
+    match header.state.transition_to_suspended(yield_now) {
+        ToSuspended::Reschedule => {
+            rt.count(Counter::Suspends);
+            rt.schedule(JobRef::task(ptr), true);
+        }
+        ToSuspended::Parked => {
+            rt.count(Counter::Suspends);
+            if let Some(other) = other {
+                // SAFETY: our scheduler reference moves into the entry.
+                let me = unsafe { TaskRef::from_raw(ptr) };
+                if let Err(Callback::Resume(me)) = other.add_callback(Callback::Resume(me)) {
+                    // `other` is already done: resume at once.
+                    me.wake();
+                }
+            }
+        }
+        ToSuspended::Cancelled(now) => {
+            // A cancel request arrived while it ran: it ends here.
+            // SAFETY: we still own the stage.
+            unsafe { (header.vtable.drop_body)(ptr) };
+            // SAFETY: we made the task final and hold a reference.
+            unsafe { finish(ptr, rt, now.has_callbacks(), TaskState::Cancelled, false) };
+            // SAFETY: the scheduler's reference is ours to drop.
+            unsafe { drop_ref(ptr) };
+        }
+    }
+}
+
+/// `cancel()` through a handle. True unless the task was already done.
+///
+/// # Safety
+/// The caller holds a reference to the task.
+pub(crate) unsafe fn cancel(ptr: NonNull<Header>) -> bool {
+    // SAFETY: the caller's reference keeps the header alive.
+    let header = unsafe { ptr.as_ref() };
+    match header.state.transition_to_cancelled() {
+        ToCancelled::AlreadyDone => false,
+        ToCancelled::Requested => true,
+        ToCancelled::Cancelled { was, now } => {
+            // The task is final but not yet counted as done, so its runtime
+            // cannot have finished shutting down: it is alive, and pinning it
+            // keeps it alive for the rest of this call.
+            // SAFETY: see the comment above.
+            let rt = unsafe { pin_runtime(header) };
+            if was == TaskState::Suspended {
+                rt.count(Counter::Unsuspends);
+            }
+            // SAFETY: winning the transition gave us the stage.
+            unsafe { (header.vtable.drop_body)(ptr) };
+            // SAFETY: we made the task final and hold a reference.
+            unsafe { finish(ptr, &rt, now.has_callbacks(), TaskState::Cancelled, true) };
+            true
+        }
+    }
+}
+
+/// Cancels a task this thread holds a reference to, on behalf of shutdown.
+///
+/// # Safety
+/// The caller holds a reference and is a worker of `rt` or pins it.
+pub(crate) unsafe fn cancel_owned(ptr: NonNull<Header>, rt: &Shared) {
+    // SAFETY: the caller's reference keeps the header alive.
+    let header = unsafe { ptr.as_ref() };
+    if let ToCancelled::Cancelled { was, now } = header.state.transition_to_cancelled() {
+        if was == TaskState::Suspended {
+            rt.count(Counter::Unsuspends);
+        }
+        // SAFETY: winning the transition gave us the stage.
+        unsafe { (header.vtable.drop_body)(ptr) };
+        // SAFETY: we made the task final and hold a reference.
+        unsafe { finish(ptr, rt, now.has_callbacks(), TaskState::Cancelled, !rt.is_own_worker()) };
+    }
+}
+
+/// Makes a task that was never queued CANCELLED (a refused spawn).
+///
+/// # Safety
+/// The caller holds the only reference and the task was never scheduled.
+pub(crate) unsafe fn cancel_unscheduled(ptr: NonNull<Header>) {
+    // SAFETY: the caller's reference keeps the header alive.
+    let header = unsafe { ptr.as_ref() };
+    let cancelled = matches!(header.state.transition_to_cancelled(), ToCancelled::Cancelled { .. });
+    debug_assert!(cancelled);
+    // SAFETY: nobody else can reach the task; we own the stage.
+    unsafe { (header.vtable.drop_body)(ptr) };
+}
+
+/// Everything after a task became final: callbacks (rule 2 of `mod.rs`),
+/// registry, counters, and a shutdown check. The counters come last: a
+/// task counted as done lets shutdown finish, so nothing may touch the
+/// runtime through this task afterwards.
+///
+/// # Safety
+/// The caller made the task final and holds a reference to it and to `rt`.
+unsafe fn finish(ptr: NonNull<Header>, rt: &Shared, callbacks: bool, end: TaskState, external: bool) {
+    // SAFETY: the caller's reference keeps the header alive.
+    let header = unsafe { ptr.as_ref() };
+    rt.registry.remove(header);
+    if callbacks {
+        let this = ManuallyDrop::new(TaskRef::from_header(ptr));
+        while let Some(callback) = header.extras.pop_front() {
+            if callback.run(&this) {
+                rt.count(Counter::CallbackPanics);
+            }
+        }
+    }
+    rt.count(match end {
+        TaskState::Succeeded => Counter::Succeeded,
+        TaskState::Failed => Counter::Failed,
+        _ => Counter::Cancelled,
+    });
+    if external {
+        rt.after_external_completion();
+    }
+}
+
+/// Wakes a task suspended on something that is now ready. Consumes one
+/// reference.
+///
+/// # Safety
+/// The caller owns one reference to the task, which it gives up.
+pub(crate) unsafe fn wake(ptr: NonNull<Header>) {
+    // SAFETY: the caller's reference keeps the header alive.
+    let header = unsafe { ptr.as_ref() };
+    match header.state.transition_to_notified() {
+        ToNotified::Schedule => {
+            // SUSPENDED and now scheduled by us: not done, so the runtime is
+            // alive; pin it since the task may finish as soon as it is queued.
+            // SAFETY: see the comment above.
+            let rt = unsafe { pin_runtime(header) };
+            // Our reference moves to the queue.
+            rt.schedule(JobRef::task(ptr), false);
+        }
+        // SAFETY: the caller's reference is ours to drop.
+        ToNotified::Nothing => unsafe { drop_ref(ptr) },
+    }
+}
+
+/// A counted reference to the task's runtime.
+///
+/// # Safety
+/// The task must not yet be counted as done by its runtime.
+unsafe fn pin_runtime(header: &Header) -> Arc<Shared> {
+    // SAFETY: `runtime` came from `Arc::as_ptr` of the runtime's `Arc`,
+    // which is alive while the task is not counted as done (caller's duty).
+    unsafe {
+        Arc::increment_strong_count(header.runtime);
+        Arc::from_raw(header.runtime)
+    }
+}
+
+/// Drops one reference, freeing the task if it was the last.
+///
+/// # Safety
+/// The caller owns the reference it drops.
+pub(crate) unsafe fn drop_ref(ptr: NonNull<Header>) {
+    // SAFETY: the caller's reference keeps the header alive until here.
+    let header = unsafe { ptr.as_ref() };
+    if header.state.ref_dec() {
+        // SAFETY: that was the last reference.
+        unsafe { (header.vtable.dealloc)(ptr) };
+    }
+}
+
+/// The failure of a FAILED task.
+///
+/// # Safety
+/// The caller holds a reference and has seen the task FAILED (Acquire).
+pub(crate) unsafe fn failure(ptr: NonNull<Header>) -> Option<Failure> {
+    // SAFETY: forwarded.
+    unsafe { (ptr.as_ref().vtable.failure)(ptr) }
+}
+
+/// Moves the success value into `out` (a `*mut MaybeUninit<T>`).
+///
+/// # Safety
+/// The caller won `State::take_output`, and `T` is the body's output type.
+pub(crate) unsafe fn take_output<T>(ptr: NonNull<Header>, out: *mut T) {
+    // SAFETY: forwarded.
+    unsafe { (ptr.as_ref().vtable.take_output)(ptr, out.cast()) }
+}
+
+/// The immutable tag if the body is a `B`, else `None`.
+///
+/// # Safety
+/// The caller holds a reference.
+pub(crate) unsafe fn tag_of<B: Body>(ptr: NonNull<Header>) -> Option<&'static B::Tag> {
+    // SAFETY: the caller's reference keeps the header alive.
+    let vtable = unsafe { ptr.as_ref().vtable };
+    if (vtable.body_type)() != TypeId::of::<B>() {
+        return None;
+    }
+    // SAFETY: the type matches; the tag is immutable and lives as long as
+    // the caller's reference (the `'static` is narrowed by the caller).
+    Some(unsafe { &*(vtable.tag)(ptr).cast::<B::Tag>() })
+}
+
+/// The output of a SUCCEEDED task if the body is a `B`, read in place.
+///
+/// # Safety
+/// The caller holds a reference and has seen the task SUCCEEDED; nobody
+/// takes the output of a `B` task (it is only read).
+pub(crate) unsafe fn output_of<B: Body>(ptr: NonNull<Header>) -> Option<&'static B::Output> {
+    // SAFETY: the caller's reference keeps the header alive.
+    let vtable = unsafe { ptr.as_ref().vtable };
+    if (vtable.body_type)() != TypeId::of::<B>() {
+        return None;
+    }
+    // SAFETY: the type matches; a finished stage is only read from now on.
+    let cell = unsafe { Cell::<B>::from_header(ptr) };
+    match unsafe { &*cell.stage.get() } {
+        Stage::Finished(Ok(value)) => Some(value),
+        _ => None,
+    }
+}
+
+/// # Safety
+/// The caller owns the stage (won RUNNING or CANCELLED).
+unsafe fn drop_body<B: Body>(ptr: NonNull<Header>) {
+    // SAFETY: caller's duty; the cell is a `Cell<B>`.
+    unsafe { *Cell::<B>::from_header(ptr).stage.get() = Stage::Consumed };
+}
+
+/// # Safety
+/// The last reference was dropped.
+unsafe fn dealloc<B: Body>(ptr: NonNull<Header>) {
+    // SAFETY: allocated by `allocate::<B>` as a `Box<Cell<B>>`; no references remain.
+    drop(unsafe { Box::from_raw(ptr.cast::<Cell<B>>().as_ptr()) });
+}
+
+/// # Safety
+/// The task is done (Acquire-observed) and the caller holds a reference.
+unsafe fn failure_of<B: Body>(ptr: NonNull<Header>) -> Option<Failure> {
+    // SAFETY: a finished stage is only read (the failure is never taken).
+    match unsafe { &*Cell::<B>::from_header(ptr).stage.get() } {
+        Stage::Finished(Err(f)) => Some(f.clone()),
+        _ => None,
+    }
+}
+
+/// # Safety
+/// The caller won `take_output` and `out` points to a `MaybeUninit<B::Output>`.
+unsafe fn take_output_of<B: Body>(ptr: NonNull<Header>, out: *mut ()) {
+    // SAFETY: `take_output` is won by one thread only, so this is the only
+    // mutable access to a finished stage.
+    let stage = unsafe { &mut *Cell::<B>::from_header(ptr).stage.get() };
+    match std::mem::replace(stage, Stage::Consumed) {
+        // SAFETY: `out` is valid for a write of `B::Output` (caller's duty).
+        Stage::Finished(Ok(value)) => unsafe { out.cast::<B::Output>().write(value) },
+        _ => unreachable!("took the output of a task that did not succeed"),
+    }
+}
+
+/// # Safety
+/// The caller holds a reference.
+unsafe fn tag<B: Body>(ptr: NonNull<Header>) -> *const () {
+    // SAFETY: the cell is a `Cell<B>`.
+    let cell = unsafe { Cell::<B>::from_header(ptr) };
+    (&cell.tag as *const B::Tag).cast()
+}

@@ -1,0 +1,538 @@
+//! The task state word: one `AtomicU64` holding the lifecycle, three flags
+//! and the reference count.
+//!
+//! This file is the only place that knows the bit layout. Every change of the
+//! word goes through [`State::fetch_update`], so each named transition is one
+//! CAS loop whose precondition and effect can be read in one place.
+//!
+//! ```text
+//!  63                              16 15    7  6   5   4   3   2..0
+//! +----------------------------------+-------+---+---+---+---+-------+
+//! |          reference count         | unused| T | C | X | S | life  |
+//! +----------------------------------+-------+---+---+---+---+-------+
+//!   T = TAKEN, C = CALLBACKS, X = CANCEL_REQUESTED, S = SCHEDULED,
+//!   life = TaskState
+//! ```
+//!
+//! Orderings: a transition that hands the task's stage (closure and output)
+//! from one thread to another is `AcqRel` on success, so the thread that wins
+//! the next transition sees everything written before it. Loads that only
+//! answer a query (`state()`, `is_done()`) are `Acquire`, so a caller that sees
+//! a final state also sees the output stored before it.
+
+use crate::loom::sync::atomic::{AtomicU64, Ordering};
+
+/// Where a task is in its life. Stored in the low three bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum TaskState {
+    /// Spawned, not started yet.
+    Pending = 0,
+    /// A worker is running the task's function.
+    Running = 1,
+    /// Not done; the function returned "yield" or awaits another task.
+    Suspended = 2,
+    /// Done: the function returned a value.
+    Succeeded = 3,
+    /// Done: the function failed (error code or panic).
+    Failed = 4,
+    /// Done: cancelled before it ran, while suspended, or by its own choice.
+    Cancelled = 5,
+}
+
+impl TaskState {
+    /// True for the three final states.
+    pub fn is_done(self) -> bool {
+        matches!(
+            self,
+            TaskState::Succeeded | TaskState::Failed | TaskState::Cancelled
+        )
+    }
+}
+
+const LIFE_MASK: u64 = 0b111;
+/// Some queue owns (or is about to own) a reference to the task and will run
+/// it. Set at spawn, by a wake-up of a suspended task, and by a wake-up that
+/// arrives while the task runs ("notified": the runner reschedules it).
+const SCHEDULED: u64 = 1 << 3;
+/// `cancel()` was called while the task was running. Never cleared.
+const CANCEL_REQUESTED: u64 = 1 << 4;
+/// The callback list may be non-empty. Only ever set while the task is not
+/// done, so the thread that makes the task final knows whether to look.
+const CALLBACKS: u64 = 1 << 5;
+/// The success value was moved out by `Task::join`. Set once, only when
+/// SUCCEEDED, so exactly one joiner gets the value.
+const TAKEN: u64 = 1 << 6;
+const REF_SHIFT: u32 = 16;
+/// One reference in the count.
+const REF_ONE: u64 = 1 << REF_SHIFT;
+const REF_MASK: u64 = !(REF_ONE - 1);
+
+/// A copy of the state word, decoded.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Snapshot(u64);
+
+impl Snapshot {
+    pub(crate) fn lifecycle(self) -> TaskState {
+        match self.0 & LIFE_MASK {
+            0 => TaskState::Pending,
+            1 => TaskState::Running,
+            2 => TaskState::Suspended,
+            3 => TaskState::Succeeded,
+            4 => TaskState::Failed,
+            5 => TaskState::Cancelled,
+            other => unreachable!("corrupt task state {other}"),
+        }
+    }
+    fn set_lifecycle(&mut self, life: TaskState) {
+        self.0 = (self.0 & !LIFE_MASK) | life as u64;
+    }
+    pub(crate) fn is_done(self) -> bool {
+        self.lifecycle().is_done()
+    }
+    pub(crate) fn is_scheduled(self) -> bool {
+        self.0 & SCHEDULED != 0
+    }
+    fn set_scheduled(&mut self, on: bool) {
+        self.set_flag(SCHEDULED, on);
+    }
+    pub(crate) fn is_cancel_requested(self) -> bool {
+        self.0 & CANCEL_REQUESTED != 0
+    }
+    pub(crate) fn has_callbacks(self) -> bool {
+        self.0 & CALLBACKS != 0
+    }
+    pub(crate) fn ref_count(self) -> u64 {
+        self.0 >> REF_SHIFT
+    }
+    fn set_flag(&mut self, flag: u64, on: bool) {
+        if on {
+            self.0 |= flag;
+        } else {
+            self.0 &= !flag;
+        }
+    }
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("lifecycle", &self.lifecycle())
+            .field("scheduled", &self.is_scheduled())
+            .field("cancel_requested", &self.is_cancel_requested())
+            .field("callbacks", &self.has_callbacks())
+            .field("refs", &self.ref_count())
+            .finish()
+    }
+}
+
+/// Result of [`State::transition_to_running`].
+#[must_use]
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ToRunning {
+    /// The caller now runs the task and owns its stage.
+    Run {
+        /// The task was SUSPENDED (resumed) rather than PENDING (first run).
+        resumed: bool,
+    },
+    /// The task became done while queued (cancelled): drop the queue's reference.
+    Done,
+}
+
+/// Result of [`State::transition_to_suspended`].
+#[must_use]
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ToSuspended {
+    /// SUSPENDED and unscheduled: the runner's reference now belongs to
+    /// whoever will wake the task.
+    Parked,
+    /// SUSPENDED and scheduled: the caller pushes the task back on a queue.
+    Reschedule,
+    /// A cancel was requested while it ran: the task is now CANCELLED and the
+    /// caller still owns the stage, to finish it.
+    Cancelled(Snapshot),
+}
+
+/// Result of [`State::transition_to_cancelled`].
+#[must_use]
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ToCancelled {
+    /// It was PENDING or SUSPENDED (`was`) and is CANCELLED now; the caller
+    /// owns the stage and must finish the task (drop the closure, run
+    /// callbacks).
+    Cancelled { was: TaskState, now: Snapshot },
+    /// It is running: the request flag is set, the function decides.
+    Requested,
+    /// It was already done; nothing changed.
+    AlreadyDone,
+}
+
+/// Result of [`State::transition_to_notified`].
+#[must_use]
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ToNotified {
+    /// It was SUSPENDED and unscheduled: the caller must push it on a queue
+    /// (handing that queue a reference).
+    Schedule,
+    /// Nothing to do: done, already scheduled, or running (it will be
+    /// rescheduled by its runner).
+    Nothing,
+}
+
+/// The atomic state word of one task.
+pub(crate) struct State(AtomicU64);
+
+impl State {
+    /// A new PENDING, scheduled task with `refs` references.
+    pub(crate) fn new(refs: u64) -> State {
+        State(AtomicU64::new(
+            TaskState::Pending as u64 | SCHEDULED | refs * REF_ONE,
+        ))
+    }
+
+    /// The current state. `Acquire`: a caller that sees a final state also
+    /// sees the output and everything the finishing thread did before.
+    pub(crate) fn load(&self) -> Snapshot {
+        Snapshot(self.0.load(Ordering::Acquire))
+    }
+
+    /// The one read-modify-write loop. `f` returns the new word or `Err` to
+    /// leave it unchanged; the result tells which and carries the old value.
+    fn fetch_update<T>(&self, mut f: impl FnMut(Snapshot) -> Result<Snapshot, T>) -> Result<Snapshot, T> {
+        let mut current = self.0.load(Ordering::Acquire);
+        loop {
+            let next = f(Snapshot(current))?;
+            match self.0.compare_exchange_weak(
+                current,
+                next.0,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok(next),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// A worker popped the task: PENDING|SUSPENDED + SCHEDULED → RUNNING.
+    pub(crate) fn transition_to_running(&self) -> ToRunning {
+        let mut resumed = false;
+        let result = self.fetch_update(|mut s| {
+            if s.is_done() {
+                return Err(());
+            }
+            debug_assert!(s.is_scheduled(), "ran an unscheduled task: {s:?}");
+            resumed = match s.lifecycle() {
+                TaskState::Pending => false,
+                TaskState::Suspended => true,
+                other => unreachable!("task popped while {other:?}"),
+            };
+            s.set_lifecycle(TaskState::Running);
+            s.set_scheduled(false);
+            Ok(s)
+        });
+        match result {
+            Ok(_) => ToRunning::Run { resumed },
+            Err(()) => ToRunning::Done,
+        }
+    }
+
+    /// The function returned "not done yet". `reschedule` asks to be queued
+    /// again right away (a plain yield); otherwise the task waits for a wake.
+    /// A pending cancel request ends the task CANCELLED instead.
+    pub(crate) fn transition_to_suspended(&self, reschedule: bool) -> ToSuspended {
+        let next = self
+            .fetch_update::<()>(|mut s| {
+                debug_assert_eq!(s.lifecycle(), TaskState::Running);
+                if s.is_cancel_requested() {
+                    s.set_lifecycle(TaskState::Cancelled);
+                    s.set_scheduled(false);
+                } else {
+                    s.set_lifecycle(TaskState::Suspended);
+                    if reschedule {
+                        s.set_scheduled(true);
+                    }
+                }
+                Ok(s)
+            })
+            .unwrap_or_else(|()| unreachable!());
+        if next.is_done() {
+            ToSuspended::Cancelled(next)
+        } else if next.is_scheduled() {
+            ToSuspended::Reschedule
+        } else {
+            ToSuspended::Parked
+        }
+    }
+
+    /// The function finished: RUNNING → `end` (a final lifecycle). Returns the
+    /// new state, whose `has_callbacks` tells the caller to run the list.
+    pub(crate) fn transition_to_complete(&self, end: TaskState) -> Snapshot {
+        debug_assert!(end.is_done());
+        self.fetch_update::<()>(|mut s| {
+            debug_assert_eq!(s.lifecycle(), TaskState::Running);
+            s.set_lifecycle(end);
+            s.set_scheduled(false);
+            Ok(s)
+        })
+        .unwrap_or_else(|()| unreachable!())
+    }
+
+    /// `cancel()`: the asyncio rules in one CAS.
+    pub(crate) fn transition_to_cancelled(&self) -> ToCancelled {
+        let mut was = TaskState::Pending;
+        let result = self.fetch_update(|mut s| match s.lifecycle() {
+            life @ (TaskState::Pending | TaskState::Suspended) => {
+                was = life;
+                s.set_lifecycle(TaskState::Cancelled);
+                s.set_scheduled(false);
+                Ok(s)
+            }
+            TaskState::Running => {
+                s.set_flag(CANCEL_REQUESTED, true);
+                Ok(s)
+            }
+            _ => Err(()),
+        });
+        match result {
+            Ok(now) if now.is_done() => ToCancelled::Cancelled { was, now },
+            Ok(_) => ToCancelled::Requested,
+            Err(()) => ToCancelled::AlreadyDone,
+        }
+    }
+
+    /// A wake-up (an awaited task finished, or a `Waker` fired).
+    pub(crate) fn transition_to_notified(&self) -> ToNotified {
+        let result = self.fetch_update(|mut s| {
+            if s.is_done() || s.is_scheduled() {
+                return Err(());
+            }
+            s.set_scheduled(true);
+            Ok(s)
+        });
+        match result {
+            Ok(s) if s.lifecycle() == TaskState::Suspended => ToNotified::Schedule,
+            _ => ToNotified::Nothing,
+        }
+    }
+
+    /// Announce a callback about to be listed. Fails (false) once the task is
+    /// done: the caller then runs the callback itself. The caller holds the
+    /// callback-list lock, so the finishing thread, which takes that lock
+    /// after seeing the flag, finds the entry.
+    pub(crate) fn set_callbacks(&self) -> bool {
+        self.fetch_update(|mut s| {
+            if s.is_done() {
+                return Err(());
+            }
+            s.set_flag(CALLBACKS, true);
+            Ok(s)
+        })
+        .is_ok()
+    }
+
+    /// Claim the success value. True for exactly one caller, and only once
+    /// the task SUCCEEDED.
+    pub(crate) fn take_output(&self) -> bool {
+        self.fetch_update(|mut s| {
+            if s.lifecycle() != TaskState::Succeeded || s.0 & TAKEN != 0 {
+                return Err(());
+            }
+            s.set_flag(TAKEN, true);
+            Ok(s)
+        })
+        .is_ok()
+    }
+
+    /// Add a reference. `Relaxed` is enough: the caller already holds one, so
+    /// the task cannot be freed concurrently (as `Arc::clone`).
+    pub(crate) fn ref_inc(&self) {
+        let prev = self.0.fetch_add(REF_ONE, Ordering::Relaxed);
+        if prev & REF_MASK == REF_MASK {
+            // More than 2^48 references: the count would wrap.
+            std::process::abort();
+        }
+    }
+
+    /// Drop a reference; true if it was the last and the task must be freed.
+    /// `AcqRel`: every use of the task by other holders happens before the
+    /// free (as `Arc::drop`).
+    pub(crate) fn ref_dec(&self) -> bool {
+        let prev = Snapshot(self.0.fetch_sub(REF_ONE, Ordering::AcqRel));
+        debug_assert!(prev.ref_count() >= 1);
+        prev.ref_count() == 1
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn pending() -> State {
+        State::new(2)
+    }
+
+    #[test]
+    fn new_task_is_pending_scheduled_with_refs() {
+        let s = pending().load();
+        assert_eq!(s.lifecycle(), TaskState::Pending);
+        assert!(s.is_scheduled() && !s.is_cancel_requested() && !s.has_callbacks());
+        assert_eq!(s.ref_count(), 2);
+    }
+
+    #[test]
+    fn pending_runs_then_succeeds() {
+        let st = pending();
+        assert_eq!(st.transition_to_running(), ToRunning::Run { resumed: false });
+        assert_eq!(st.load().lifecycle(), TaskState::Running);
+        assert!(!st.load().is_scheduled());
+        let end = st.transition_to_complete(TaskState::Succeeded);
+        assert_eq!(end.lifecycle(), TaskState::Succeeded);
+        assert!(end.is_done());
+    }
+
+    #[test]
+    fn every_final_state_is_reachable_from_running() {
+        for end in [TaskState::Succeeded, TaskState::Failed, TaskState::Cancelled] {
+            let st = pending();
+            assert!(matches!(st.transition_to_running(), ToRunning::Run { .. }));
+            assert_eq!(st.transition_to_complete(end).lifecycle(), end);
+        }
+    }
+
+    #[test]
+    fn cancel_pending_is_immediate_and_wins_over_start() {
+        let st = pending();
+        assert!(matches!(st.transition_to_cancelled(), ToCancelled::Cancelled { was: TaskState::Pending, now } if now.lifecycle() == TaskState::Cancelled));
+        assert_eq!(st.transition_to_running(), ToRunning::Done);
+        assert_eq!(st.transition_to_cancelled(), ToCancelled::AlreadyDone);
+    }
+
+    #[test]
+    fn cancel_running_only_requests() {
+        let st = pending();
+        assert!(matches!(st.transition_to_running(), ToRunning::Run { .. }));
+        assert_eq!(st.transition_to_cancelled(), ToCancelled::Requested);
+        assert_eq!(st.transition_to_cancelled(), ToCancelled::Requested);
+        let s = st.load();
+        assert_eq!(s.lifecycle(), TaskState::Running);
+        assert!(s.is_cancel_requested());
+        // The function may ignore the request.
+        assert_eq!(st.transition_to_complete(TaskState::Succeeded).lifecycle(), TaskState::Succeeded);
+        assert_eq!(st.transition_to_cancelled(), ToCancelled::AlreadyDone);
+    }
+
+    #[test]
+    fn cancel_done_changes_nothing() {
+        for end in [TaskState::Succeeded, TaskState::Failed, TaskState::Cancelled] {
+            let st = pending();
+            assert!(matches!(st.transition_to_running(), ToRunning::Run { .. }));
+            let before = st.transition_to_complete(end);
+            assert_eq!(st.transition_to_cancelled(), ToCancelled::AlreadyDone);
+            assert_eq!(st.load(), before);
+        }
+    }
+
+    #[test]
+    fn yield_reschedules_and_resumes() {
+        let st = pending();
+        assert!(matches!(st.transition_to_running(), ToRunning::Run { .. }));
+        assert_eq!(st.transition_to_suspended(true), ToSuspended::Reschedule);
+        let s = st.load();
+        assert_eq!(s.lifecycle(), TaskState::Suspended);
+        assert!(s.is_scheduled());
+        assert_eq!(st.transition_to_running(), ToRunning::Run { resumed: true });
+    }
+
+    #[test]
+    fn await_parks_until_notified_once() {
+        let st = pending();
+        assert!(matches!(st.transition_to_running(), ToRunning::Run { .. }));
+        assert_eq!(st.transition_to_suspended(false), ToSuspended::Parked);
+        assert!(!st.load().is_scheduled());
+        assert_eq!(st.transition_to_notified(), ToNotified::Schedule);
+        assert_eq!(st.transition_to_notified(), ToNotified::Nothing);
+        assert_eq!(st.transition_to_running(), ToRunning::Run { resumed: true });
+    }
+
+    #[test]
+    fn wake_while_running_reschedules_at_suspend() {
+        let st = pending();
+        assert!(matches!(st.transition_to_running(), ToRunning::Run { .. }));
+        assert_eq!(st.transition_to_notified(), ToNotified::Nothing);
+        assert_eq!(st.transition_to_suspended(false), ToSuspended::Reschedule);
+    }
+
+    #[test]
+    fn wake_of_done_task_does_nothing() {
+        let st = pending();
+        assert!(matches!(st.transition_to_cancelled(), ToCancelled::Cancelled { .. }));
+        assert_eq!(st.transition_to_notified(), ToNotified::Nothing);
+        assert_eq!(st.load().lifecycle(), TaskState::Cancelled);
+    }
+
+    #[test]
+    fn cancel_suspended_is_immediate() {
+        let st = pending();
+        assert!(matches!(st.transition_to_running(), ToRunning::Run { .. }));
+        assert_eq!(st.transition_to_suspended(false), ToSuspended::Parked);
+        assert!(matches!(st.transition_to_cancelled(), ToCancelled::Cancelled { was: TaskState::Suspended, .. }));
+        assert_eq!(st.transition_to_notified(), ToNotified::Nothing);
+    }
+
+    #[test]
+    fn suspend_with_cancel_request_ends_cancelled() {
+        let st = pending();
+        assert!(matches!(st.transition_to_running(), ToRunning::Run { .. }));
+        assert_eq!(st.transition_to_cancelled(), ToCancelled::Requested);
+        assert!(matches!(st.transition_to_suspended(true), ToSuspended::Cancelled(s) if s.lifecycle() == TaskState::Cancelled));
+    }
+
+    #[test]
+    fn callbacks_flag_only_before_done() {
+        let st = pending();
+        assert!(st.set_callbacks());
+        assert!(st.load().has_callbacks());
+        assert!(matches!(st.transition_to_cancelled(), ToCancelled::Cancelled { now, .. } if now.has_callbacks()));
+        assert!(!st.set_callbacks());
+    }
+
+    #[test]
+    fn output_is_taken_once_and_only_after_success() {
+        let st = pending();
+        assert!(!st.take_output());
+        assert!(matches!(st.transition_to_running(), ToRunning::Run { .. }));
+        assert!(!st.take_output());
+        let _ = st.transition_to_complete(TaskState::Succeeded);
+        assert!(st.take_output());
+        assert!(!st.take_output());
+        let failed = pending();
+        assert!(matches!(failed.transition_to_running(), ToRunning::Run { .. }));
+        let _ = failed.transition_to_complete(TaskState::Failed);
+        assert!(!failed.take_output());
+    }
+
+    #[test]
+    fn refcount_counts() {
+        let st = pending();
+        st.ref_inc();
+        assert_eq!(st.load().ref_count(), 3);
+        assert!(!st.ref_dec());
+        assert!(!st.ref_dec());
+        assert!(st.ref_dec());
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic]
+    fn completing_a_pending_task_is_illegal() {
+        let _ = pending().transition_to_complete(TaskState::Succeeded);
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic]
+    fn suspending_a_pending_task_is_illegal() {
+        let _ = pending().transition_to_suspended(false);
+    }
+}

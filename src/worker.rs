@@ -1,0 +1,296 @@
+//! Worker threads: the find-work order, the main loop, and waiting by helping.
+//!
+//! Find order (crossbeam-deque's): own deque (LIFO) → the global injector
+//! (`steal_batch_and_pop`) → other workers' deques, from a random victim,
+//! stealing half; repeated while any source answered `Retry`. A worker that
+//! finds nothing spins briefly (`Backoff`), then sleeps (`sleep.rs`).
+//!
+//! A worker that must wait (a `join`, a task handle, a scope) keeps running
+//! other jobs in the same order instead of blocking, and sleeps only when
+//! there is nothing at all to run; whoever completes what it waits for
+//! unparks it.
+
+use std::cell::Cell;
+use std::ptr::{self, NonNull};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_deque::{Steal, Worker};
+use crossbeam_utils::Backoff;
+
+use crate::runtime::Shared;
+use crate::stats::Counter;
+use crate::task::raw::Header;
+use crate::task::{Callback, TaskRef};
+
+/// A unit of work in a deque: a task, a stack job of `join`, a scope job.
+#[derive(Clone, Copy)]
+pub(crate) struct JobRef {
+    ptr: NonNull<()>,
+    exec: unsafe fn(NonNull<()>),
+}
+
+// SAFETY: every job type is safe to run on another thread (tasks and job
+// closures are `Send`); the pointer is only used by `execute`.
+unsafe impl Send for JobRef {}
+
+impl JobRef {
+    /// # Safety
+    /// `exec(ptr)` must be sound to call exactly once, on any worker thread.
+    pub(crate) unsafe fn new(ptr: NonNull<()>, exec: unsafe fn(NonNull<()>)) -> JobRef {
+        JobRef { ptr, exec }
+    }
+
+    /// The job that runs a task; it owns one reference of the task.
+    pub(crate) fn task(header: NonNull<Header>) -> JobRef {
+        // SAFETY: the caller hands over a scheduler reference, which is what
+        // `run` consumes.
+        let exec = unsafe { header.as_ref().vtable.run };
+        JobRef {
+            ptr: header.cast(),
+            exec,
+        }
+    }
+
+    pub(crate) fn is(&self, other: &JobRef) -> bool {
+        self.ptr == other.ptr
+    }
+
+    pub(crate) fn execute(self) {
+        // SAFETY: `new`'s contract; a job is popped from a deque once.
+        unsafe { (self.exec)(self.ptr) }
+    }
+}
+
+thread_local! {
+    static WORKER: Cell<*const WorkerThread> = const { Cell::new(ptr::null()) };
+    static CURRENT_TASK: Cell<Option<NonNull<Header>>> = const { Cell::new(None) };
+}
+
+/// Sets the task `current_task()` reports on this thread; returns the old one.
+pub(crate) fn set_current_task(task: Option<NonNull<Header>>) -> Option<NonNull<Header>> {
+    CURRENT_TASK.with(|c| c.replace(task))
+}
+
+pub(crate) fn current_task_ptr() -> Option<NonNull<Header>> {
+    CURRENT_TASK.with(|c| c.get())
+}
+
+/// The current task, if this thread is running one.
+pub fn current_task() -> Option<TaskRef> {
+    current_task_ptr().map(|p| {
+        let borrowed = std::mem::ManuallyDrop::new(TaskRef::from_header(p));
+        TaskRef::clone(&borrowed)
+    })
+}
+
+/// True if the task running on this thread has been asked to cancel.
+/// False outside a task.
+pub fn cancel_requested() -> bool {
+    current_task_ptr().is_some_and(|p| {
+        // SAFETY: the current task is alive while it runs on this thread.
+        unsafe { p.as_ref() }.state.load().is_cancel_requested()
+    })
+}
+
+pub(crate) struct WorkerThread {
+    pub(crate) index: usize,
+    local: Worker<JobRef>,
+    pub(crate) shared: Arc<Shared>,
+    rng: Cell<u64>,
+}
+
+impl WorkerThread {
+    pub(crate) fn new(index: usize, local: Worker<JobRef>, shared: Arc<Shared>) -> WorkerThread {
+        WorkerThread {
+            index,
+            local,
+            shared,
+            rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1)),
+        }
+    }
+
+    /// The worker running on this thread, if any.
+    pub(crate) fn current() -> Option<&'static WorkerThread> {
+        let p = WORKER.with(|w| w.get());
+        // SAFETY: set by `run` for the lifetime of the worker's thread and
+        // cleared before the `WorkerThread` is dropped; only this thread
+        // reads it.
+        unsafe { p.as_ref() }
+    }
+
+    /// The worker on this thread if it belongs to `shared`'s runtime.
+    pub(crate) fn current_of(shared: &Shared) -> Option<&'static WorkerThread> {
+        Self::current().filter(|w| ptr::eq(Arc::as_ptr(&w.shared), shared))
+    }
+
+    /// Pushes a job on this worker's deque and wakes a sleeper to steal it.
+    pub(crate) fn push(&self, job: JobRef) {
+        self.local.push(job);
+        self.shared.sleep.notify_one();
+    }
+
+    pub(crate) fn pop(&self) -> Option<JobRef> {
+        self.local.pop()
+    }
+
+    fn next_victim(&self, n: usize) -> usize {
+        // xorshift64*: cheap and good enough to spread victims.
+        let mut x = self.rng.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng.set(x);
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as usize % n
+    }
+
+    fn find_work(&self) -> Option<JobRef> {
+        self.local.pop().or_else(|| self.steal())
+    }
+
+    fn steal(&self) -> Option<JobRef> {
+        let shared = &*self.shared;
+        loop {
+            let mut retry = false;
+            match shared.injector.steal_batch_and_pop(&self.local) {
+                Steal::Success(job) => {
+                    if !shared.injector.is_empty() {
+                        shared.sleep.notify_one();
+                    }
+                    return Some(job);
+                }
+                Steal::Retry => retry = true,
+                Steal::Empty => {}
+            }
+            let n = shared.stealers.len();
+            let start = self.next_victim(n);
+            for i in 0..n {
+                let victim = (start + i) % n;
+                if victim == self.index {
+                    continue;
+                }
+                match shared.stealers[victim].steal_batch_and_pop(&self.local) {
+                    Steal::Success(job) => {
+                        for _ in 0..=self.local.len() {
+                            shared.counters.add_owned(self.index, Counter::Steals);
+                        }
+                        if !shared.stealers[victim].is_empty() {
+                            shared.sleep.notify_one();
+                        }
+                        return Some(job);
+                    }
+                    Steal::Retry => retry = true,
+                    Steal::Empty => {}
+                }
+            }
+            if !retry {
+                return None;
+            }
+        }
+    }
+
+    /// Runs jobs until `done()` is true (or `deadline` passes; returns
+    /// `done()`). Before the first sleep it calls `prepare()`, which arranges
+    /// for this thread to be unparked when `done()` becomes true and returns
+    /// false if it already is.
+    pub(crate) fn help_until(
+        &self,
+        done: impl Fn() -> bool,
+        mut prepare: impl FnMut() -> bool,
+        deadline: Option<Instant>,
+    ) -> bool {
+        let mut prepared = false;
+        loop {
+            if done() {
+                return true;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return false;
+            }
+            if let Some(job) = self.find_work() {
+                job.execute();
+                continue;
+            }
+            if !prepared {
+                prepared = true;
+                if !prepare() {
+                    return true;
+                }
+                continue;
+            }
+            let shared = &*self.shared;
+            shared
+                .sleep
+                .sleep(self.index, || done() || shared.has_work(), deadline);
+        }
+    }
+
+    /// `TaskRef::wait` on a worker: help until the task is done.
+    pub(crate) fn wait_for_task(&self, task: &TaskRef, deadline: Option<Instant>) -> bool {
+        let mut key = None;
+        let done = self.help_until(
+            || task.is_done(),
+            || match task.add_callback(Callback::Unpark(std::thread::current())) {
+                Ok(k) => {
+                    key = Some(k);
+                    true
+                }
+                Err(_) => false,
+            },
+            deadline,
+        );
+        if let (false, Some(key)) = (done, key) {
+            task.remove_callback_key(key);
+        }
+        done
+    }
+
+    /// The worker thread's body.
+    pub(crate) fn run(self) {
+        WORKER.with(|w| w.set(&self));
+        self.shared.sleep.register(self.index);
+        self.main_loop();
+        WORKER.with(|w| w.set(ptr::null()));
+    }
+
+    fn main_loop(&self) {
+        let shared = &*self.shared;
+        loop {
+            if let Some(job) = self.find_work() {
+                job.execute();
+                continue;
+            }
+            if let Some(job) = self.spin() {
+                job.execute();
+                continue;
+            }
+            if shared.is_exiting() && !shared.has_work() {
+                return;
+            }
+            let mode = shared.mode();
+            shared.sleep.sleep(
+                self.index,
+                || {
+                    // After the sleep fence: our done counts are ordered
+                    // before this read of everyone's (see `runtime.rs`).
+                    shared.check_quiescent();
+                    shared.has_work() || shared.mode() != mode || shared.is_exiting()
+                },
+                None,
+            );
+        }
+    }
+
+    /// A short bounded spin before sleeping: work often arrives within
+    /// microseconds of running out (fork-join, bursts).
+    fn spin(&self) -> Option<JobRef> {
+        let backoff = Backoff::new();
+        while !backoff.is_completed() {
+            if let Some(job) = self.steal() {
+                return Some(job);
+            }
+            backoff.snooze();
+        }
+        None
+    }
+}
