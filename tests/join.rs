@@ -1,0 +1,131 @@
+//! Fork-join: `wsrt::join`, `scope`, and helping waits that never deadlock.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use wsrt::Runtime;
+
+fn fib_spawn(n: u64) -> u64 {
+    if n < 2 {
+        return n;
+    }
+    let child = wsrt::spawn(move || fib_spawn(n - 1));
+    let b = fib_spawn(n - 2);
+    child.join().unwrap() + b
+}
+
+fn fib_join(n: u64) -> u64 {
+    if n < 2 {
+        return n;
+    }
+    let (a, b) = wsrt::join(|| fib_join(n - 1), || fib_join(n - 2));
+    a + b
+}
+
+#[test]
+fn fib_20_through_spawn_and_join_on_one_worker() {
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    assert_eq!(rt.spawn(|| fib_spawn(20)).join(), Ok(6765));
+    // fib_spawn(20) spawns fib(21) - 1 = 10945 children, plus the root.
+    rt.shutdown(wsrt::ShutdownMode::Drain).unwrap();
+    assert_eq!(rt.stats().spawned, 10946);
+    assert_eq!(rt.stats().succeeded, 10946);
+}
+
+#[test]
+fn fib_through_join_inside_and_outside_the_pool() {
+    assert_eq!(fib_join(25), 75025);
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    assert_eq!(rt.spawn(|| fib_join(22)).join(), Ok(17711));
+    assert_eq!(rt.join(|| fib_join(10), || fib_join(11)), (55, 89));
+}
+
+#[test]
+fn join_propagates_a_panic_after_both_sides_ran() {
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let b_ran = AtomicUsize::new(0);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.join(
+            || panic!("left side"),
+            || {
+                b_ran.fetch_add(1, Ordering::SeqCst);
+            },
+        )
+    }));
+    assert!(result.is_err());
+    assert_eq!(b_ran.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn join_inside_a_task_reports_the_task_on_both_sides() {
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let t = rt.spawn(|| {
+        let id = wsrt::current_task().unwrap().id();
+        let (a, b) = wsrt::join(
+            || wsrt::current_task().map(|t| t.id()),
+            || wsrt::current_task().map(|t| t.id()),
+        );
+        (id, a, b)
+    });
+    let (id, a, b) = t.join().unwrap();
+    assert_eq!((a, b), (Some(id), Some(id)));
+}
+
+#[test]
+fn scope_borrows_from_the_stack_and_joins_everything() {
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let mut data = vec![0u64; 1000];
+    let counter = AtomicUsize::new(0);
+    rt.scope(|s| {
+        for (i, slot) in data.iter_mut().enumerate() {
+            let counter = &counter;
+            s.spawn(move |s| {
+                *slot = i as u64 * 2;
+                s.spawn(move |_| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                });
+            });
+        }
+    });
+    assert_eq!(counter.load(Ordering::SeqCst), 1000);
+    assert!(data.iter().enumerate().all(|(i, &v)| v == i as u64 * 2));
+}
+
+#[test]
+fn scope_inside_a_task_on_one_worker() {
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let h = rt.handle().clone();
+    let t = rt.spawn(move || {
+        let mut sum = 0u64;
+        let parts: Vec<u64> = (1..=100).collect();
+        let total = AtomicUsize::new(0);
+        h.scope(|s| {
+            for chunk in parts.chunks(10) {
+                let total = &total;
+                s.spawn(move |_| {
+                    total.fetch_add(chunk.iter().sum::<u64>() as usize, Ordering::SeqCst);
+                });
+            }
+        });
+        sum += total.load(Ordering::SeqCst) as u64;
+        sum
+    });
+    assert_eq!(t.join(), Ok(5050));
+}
+
+#[test]
+fn scope_propagates_a_job_panic_after_all_jobs() {
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let done = AtomicUsize::new(0);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.scope(|s| {
+            s.spawn(|_| panic!("job panics"));
+            for _ in 0..10 {
+                s.spawn(|_| {
+                    done.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        })
+    }));
+    assert!(result.is_err());
+    assert_eq!(done.load(Ordering::SeqCst), 10);
+}

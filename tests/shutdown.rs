@@ -1,0 +1,181 @@
+//! Shutdown in both modes, spawns after shutdown, and handles that outlive
+//! their runtime.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+
+use wsrt::{Runtime, ShutdownMode, TaskError, TaskState};
+
+struct Busy {
+    rt: Runtime,
+    release: Arc<Barrier>,
+    running: wsrt::Task<bool>,
+    queued: Vec<wsrt::Task<u32>>,
+    queued_runs: Arc<AtomicUsize>,
+}
+
+/// One worker, one task running (it reports whether it saw a cancel
+/// request), ten queued behind it.
+fn busy() -> Busy {
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let started = Arc::new(Barrier::new(2));
+    let release = Arc::new(Barrier::new(2));
+    let (s, r) = (started.clone(), release.clone());
+    let running = rt.spawn(move || {
+        s.wait();
+        r.wait();
+        wsrt::cancel_requested()
+    });
+    started.wait();
+    let queued_runs = Arc::new(AtomicUsize::new(0));
+    let queued = (0..10)
+        .map(|i| {
+            let q = queued_runs.clone();
+            rt.spawn(move || {
+                q.fetch_add(1, Ordering::SeqCst);
+                i
+            })
+        })
+        .collect();
+    Busy { rt, release, running, queued, queued_runs }
+}
+
+#[test]
+fn drain_runs_everything_queued() {
+    let b = busy();
+    let rt = Arc::new(b.rt);
+    let r2 = rt.clone();
+    let shutdown = std::thread::spawn(move || r2.shutdown(ShutdownMode::Drain));
+    // Spawns from outside are refused once shutdown began; wait until it has.
+    while !rt.is_shutdown() {
+        std::thread::yield_now();
+    }
+    let refused = rt.spawn(|| 5);
+    assert_eq!(refused.state(), TaskState::Cancelled);
+    assert!(rt.try_spawn(|| 5).is_err());
+    b.release.wait();
+    shutdown.join().unwrap().unwrap();
+    assert_eq!(b.running.join(), Ok(false));
+    assert_eq!(b.queued_runs.load(Ordering::SeqCst), 10);
+    for (i, t) in b.queued.into_iter().enumerate() {
+        assert_eq!(t.join(), Ok(i as u32));
+    }
+    let stats = rt.stats();
+    assert_eq!((stats.spawned, stats.succeeded, stats.cancelled), (11, 11, 0));
+}
+
+#[test]
+fn cancel_cancels_queued_and_requests_running() {
+    let b = busy();
+    let rt = Arc::new(b.rt);
+    let r2 = rt.clone();
+    let shutdown = std::thread::spawn(move || r2.shutdown(ShutdownMode::Cancel));
+    // The queued tasks become CANCELLED before the running one finishes.
+    for t in &b.queued {
+        while !t.is_done() {
+            std::thread::yield_now();
+        }
+        assert_eq!(t.state(), TaskState::Cancelled);
+    }
+    assert!(b.running.is_cancel_requested());
+    b.release.wait();
+    shutdown.join().unwrap().unwrap();
+    assert_eq!(b.running.join(), Ok(true), "the running task saw the request");
+    assert_eq!(b.queued_runs.load(Ordering::SeqCst), 0);
+    for t in b.queued {
+        assert_eq!(t.join(), Err(TaskError::Cancelled));
+    }
+    let stats = rt.stats();
+    assert_eq!((stats.spawned, stats.succeeded, stats.cancelled), (11, 1, 10));
+}
+
+#[test]
+fn shutdown_is_idempotent_and_drop_after_it_is_fine() {
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let t = rt.spawn(|| 1);
+    rt.shutdown(ShutdownMode::Drain).unwrap();
+    rt.shutdown(ShutdownMode::Drain).unwrap();
+    rt.shutdown(ShutdownMode::Cancel).unwrap();
+    assert_eq!(t.join(), Ok(1));
+    assert!(!rt.spawn_detached(|| ()));
+}
+
+#[test]
+fn shutdown_from_own_worker_would_deadlock() {
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let h = rt.handle().clone();
+    let t = rt.spawn(move || h.shutdown(ShutdownMode::Drain).map_err(|e| e.to_string()));
+    let result = t.join().unwrap();
+    assert!(matches!(result, Err(ref e) if e.contains("deadlock")), "{result:?}");
+    assert!(!rt.is_shutdown());
+}
+
+#[test]
+fn handles_stay_queryable_after_the_runtime_is_dropped() {
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let ok = rt.spawn(|| 3);
+    let failed = rt.spawn(|| -> u32 { panic!("late") });
+    let slow_flag = Arc::new(AtomicBool::new(false));
+    let f = slow_flag.clone();
+    let slow = rt.spawn(move || {
+        std::thread::yield_now();
+        f.store(true, Ordering::SeqCst);
+    });
+    drop(rt); // drains
+    assert!(slow_flag.load(Ordering::SeqCst));
+    assert_eq!(slow.state(), TaskState::Succeeded);
+    assert_eq!(ok.state(), TaskState::Succeeded);
+    assert!(!ok.cancel());
+    assert!(ok.wait_timeout(std::time::Duration::ZERO));
+    assert_eq!(ok.name(), format!("Task-{}", ok.id()));
+    let after = Arc::new(AtomicUsize::new(0));
+    let a = after.clone();
+    ok.on_done(move |_| {
+        a.fetch_add(1, Ordering::SeqCst);
+    });
+    assert_eq!(after.load(Ordering::SeqCst), 1);
+    assert_eq!(failed.clone().join(), Err(TaskError::Panicked("late".into())));
+    assert_eq!(ok.join(), Ok(3));
+}
+
+#[test]
+fn drain_waits_for_tasks_spawned_by_running_tasks() {
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let leaves = Arc::new(AtomicUsize::new(0));
+    for _ in 0..10 {
+        let leaves = leaves.clone();
+        rt.spawn_detached(move || {
+            for _ in 0..100 {
+                let leaves = leaves.clone();
+                wsrt::spawn(move || {
+                    leaves.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        });
+    }
+    rt.shutdown(ShutdownMode::Drain).unwrap();
+    assert_eq!(leaves.load(Ordering::SeqCst), 1000);
+    assert_eq!(rt.stats().succeeded, 1010);
+}
+
+#[test]
+fn all_tasks_lists_the_live_ones() {
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let gate = Arc::new(Barrier::new(2));
+    let started = Arc::new(Barrier::new(2));
+    let (g, s) = (gate.clone(), started.clone());
+    let running = rt.spawn(move || {
+        s.wait();
+        g.wait();
+    });
+    started.wait();
+    let queued: Vec<_> = (0..3).map(|_| rt.spawn(|| ())).collect();
+    let done = queued[0].clone();
+    assert!(done.cancel());
+    let mut ids: Vec<u64> = rt.all_tasks().iter().map(|t| t.id()).collect();
+    ids.sort();
+    assert_eq!(ids, vec![running.id(), queued[1].id(), queued[2].id()]);
+    gate.wait();
+    rt.shutdown(ShutdownMode::Drain).unwrap();
+    assert!(rt.all_tasks().is_empty());
+}
