@@ -198,6 +198,7 @@ impl Shared {
         body: B,
         tag: B::Tag,
         handle: bool,
+        name: Option<&str>,
     ) -> Result<Option<TaskRef>, B> {
         if !self.admit() {
             return Err(body);
@@ -207,7 +208,11 @@ impl Shared {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let ptr = raw::allocate(body, tag, id, Arc::as_ptr(self), 1 + u64::from(handle));
         // SAFETY: just allocated; we hold its references.
-        self.registry.insert(unsafe { ptr.as_ref() });
+        let header = unsafe { ptr.as_ref() };
+        if let Some(name) = name {
+            header.extras.set_name(name);
+        }
+        self.registry.insert(header);
         let task = handle.then(|| {
             // SAFETY: one of the initial references is the handle's.
             unsafe { TaskRef::from_raw(ptr) }
@@ -353,7 +358,7 @@ impl Handle {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        match self.shared.spawn_body(Once(Some(f)), (), true) {
+        match self.shared.spawn_body(Once(Some(f)), (), true, None) {
             // SAFETY: the body's output type is `T`.
             Ok(Some(raw)) => Ok(unsafe { Task::from_task_ref(raw) }),
             Ok(None) => unreachable!("asked for a handle"),
@@ -367,7 +372,7 @@ impl Handle {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.shared.spawn_body(Once(Some(f)), (), false).is_ok()
+        self.shared.spawn_body(Once(Some(f)), (), false, None).is_ok()
     }
 
     /// Counters since start; exact once the runtime is shut down.

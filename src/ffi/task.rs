@@ -1,0 +1,505 @@
+//! `wsrt_spawn`, `wsrt_task_*`, and the calls made from inside a task.
+
+use std::cell::RefCell;
+use std::ffi::{c_char, c_void};
+use std::ptr::{self, NonNull};
+use std::time::Duration;
+
+use super::{ffi_boundary, try_ref, utf8, wsrt_runtime, wsrt_state, wsrt_status};
+use super::{WSRT_TASK_CANCELLED, WSRT_TASK_OK, WSRT_TASK_PANICKED, WSRT_TASK_YIELD};
+use crate::task::raw::{self, Header};
+use crate::task::{Body, Failure, Step, TaskRef};
+use crate::worker;
+use crate::TaskState;
+
+use wsrt_status::*;
+
+/// A task handle. Opaque and reference counted: every handle a function
+/// gives you (`wsrt_spawn`'s `out`, `wsrt_task_retain`, the list of
+/// `wsrt_runtime_all_tasks`) must be released once with
+/// `wsrt_task_release`. A handle stays valid, and queryable, after its
+/// runtime is freed.
+pub struct wsrt_task {
+    _opaque: [u8; 0],
+}
+
+/// A task function: `arg` is the spawn argument, `*result` (NULL on entry)
+/// the value to keep on success. Returns `WSRT_TASK_OK`,
+/// `WSRT_TASK_CANCELLED`, `WSRT_TASK_YIELD` (or `wsrt_await(...)`'s value),
+/// or any other value as a failure code.
+pub type wsrt_task_fn = Option<unsafe extern "C" fn(arg: *mut c_void, result: *mut *mut c_void) -> i32>;
+/// A done-callback: `task` is borrowed for the call (retain it to keep it).
+pub type wsrt_done_fn = Option<unsafe extern "C" fn(task: *mut wsrt_task, user: *mut c_void)>;
+/// Frees an argument or a result.
+pub type wsrt_drop_fn = Option<unsafe extern "C" fn(ptr: *mut c_void)>;
+
+/// Options of `wsrt_spawn`; zero-initialise and set what you need.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct wsrt_spawn_opts {
+    /// The task's name, copied; NULL: `"Task-<id>"`. Must be UTF-8.
+    pub name: *const c_char,
+    /// NULL, or called exactly once with `arg` when the task is done: after
+    /// its last run, when cancelled before running, or when cancelled at
+    /// shutdown. Runs on the thread that ends the task, before the task's
+    /// done-callbacks. Never called for a spawn that returned an error.
+    pub arg_drop: wsrt_drop_fn,
+    /// NULL, or called exactly once with the result of a task that
+    /// SUCCEEDED, when its last handle is released.
+    pub result_drop: wsrt_drop_fn,
+}
+
+/// Converts an owned handle into a C handle (the reference moves along).
+pub(crate) fn into_c(task: TaskRef) -> *mut wsrt_task {
+    task.into_raw().as_ptr().cast()
+}
+
+fn header_ptr(t: *const wsrt_task) -> Option<NonNull<Header>> {
+    NonNull::new(t.cast_mut().cast::<Header>())
+}
+
+/// Runs `f` with a borrowed handle for `t`, or returns `$none` for NULL.
+macro_rules! with_task {
+    ($t:expr, $none:expr, |$task:ident| $body:expr) => {{
+        let Some(ptr) = header_ptr($t) else { return $none };
+        // The caller's reference keeps the task alive for the call.
+        let $task = std::mem::ManuallyDrop::new(TaskRef::from_header(ptr));
+        let $task: &TaskRef = &$task;
+        $body
+    }};
+}
+
+struct SendPtr(*mut c_void);
+// SAFETY: the C caller hands the argument and result to whichever thread
+// runs or frees the task; that is the documented contract of `wsrt_spawn`.
+unsafe impl Send for SendPtr {}
+// SAFETY: only the pointer value is shared (`wsrt_task_arg`), never used here.
+unsafe impl Sync for SendPtr {}
+
+/// The body of a C task: calls `func(arg, &result)` until it is done.
+struct CBody {
+    func: unsafe extern "C" fn(*mut c_void, *mut *mut c_void) -> i32,
+    arg: SendPtr,
+    arg_drop: wsrt_drop_fn,
+}
+
+impl Drop for CBody {
+    fn drop(&mut self) {
+        if let Some(drop_arg) = self.arg_drop {
+            // SAFETY: called once (the body is dropped once), as promised.
+            unsafe { drop_arg(self.arg.0) };
+        }
+    }
+}
+
+/// The value of a C task that SUCCEEDED.
+struct CResult {
+    value: SendPtr,
+    drop: wsrt_drop_fn,
+}
+
+impl Drop for CResult {
+    fn drop(&mut self) {
+        if let Some(drop_result) = self.drop {
+            // SAFETY: the output is dropped once, with the last reference.
+            unsafe { drop_result(self.value.0) };
+        }
+    }
+}
+
+/// The C body with its result destructor (moved into the result on success).
+struct CTask {
+    body: CBody,
+    result_drop: wsrt_drop_fn,
+}
+
+thread_local! {
+    /// Set by `wsrt_await` for the task function that is about to return.
+    static AWAITING: RefCell<Option<TaskRef>> = const { RefCell::new(None) };
+}
+
+impl Body for CTask {
+    type Output = CResult;
+    type Tag = SendPtr;
+
+    fn run(&mut self, _task: &TaskRef) -> Step<CResult> {
+        let mut result = ptr::null_mut();
+        // SAFETY: `func` and `arg` were given together to `wsrt_spawn`.
+        let code = unsafe { (self.body.func)(self.body.arg.0, &mut result) };
+        let awaiting = AWAITING.with(|a| a.borrow_mut().take());
+        match code {
+            WSRT_TASK_OK => Step::Ready(CResult {
+                value: SendPtr(result),
+                drop: self.result_drop,
+            }),
+            WSRT_TASK_CANCELLED => Step::Cancelled,
+            WSRT_TASK_YIELD => match awaiting {
+                Some(other) => Step::Await(other),
+                None => Step::Yield,
+            },
+            failure => Step::Failed(failure),
+        }
+    }
+}
+
+/// Spawns `fn(arg, &result)` on `rt` and, if `out` is not NULL, writes a
+/// handle to `*out` (release it with `wsrt_task_release`). With `out` NULL
+/// the task is detached: the cheapest spawn.
+///
+/// Called from a worker of `rt` (inside a task), the task goes to that
+/// worker's own deque; otherwise to the runtime's global queue. `fn` runs on
+/// a worker thread; `arg` and the result are handed across threads.
+///
+/// Errors: `WSRT_ERR_NULL` (`rt` or `fn`), `WSRT_ERR_INVALID_ARG` (name not
+/// UTF-8), `WSRT_ERR_SHUTDOWN` (the runtime is shutting down). On error
+/// nothing was spawned, `*out` is untouched and `arg_drop` is not called.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn wsrt_spawn(
+    rt: *mut wsrt_runtime,
+    func: wsrt_task_fn,
+    arg: *mut c_void,
+    opts: *const wsrt_spawn_opts,
+    out: *mut *mut wsrt_task,
+) -> wsrt_status {
+    ffi_boundary!(WSRT_ERR_PANIC, {
+        let rt = try_ref!(rt, WSRT_ERR_NULL);
+        let Some(func) = func else { return WSRT_ERR_NULL };
+        // SAFETY: `opts` is NULL or valid (caller's duty).
+        let opts = unsafe { opts.as_ref() }.copied().unwrap_or(wsrt_spawn_opts {
+            name: ptr::null(),
+            arg_drop: None,
+            result_drop: None,
+        });
+        // SAFETY: `name` is NULL or a C string (caller's duty).
+        let name = match unsafe { utf8(opts.name) } {
+            Ok(name) => name,
+            Err(status) => return status,
+        };
+        let body = CTask {
+            body: CBody {
+                func,
+                arg: SendPtr(arg),
+                arg_drop: opts.arg_drop,
+            },
+            result_drop: opts.result_drop,
+        };
+        match rt.runtime().shared.spawn_body(body, SendPtr(arg), !out.is_null(), name) {
+            Ok(handle) => {
+                if let Some(handle) = handle {
+                    // SAFETY: `out` is non-NULL and valid for a write.
+                    unsafe { out.write(into_c(handle)) };
+                }
+                WSRT_OK
+            }
+            Err(refused) => {
+                // The caller keeps ownership of `arg`: do not run `arg_drop`.
+                std::mem::forget(refused);
+                WSRT_ERR_SHUTDOWN
+            }
+        }
+    })
+}
+
+/// Adds a reference; returns `t` (NULL for NULL). Thread-safe.
+#[no_mangle]
+pub extern "C" fn wsrt_task_retain(t: *mut wsrt_task) -> *mut wsrt_task {
+    ffi_boundary!(ptr::null_mut(), {
+        with_task!(t, ptr::null_mut(), |task| {
+            std::mem::forget(task.clone());
+            t
+        })
+    })
+}
+
+/// Drops a reference; the last one frees the task (and runs `result_drop`).
+/// NULL is ignored. Thread-safe; may be called from a done-callback of `t`.
+#[no_mangle]
+pub extern "C" fn wsrt_task_release(t: *mut wsrt_task) {
+    ffi_boundary!((), {
+        if let Some(ptr) = header_ptr(t) {
+            // SAFETY: the caller gives up the reference it owns.
+            drop(unsafe { TaskRef::from_raw(ptr) });
+        }
+    })
+}
+
+/// The task's id: unique in the process, non-zero, increasing in spawn
+/// order; 0 for NULL. Thread-safe.
+#[no_mangle]
+pub extern "C" fn wsrt_task_id(t: *const wsrt_task) -> u64 {
+    ffi_boundary!(0, { with_task!(t, 0, |task| task.id()) })
+}
+
+/// The task's state now; `WSRT_STATE_PENDING` (0) for NULL. Thread-safe.
+#[no_mangle]
+pub extern "C" fn wsrt_task_state(t: *const wsrt_task) -> wsrt_state {
+    ffi_boundary!(wsrt_state::WSRT_STATE_PENDING, {
+        with_task!(t, wsrt_state::WSRT_STATE_PENDING, |task| task.state().into())
+    })
+}
+
+/// True once SUCCEEDED, FAILED or CANCELLED; false for NULL. Thread-safe.
+#[no_mangle]
+pub extern "C" fn wsrt_task_done(t: *const wsrt_task) -> bool {
+    ffi_boundary!(false, { with_task!(t, false, |task| task.is_done()) })
+}
+
+/// True only if the task ended CANCELLED; false for NULL. Thread-safe.
+#[no_mangle]
+pub extern "C" fn wsrt_task_cancelled(t: *const wsrt_task) -> bool {
+    ffi_boundary!(false, { with_task!(t, false, |task| task.is_cancelled()) })
+}
+
+/// True once `wsrt_task_cancel` was called while the task ran; false for
+/// NULL. Thread-safe.
+#[no_mangle]
+pub extern "C" fn wsrt_task_cancel_requested(t: *const wsrt_task) -> bool {
+    ffi_boundary!(false, {
+        with_task!(t, false, |task| task.is_cancel_requested())
+    })
+}
+
+/// Requests cancellation (asyncio `Task.cancel()`).
+///
+/// Done task: returns false, changes nothing. PENDING or SUSPENDED: returns
+/// true and the task is CANCELLED before this returns; its function is not
+/// called (again), its `arg_drop` and done-callbacks run on this thread.
+/// RUNNING: returns true and sets the cancel-requested flag; the function
+/// decides. False for NULL. Thread-safe.
+#[no_mangle]
+pub extern "C" fn wsrt_task_cancel(t: *mut wsrt_task) -> bool {
+    ffi_boundary!(false, { with_task!(t, false, |task| task.cancel()) })
+}
+
+/// The result of a SUCCEEDED task, to `*out` (still owned by the task; it
+/// is freed by `result_drop` with the last handle).
+///
+/// Errors: `WSRT_ERR_NULL`; `WSRT_ERR_INVALID_STATE` if not done;
+/// `WSRT_ERR_CANCELLED`; `WSRT_ERR_FAILED`; `WSRT_ERR_INVALID_ARG` for a task
+/// spawned from Rust (its value is not a `void *`). Thread-safe.
+#[no_mangle]
+pub extern "C" fn wsrt_task_result(t: *const wsrt_task, out: *mut *mut c_void) -> wsrt_status {
+    ffi_boundary!(WSRT_ERR_PANIC, {
+        with_task!(t, WSRT_ERR_NULL, |task| {
+            if out.is_null() {
+                return WSRT_ERR_NULL;
+            }
+            match task.state() {
+                TaskState::Succeeded => {}
+                TaskState::Cancelled => return WSRT_ERR_CANCELLED,
+                TaskState::Failed => return WSRT_ERR_FAILED,
+                _ => return WSRT_ERR_INVALID_STATE,
+            }
+            // SAFETY: we hold a reference and saw SUCCEEDED; C task outputs
+            // are never moved out.
+            match unsafe { raw::output_of::<CTask>(task.as_ptr()) } {
+                Some(result) => {
+                    // SAFETY: non-NULL and valid for a write.
+                    unsafe { out.write(result.value.0) };
+                    WSRT_OK
+                }
+                None => WSRT_ERR_INVALID_ARG,
+            }
+        })
+    })
+}
+
+/// The failure code of a done task to `*code`: 0 if it SUCCEEDED, the
+/// function's return value if it FAILED (`WSRT_TASK_PANICKED` for a Rust
+/// task that panicked).
+///
+/// Errors: `WSRT_ERR_NULL`; `WSRT_ERR_INVALID_STATE` if not done;
+/// `WSRT_ERR_CANCELLED` if it ended CANCELLED. Thread-safe.
+#[no_mangle]
+pub extern "C" fn wsrt_task_error(t: *const wsrt_task, code: *mut i32) -> wsrt_status {
+    ffi_boundary!(WSRT_ERR_PANIC, {
+        with_task!(t, WSRT_ERR_NULL, |task| {
+            if code.is_null() {
+                return WSRT_ERR_NULL;
+            }
+            let value = match task.state() {
+                TaskState::Succeeded => 0,
+                // SAFETY: we hold a reference and saw FAILED.
+                TaskState::Failed => match unsafe { raw::failure(task.as_ptr()) } {
+                    Some(Failure::Code(c)) => c,
+                    _ => WSRT_TASK_PANICKED,
+                },
+                TaskState::Cancelled => return WSRT_ERR_CANCELLED,
+                _ => return WSRT_ERR_INVALID_STATE,
+            };
+            // SAFETY: non-NULL and valid for a write.
+            unsafe { code.write(value) };
+            WSRT_OK
+        })
+    })
+}
+
+/// Blocks until the task is done or `timeout_ns` passes (< 0: no limit;
+/// 0: just look). On a worker thread it runs other tasks while it waits
+/// instead of blocking, so waiting inside a task never deadlocks.
+///
+/// Returns `WSRT_OK` once done (whatever the outcome), `WSRT_ERR_TIMEOUT`,
+/// or `WSRT_ERR_NULL`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn wsrt_task_wait(t: *mut wsrt_task, timeout_ns: i64) -> wsrt_status {
+    ffi_boundary!(WSRT_ERR_PANIC, {
+        with_task!(t, WSRT_ERR_NULL, |task| {
+            let done = if timeout_ns < 0 {
+                task.wait();
+                true
+            } else {
+                task.wait_timeout(Duration::from_nanos(timeout_ns as u64))
+            };
+            if done {
+                WSRT_OK
+            } else {
+                WSRT_ERR_TIMEOUT
+            }
+        })
+    })
+}
+
+/// Calls a C done-callback stored as `(cb, user)`.
+///
+/// # Safety
+/// `cb` is a `wsrt_done_fn` transmuted to `usize` by `add_done_callback`.
+unsafe fn call_done_fn(task: &TaskRef, cb: usize, user: usize) {
+    // SAFETY: `cb` came from a non-NULL `wsrt_done_fn` (see above).
+    let cb: unsafe extern "C" fn(*mut wsrt_task, *mut c_void) = unsafe { std::mem::transmute(cb) };
+    // SAFETY: the C caller registered `cb` with `user`; `task` is borrowed.
+    unsafe { cb(task.as_ptr().as_ptr().cast(), user as *mut c_void) };
+}
+
+/// Adds `cb(task, user)` to run once the task is done: exactly once, after
+/// the state is final, in the order added, on the thread that finished the
+/// task (a worker, or the thread that cancelled it). If the task is already
+/// done, `cb` runs now, on this thread, before this returns. The same pair
+/// may be added several times (it then runs several times).
+///
+/// Errors: `WSRT_ERR_NULL` (`t` or `cb`). Thread-safe.
+#[no_mangle]
+pub extern "C" fn wsrt_task_add_done_callback(
+    t: *mut wsrt_task,
+    cb: wsrt_done_fn,
+    user: *mut c_void,
+) -> wsrt_status {
+    ffi_boundary!(WSRT_ERR_PANIC, {
+        with_task!(t, WSRT_ERR_NULL, |task| {
+            let Some(cb) = cb else { return WSRT_ERR_NULL };
+            task.add_raw_callback(call_done_fn, cb as usize, user as usize);
+            WSRT_OK
+        })
+    })
+}
+
+/// Removes every not-yet-run `(cb, user)` callback of the task; returns how
+/// many. A removed callback never runs. 0 for NULL. Thread-safe.
+#[no_mangle]
+pub extern "C" fn wsrt_task_remove_done_callback(
+    t: *mut wsrt_task,
+    cb: wsrt_done_fn,
+    user: *mut c_void,
+) -> usize {
+    ffi_boundary!(0, {
+        with_task!(t, 0, |task| {
+            let Some(cb) = cb else { return 0 };
+            task.remove_raw_callback(call_done_fn, cb as usize, user as usize)
+        })
+    })
+}
+
+/// Renames the task (the string is copied); allowed at any time.
+/// Errors: `WSRT_ERR_NULL`, `WSRT_ERR_INVALID_ARG` (not UTF-8). Thread-safe.
+#[no_mangle]
+pub extern "C" fn wsrt_task_set_name(t: *mut wsrt_task, name: *const c_char) -> wsrt_status {
+    ffi_boundary!(WSRT_ERR_PANIC, {
+        with_task!(t, WSRT_ERR_NULL, |task| {
+            // SAFETY: `name` is NULL or a C string (caller's duty).
+            match unsafe { utf8(name) } {
+                Ok(Some(name)) => {
+                    task.set_name(name);
+                    WSRT_OK
+                }
+                Ok(None) => WSRT_ERR_NULL,
+                Err(status) => status,
+            }
+        })
+    })
+}
+
+/// Copies the task's name to `buf` with `snprintf` rules: at most `cap - 1`
+/// bytes and a terminating NUL (nothing if `cap` is 0; `buf` may then be
+/// NULL). Returns the full length of the name, without the NUL; 0 for a
+/// NULL task. Thread-safe.
+#[no_mangle]
+pub extern "C" fn wsrt_task_name(t: *const wsrt_task, buf: *mut c_char, cap: usize) -> usize {
+    ffi_boundary!(0, {
+        with_task!(t, 0, |task| {
+            let name = task.name();
+            if !buf.is_null() && cap > 0 {
+                let n = name.len().min(cap - 1);
+                // SAFETY: `buf` holds `cap` bytes (caller's duty); n < cap.
+                unsafe {
+                    ptr::copy_nonoverlapping(name.as_ptr(), buf.cast::<u8>(), n);
+                    buf.add(n).write(0);
+                }
+            }
+            name.len()
+        })
+    })
+}
+
+/// The `arg` the task was spawned with (asyncio `get_coro()`), also after
+/// it is done (the pointer value only: `arg_drop` may have freed it). NULL
+/// for NULL or for a task spawned from Rust. Thread-safe.
+#[no_mangle]
+pub extern "C" fn wsrt_task_arg(t: *const wsrt_task) -> *mut c_void {
+    ffi_boundary!(ptr::null_mut(), {
+        with_task!(t, ptr::null_mut(), |task| {
+            // SAFETY: we hold a reference; the tag is immutable.
+            match unsafe { raw::tag_of::<CTask>(task.as_ptr()) } {
+                Some(arg) => arg.0,
+                None => ptr::null_mut(),
+            }
+        })
+    })
+}
+
+/// The task running on this thread, borrowed (retain it to keep it); NULL
+/// outside a task.
+#[no_mangle]
+pub extern "C" fn wsrt_current_task() -> *mut wsrt_task {
+    ffi_boundary!(ptr::null_mut(), {
+        worker::current_task_ptr().map_or(ptr::null_mut(), |p| p.as_ptr().cast())
+    })
+}
+
+/// True if the task running on this thread was asked to cancel; false
+/// outside a task.
+#[no_mangle]
+pub extern "C" fn wsrt_cancel_requested() -> bool {
+    ffi_boundary!(false, { crate::cancel_requested() })
+}
+
+/// Suspends the current task until `other` is done, without blocking the
+/// worker: returns `WSRT_TASK_YIELD`, which the task function must return;
+/// the task is SUSPENDED and its function is called again (same `arg`)
+/// once `other` is done (at once if it already is). A cancel of the
+/// suspended task ends it CANCELLED without calling it again.
+///
+/// With `other` NULL, or outside a task, it only returns `WSRT_TASK_YIELD`
+/// (a plain yield). `other` may belong to another runtime.
+#[no_mangle]
+pub extern "C" fn wsrt_await(other: *mut wsrt_task) -> i32 {
+    ffi_boundary!(WSRT_TASK_YIELD, {
+        if worker::current_task_ptr().is_some() {
+            if let Some(ptr) = header_ptr(other) {
+                let borrowed = std::mem::ManuallyDrop::new(TaskRef::from_header(ptr));
+                let other = TaskRef::clone(&borrowed);
+                AWAITING.with(|a| *a.borrow_mut() = Some(other));
+            }
+        }
+        WSRT_TASK_YIELD
+    })
+}
