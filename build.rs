@@ -14,7 +14,9 @@ fn main() {
     let crate_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let mut config = cbindgen::Config::from_file(Path::new(&crate_dir).join("cbindgen.toml"))
         .expect("cbindgen.toml is valid");
-    let version = |part: &str| std::env::var(format!("CARGO_PKG_VERSION_{part}")).expect("cargo sets the version");
+    let version = |part: &str| {
+        std::env::var(format!("CARGO_PKG_VERSION_{part}")).expect("cargo sets the version")
+    };
     config.after_includes = Some(format!(
         "\n/** The version of this header; `wsrt_version()` gives the library's. */\n\
          #define WSRT_VERSION_MAJOR {}\n#define WSRT_VERSION_MINOR {}\n#define WSRT_VERSION_PATCH {}\n\
@@ -37,7 +39,8 @@ fn main() {
     let mut generated = Vec::new();
     bindings.write(&mut generated);
     if std::fs::read(&path).ok().as_deref() != Some(&generated[..]) {
-        std::fs::create_dir_all(path.parent().expect("include/ has a parent")).expect("create include/");
+        std::fs::create_dir_all(path.parent().expect("include/ has a parent"))
+            .expect("create include/");
         std::fs::write(&path, generated).expect("write include/wsrt.h");
     }
 }

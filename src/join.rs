@@ -71,7 +71,11 @@ where
     }
 
     fn into_result(self) -> R {
-        match self.result.into_inner().expect("stack job latch set without result") {
+        match self
+            .result
+            .into_inner()
+            .expect("stack job latch set without result")
+        {
             Ok(r) => r,
             Err(payload) => panic::resume_unwind(payload),
         }

@@ -33,7 +33,9 @@ impl Waiter {
             Waiter::Thread(t) => Some(t.clone()),
             // Jobs for a worker's latch run on that runtime's workers (or
             // inline on the waiter itself, which needs no wake-up).
-            Waiter::Worker(index) => WorkerThread::current().and_then(|w| w.shared.sleep.thread(*index)),
+            Waiter::Worker(index) => {
+                WorkerThread::current().and_then(|w| w.shared.sleep.thread(*index))
+            }
         }
     }
 

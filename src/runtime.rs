@@ -232,7 +232,9 @@ impl Shared {
         // Forward only; STOPPED stays STOPPED.
         let _ = self
             .mode
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |m| (m < target).then_some(target));
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |m| {
+                (m < target).then_some(target)
+            });
         fence(Ordering::SeqCst);
         if self.mode() == CANCELLING {
             for task in self.registry.live_tasks() {
@@ -244,7 +246,10 @@ impl Shared {
         self.after_external_completion();
         let mut stopped = self.stopped.lock().unwrap_or_else(|e| e.into_inner());
         while !*stopped {
-            stopped = self.stopped_cv.wait(stopped).unwrap_or_else(|e| e.into_inner());
+            stopped = self
+                .stopped_cv
+                .wait(stopped)
+                .unwrap_or_else(|e| e.into_inner());
         }
         Ok(())
     }
@@ -304,7 +309,11 @@ impl Builder {
                 .name(format!("{prefix}-{index}"))
                 .spawn(move || worker.run());
             match spawned {
-                Ok(thread) => shared.threads.lock().unwrap_or_else(|e| e.into_inner()).push(thread),
+                Ok(thread) => shared
+                    .threads
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(thread),
                 // Dropping `runtime` shuts down and joins the ones started.
                 Err(e) => return Err(Error::Spawn(e)),
             }
@@ -372,7 +381,9 @@ impl Handle {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.shared.spawn_body(Once(Some(f)), (), false, None).is_ok()
+        self.shared
+            .spawn_body(Once(Some(f)), (), false, None)
+            .is_ok()
     }
 
     /// Counters since start; exact once the runtime is shut down.
@@ -479,11 +490,14 @@ impl Drop for Runtime {
             // its own, and leave the threads to exit when idle.
             let _ = shared
                 .mode
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |m| (m < DRAINING).then_some(DRAINING));
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |m| {
+                    (m < DRAINING).then_some(DRAINING)
+                });
         }
         shared.exiting.store(true, Ordering::Release);
         shared.sleep.notify_all();
-        let threads = std::mem::take(&mut *shared.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        let threads =
+            std::mem::take(&mut *shared.threads.lock().unwrap_or_else(|e| e.into_inner()));
         if !on_own_worker {
             for thread in threads {
                 let _ = thread.join();

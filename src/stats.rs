@@ -101,7 +101,8 @@ impl Counters {
     /// first: a done count can only include tasks whose spawn is visible by
     /// then (Release/Acquire chain), so equality means nothing is live.
     pub(crate) fn all_done(&self) -> bool {
-        let done = self.sum(Counter::Succeeded) + self.sum(Counter::Failed) + self.sum(Counter::Cancelled);
+        let done =
+            self.sum(Counter::Succeeded) + self.sum(Counter::Failed) + self.sum(Counter::Cancelled);
         done == self.sum(Counter::Spawned)
     }
 

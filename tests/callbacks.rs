@@ -56,7 +56,10 @@ fn removed_callback_never_runs_and_others_keep_their_order() {
         })
         .collect();
     assert!(t.remove_done_callback(keys[1]));
-    assert!(!t.remove_done_callback(keys[1]), "second removal finds nothing");
+    assert!(
+        !t.remove_done_callback(keys[1]),
+        "second removal finds nothing"
+    );
     gate.wait();
     t.wait();
     rt.shutdown(wsrt::ShutdownMode::Drain).unwrap();

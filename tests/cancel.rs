@@ -30,7 +30,11 @@ fn busy_runtime() -> Busy {
         r.wait();
     });
     started.wait();
-    Busy { rt, release, blocker }
+    Busy {
+        rt,
+        release,
+        blocker,
+    }
 }
 
 #[test]

@@ -43,7 +43,15 @@ fn compile(source: &Path, link: Link) -> PathBuf {
     let exe = out_dir().join(format!("{stem}-{link:?}").to_lowercase());
     let mut cmd = Command::new(&compiler);
     cmd.arg(if cpp { "-std=c++17" } else { "-std=c11" })
-        .args(["-Wall", "-Wextra", "-Wpedantic", "-Werror", "-O1", "-g", "-pthread"])
+        .args([
+            "-Wall",
+            "-Wextra",
+            "-Wpedantic",
+            "-Werror",
+            "-O1",
+            "-g",
+            "-pthread",
+        ])
         .arg("-I")
         .arg(root().join("include"))
         .arg(source)
@@ -59,7 +67,9 @@ fn compile(source: &Path, link: Link) -> PathBuf {
             cmd.args(["-ldl", "-lm"]);
         }
     }
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
     assert!(
         out.status.success(),
         "compiling {} failed:\n{}",
@@ -79,7 +89,9 @@ fn run(exe: &Path) {
         }
         _ => Command::new(exe),
     };
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
     assert!(
         out.status.success(),
         "{} failed ({}):\nstdout:\n{}\nstderr:\n{}",

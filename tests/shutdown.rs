@@ -37,7 +37,13 @@ fn busy() -> Busy {
             })
         })
         .collect();
-    Busy { rt, release, running, queued, queued_runs }
+    Busy {
+        rt,
+        release,
+        running,
+        queued,
+        queued_runs,
+    }
 }
 
 #[test]
@@ -61,7 +67,10 @@ fn drain_runs_everything_queued() {
         assert_eq!(t.join(), Ok(i as u32));
     }
     let stats = rt.stats();
-    assert_eq!((stats.spawned, stats.succeeded, stats.cancelled), (11, 11, 0));
+    assert_eq!(
+        (stats.spawned, stats.succeeded, stats.cancelled),
+        (11, 11, 0)
+    );
 }
 
 #[test]
@@ -80,13 +89,20 @@ fn cancel_cancels_queued_and_requests_running() {
     assert!(b.running.is_cancel_requested());
     b.release.wait();
     shutdown.join().unwrap().unwrap();
-    assert_eq!(b.running.join(), Ok(true), "the running task saw the request");
+    assert_eq!(
+        b.running.join(),
+        Ok(true),
+        "the running task saw the request"
+    );
     assert_eq!(b.queued_runs.load(Ordering::SeqCst), 0);
     for t in b.queued {
         assert_eq!(t.join(), Err(TaskError::Cancelled));
     }
     let stats = rt.stats();
-    assert_eq!((stats.spawned, stats.succeeded, stats.cancelled), (11, 1, 10));
+    assert_eq!(
+        (stats.spawned, stats.succeeded, stats.cancelled),
+        (11, 1, 10)
+    );
 }
 
 #[test]
@@ -106,7 +122,10 @@ fn shutdown_from_own_worker_would_deadlock() {
     let h = rt.handle().clone();
     let t = rt.spawn(move || h.shutdown(ShutdownMode::Drain).map_err(|e| e.to_string()));
     let result = t.join().unwrap();
-    assert!(matches!(result, Err(ref e) if e.contains("deadlock")), "{result:?}");
+    assert!(
+        matches!(result, Err(ref e) if e.contains("deadlock")),
+        "{result:?}"
+    );
     assert!(!rt.is_shutdown());
 }
 
@@ -134,7 +153,10 @@ fn handles_stay_queryable_after_the_runtime_is_dropped() {
         a.fetch_add(1, Ordering::SeqCst);
     });
     assert_eq!(after.load(Ordering::SeqCst), 1);
-    assert_eq!(failed.clone().join(), Err(TaskError::Panicked("late".into())));
+    assert_eq!(
+        failed.clone().join(),
+        Err(TaskError::Panicked("late".into()))
+    );
     assert_eq!(ok.join(), Ok(3));
 }
 

@@ -186,5 +186,8 @@ fn a_million_tasks_on_eight_workers_exact_totals() {
     let stats = rt.stats();
     assert_eq!(stats.spawned, 2 * n);
     assert_eq!(stats.succeeded, 2 * n);
-    assert_eq!(stats.failed + stats.cancelled + stats.pending + stats.running + stats.suspended, 0);
+    assert_eq!(
+        stats.failed + stats.cancelled + stats.pending + stats.running + stats.suspended,
+        0
+    );
 }

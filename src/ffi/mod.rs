@@ -6,6 +6,11 @@
 //! (`WSRT_ERR_PANIC` for status-returning functions). Pointers are checked
 //! with [`try_ref!`]-style helpers; outputs are written only on success.
 #![allow(non_camel_case_types)]
+// The exports are safe to call from C whenever the header's pointer rules
+// hold; marking them `unsafe fn` would document nothing more to C callers,
+// and every dereference inside still sits in an `unsafe` block with its
+// SAFETY line (as rustls-ffi does).
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 use std::ffi::{c_char, CStr};
 
@@ -154,10 +159,11 @@ pub extern "C" fn wsrt_status_str(status: wsrt_status_int) -> *const c_char {
 /// free. Thread-safe.
 #[no_mangle]
 pub extern "C" fn wsrt_version() -> *const c_char {
-    const VERSION: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
-        Ok(v) => v,
-        Err(_) => panic!("version contains a NUL"),
-    };
+    const VERSION: &CStr =
+        match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+            Ok(v) => v,
+            Err(_) => panic!("version contains a NUL"),
+        };
     VERSION.as_ptr()
 }
 

@@ -27,7 +27,8 @@ pub struct wsrt_task {
 /// the value to keep on success. Returns `WSRT_TASK_OK`,
 /// `WSRT_TASK_CANCELLED`, `WSRT_TASK_YIELD` (or `wsrt_await(...)`'s value),
 /// or any other value as a failure code.
-pub type wsrt_task_fn = Option<unsafe extern "C" fn(arg: *mut c_void, result: *mut *mut c_void) -> i32>;
+pub type wsrt_task_fn =
+    Option<unsafe extern "C" fn(arg: *mut c_void, result: *mut *mut c_void) -> i32>;
 /// A done-callback: `task` is borrowed for the call (retain it to keep it).
 pub type wsrt_done_fn = Option<unsafe extern "C" fn(task: *mut wsrt_task, user: *mut c_void)>;
 /// Frees an argument or a result.
@@ -61,7 +62,9 @@ fn header_ptr(t: *const wsrt_task) -> Option<NonNull<Header>> {
 /// Runs `f` with a borrowed handle for `t`, or returns `$none` for NULL.
 macro_rules! with_task {
     ($t:expr, $none:expr, |$task:ident| $body:expr) => {{
-        let Some(ptr) = header_ptr($t) else { return $none };
+        let Some(ptr) = header_ptr($t) else {
+            return $none;
+        };
         // The caller's reference keeps the task alive for the call.
         let $task = std::mem::ManuallyDrop::new(TaskRef::from_header(ptr));
         let $task: &TaskRef = &$task;
@@ -164,13 +167,17 @@ pub extern "C" fn wsrt_spawn(
 ) -> wsrt_status {
     ffi_boundary!(WSRT_ERR_PANIC, {
         let rt = try_ref!(rt, WSRT_ERR_NULL);
-        let Some(func) = func else { return WSRT_ERR_NULL };
+        let Some(func) = func else {
+            return WSRT_ERR_NULL;
+        };
         // SAFETY: `opts` is NULL or valid (caller's duty).
-        let opts = unsafe { opts.as_ref() }.copied().unwrap_or(wsrt_spawn_opts {
-            name: ptr::null(),
-            arg_drop: None,
-            result_drop: None,
-        });
+        let opts = unsafe { opts.as_ref() }
+            .copied()
+            .unwrap_or(wsrt_spawn_opts {
+                name: ptr::null(),
+                arg_drop: None,
+                result_drop: None,
+            });
         // SAFETY: `name` is NULL or a C string (caller's duty).
         let name = match unsafe { utf8(opts.name) } {
             Ok(name) => name,
@@ -184,7 +191,11 @@ pub extern "C" fn wsrt_spawn(
             },
             result_drop: opts.result_drop,
         };
-        match rt.runtime().shared.spawn_body(body, SendPtr(arg), !out.is_null(), name) {
+        match rt
+            .runtime()
+            .shared
+            .spawn_body(body, SendPtr(arg), !out.is_null(), name)
+        {
             Ok(handle) => {
                 if let Some(handle) = handle {
                     // SAFETY: `out` is non-NULL and valid for a write.
@@ -235,7 +246,9 @@ pub extern "C" fn wsrt_task_id(t: *const wsrt_task) -> u64 {
 #[no_mangle]
 pub extern "C" fn wsrt_task_state(t: *const wsrt_task) -> wsrt_state {
     ffi_boundary!(wsrt_state::WSRT_STATE_PENDING, {
-        with_task!(t, wsrt_state::WSRT_STATE_PENDING, |task| task.state().into())
+        with_task!(t, wsrt_state::WSRT_STATE_PENDING, |task| task
+            .state()
+            .into())
     })
 }
 

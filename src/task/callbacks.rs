@@ -21,7 +21,11 @@ pub(crate) enum Callback {
     /// A Rust closure (`on_done`).
     Boxed(Box<dyn FnOnce(&TaskRef) + Send>),
     /// A C function pointer with its user data, no allocation.
-    Raw { f: RawCallbackFn, a: usize, b: usize },
+    Raw {
+        f: RawCallbackFn,
+        a: usize,
+        b: usize,
+    },
     /// Wake a thread blocked in `wait`/`join`.
     Unpark(Thread),
     /// Reschedule a task suspended on this one (`wsrt_await`); holds the
@@ -134,7 +138,9 @@ impl Extras {
 
     /// Removes the entry with `key`; true if it had not been run yet.
     pub(crate) fn remove(&self, key: u64) -> bool {
-        let Some(inner) = self.get() else { return false };
+        let Some(inner) = self.get() else {
+            return false;
+        };
         let mut inner = lock(inner);
         match inner.list.iter().position(|e| e.key == key) {
             Some(i) => {

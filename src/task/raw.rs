@@ -277,7 +277,15 @@ pub(crate) unsafe fn cancel_owned(ptr: NonNull<Header>, rt: &Shared) {
         // SAFETY: winning the transition gave us the stage.
         unsafe { (header.vtable.drop_body)(ptr) };
         // SAFETY: we made the task final and hold a reference.
-        unsafe { finish(ptr, rt, now.has_callbacks(), TaskState::Cancelled, !rt.is_own_worker()) };
+        unsafe {
+            finish(
+                ptr,
+                rt,
+                now.has_callbacks(),
+                TaskState::Cancelled,
+                !rt.is_own_worker(),
+            )
+        };
     }
 }
 
@@ -288,7 +296,10 @@ pub(crate) unsafe fn cancel_owned(ptr: NonNull<Header>, rt: &Shared) {
 pub(crate) unsafe fn cancel_unscheduled(ptr: NonNull<Header>) {
     // SAFETY: the caller's reference keeps the header alive.
     let header = unsafe { ptr.as_ref() };
-    let cancelled = matches!(header.state.transition_to_cancelled(), ToCancelled::Cancelled { .. });
+    let cancelled = matches!(
+        header.state.transition_to_cancelled(),
+        ToCancelled::Cancelled { .. }
+    );
     debug_assert!(cancelled);
     // SAFETY: nobody else can reach the task; we own the stage.
     unsafe { (header.vtable.drop_body)(ptr) };
@@ -301,7 +312,13 @@ pub(crate) unsafe fn cancel_unscheduled(ptr: NonNull<Header>) {
 ///
 /// # Safety
 /// The caller made the task final and holds a reference to it and to `rt`.
-unsafe fn finish(ptr: NonNull<Header>, rt: &Shared, callbacks: bool, end: TaskState, external: bool) {
+unsafe fn finish(
+    ptr: NonNull<Header>,
+    rt: &Shared,
+    callbacks: bool,
+    end: TaskState,
+    external: bool,
+) {
     // SAFETY: the caller's reference keeps the header alive.
     let header = unsafe { ptr.as_ref() };
     rt.registry.remove(header);

@@ -186,7 +186,7 @@ impl State {
     /// A new PENDING, scheduled task with `refs` references.
     pub(crate) fn new(refs: u64) -> State {
         State(AtomicU64::new(
-            TaskState::Pending as u64 | SCHEDULED | refs * REF_ONE,
+            TaskState::Pending as u64 | SCHEDULED | (refs * REF_ONE),
         ))
     }
 
@@ -198,16 +198,17 @@ impl State {
 
     /// The one read-modify-write loop. `f` returns the new word or `Err` to
     /// leave it unchanged; the result tells which and carries the old value.
-    fn fetch_update<T>(&self, mut f: impl FnMut(Snapshot) -> Result<Snapshot, T>) -> Result<Snapshot, T> {
+    fn fetch_update<T>(
+        &self,
+        mut f: impl FnMut(Snapshot) -> Result<Snapshot, T>,
+    ) -> Result<Snapshot, T> {
         let mut current = self.0.load(Ordering::Acquire);
         loop {
             let next = f(Snapshot(current))?;
-            match self.0.compare_exchange_weak(
-                current,
-                next.0,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
+            match self
+                .0
+                .compare_exchange_weak(current, next.0, Ordering::AcqRel, Ordering::Acquire)
+            {
                 Ok(_) => return Ok(next),
                 Err(actual) => current = actual,
             }
@@ -383,7 +384,10 @@ mod tests {
     #[test]
     fn pending_runs_then_succeeds() {
         let st = pending();
-        assert_eq!(st.transition_to_running(), ToRunning::Run { resumed: false });
+        assert_eq!(
+            st.transition_to_running(),
+            ToRunning::Run { resumed: false }
+        );
         assert_eq!(st.load().lifecycle(), TaskState::Running);
         assert!(!st.load().is_scheduled());
         let end = st.transition_to_complete(TaskState::Succeeded);
@@ -393,7 +397,11 @@ mod tests {
 
     #[test]
     fn every_final_state_is_reachable_from_running() {
-        for end in [TaskState::Succeeded, TaskState::Failed, TaskState::Cancelled] {
+        for end in [
+            TaskState::Succeeded,
+            TaskState::Failed,
+            TaskState::Cancelled,
+        ] {
             let st = pending();
             assert!(matches!(st.transition_to_running(), ToRunning::Run { .. }));
             assert_eq!(st.transition_to_complete(end).lifecycle(), end);
@@ -403,7 +411,9 @@ mod tests {
     #[test]
     fn cancel_pending_is_immediate_and_wins_over_start() {
         let st = pending();
-        assert!(matches!(st.transition_to_cancelled(), ToCancelled::Cancelled { was: TaskState::Pending, now } if now.lifecycle() == TaskState::Cancelled));
+        assert!(
+            matches!(st.transition_to_cancelled(), ToCancelled::Cancelled { was: TaskState::Pending, now } if now.lifecycle() == TaskState::Cancelled)
+        );
         assert_eq!(st.transition_to_running(), ToRunning::Done);
         assert_eq!(st.transition_to_cancelled(), ToCancelled::AlreadyDone);
     }
@@ -418,13 +428,20 @@ mod tests {
         assert_eq!(s.lifecycle(), TaskState::Running);
         assert!(s.is_cancel_requested());
         // The function may ignore the request.
-        assert_eq!(st.transition_to_complete(TaskState::Succeeded).lifecycle(), TaskState::Succeeded);
+        assert_eq!(
+            st.transition_to_complete(TaskState::Succeeded).lifecycle(),
+            TaskState::Succeeded
+        );
         assert_eq!(st.transition_to_cancelled(), ToCancelled::AlreadyDone);
     }
 
     #[test]
     fn cancel_done_changes_nothing() {
-        for end in [TaskState::Succeeded, TaskState::Failed, TaskState::Cancelled] {
+        for end in [
+            TaskState::Succeeded,
+            TaskState::Failed,
+            TaskState::Cancelled,
+        ] {
             let st = pending();
             assert!(matches!(st.transition_to_running(), ToRunning::Run { .. }));
             let before = st.transition_to_complete(end);
@@ -466,7 +483,10 @@ mod tests {
     #[test]
     fn wake_of_done_task_does_nothing() {
         let st = pending();
-        assert!(matches!(st.transition_to_cancelled(), ToCancelled::Cancelled { .. }));
+        assert!(matches!(
+            st.transition_to_cancelled(),
+            ToCancelled::Cancelled { .. }
+        ));
         assert_eq!(st.transition_to_notified(), ToNotified::Nothing);
         assert_eq!(st.load().lifecycle(), TaskState::Cancelled);
     }
@@ -476,7 +496,13 @@ mod tests {
         let st = pending();
         assert!(matches!(st.transition_to_running(), ToRunning::Run { .. }));
         assert_eq!(st.transition_to_suspended(false), ToSuspended::Parked);
-        assert!(matches!(st.transition_to_cancelled(), ToCancelled::Cancelled { was: TaskState::Suspended, .. }));
+        assert!(matches!(
+            st.transition_to_cancelled(),
+            ToCancelled::Cancelled {
+                was: TaskState::Suspended,
+                ..
+            }
+        ));
         assert_eq!(st.transition_to_notified(), ToNotified::Nothing);
     }
 
@@ -485,7 +511,9 @@ mod tests {
         let st = pending();
         assert!(matches!(st.transition_to_running(), ToRunning::Run { .. }));
         assert_eq!(st.transition_to_cancelled(), ToCancelled::Requested);
-        assert!(matches!(st.transition_to_suspended(true), ToSuspended::Cancelled(s) if s.lifecycle() == TaskState::Cancelled));
+        assert!(
+            matches!(st.transition_to_suspended(true), ToSuspended::Cancelled(s) if s.lifecycle() == TaskState::Cancelled)
+        );
     }
 
     #[test]
@@ -493,7 +521,9 @@ mod tests {
         let st = pending();
         assert!(st.set_callbacks());
         assert!(st.load().has_callbacks());
-        assert!(matches!(st.transition_to_cancelled(), ToCancelled::Cancelled { now, .. } if now.has_callbacks()));
+        assert!(
+            matches!(st.transition_to_cancelled(), ToCancelled::Cancelled { now, .. } if now.has_callbacks())
+        );
         assert!(!st.set_callbacks());
     }
 
@@ -507,7 +537,10 @@ mod tests {
         assert!(st.take_output());
         assert!(!st.take_output());
         let failed = pending();
-        assert!(matches!(failed.transition_to_running(), ToRunning::Run { .. }));
+        assert!(matches!(
+            failed.transition_to_running(),
+            ToRunning::Run { .. }
+        ));
         let _ = failed.transition_to_complete(TaskState::Failed);
         assert!(!failed.take_output());
     }
