@@ -12,7 +12,14 @@
 //! that lands between the last look and `park` is not lost either.
 //!
 //! A pusher that sees no sleeper does no syscall and takes no lock: when all
-//! workers are busy, spawning costs one fence and one load here. One sleeper
+//! workers are busy, spawning costs one fence and one load here.
+//!
+//! A worker pushing on its *own* deque skips the fence ([`Sleep::notify_local`]):
+//! that worker runs the job itself if nobody steals it (it looks in its own
+//! deque before it can sleep, and a helping wait looks there too), so a
+//! missed wake-up there can cost parallelism for a moment but never
+//! progress; the relaxed check still wakes sleepers in the common case, and
+//! the next push retries. This keeps `join` and nested spawns fence-free. One sleeper
 //! is woken per push; a worker that steals a batch and leaves work behind
 //! wakes the next one (`worker.rs`), so wake-ups grow with the work.
 
@@ -83,6 +90,14 @@ impl Sleep {
         };
         if let Some(index) = woken {
             self.unpark(index);
+        }
+    }
+
+    /// After a worker pushed on its own deque: wake a sleeper if one is
+    /// visible, without the fence (see the module docs for why that is safe).
+    pub(crate) fn notify_local(&self) {
+        if self.count.load(Ordering::Relaxed) != 0 {
+            self.notify_one();
         }
     }
 

@@ -127,7 +127,7 @@ impl WorkerThread {
     /// Pushes a job on this worker's deque and wakes a sleeper to steal it.
     pub(crate) fn push(&self, job: JobRef) {
         self.local.push(job);
-        self.shared.sleep.notify_one();
+        self.shared.sleep.notify_local();
     }
 
     pub(crate) fn pop(&self) -> Option<JobRef> {

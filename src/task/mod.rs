@@ -40,6 +40,8 @@
 
 pub(crate) mod callbacks;
 pub(crate) mod handle;
+#[cfg(all(test, loom))]
+mod loom_tests;
 pub(crate) mod raw;
 pub(crate) mod state;
 

@@ -1,0 +1,259 @@
+//! loom models of the task state word and the callback list: every
+//! interleaving (up to the preemption bound) of the races the runtime
+//! relies on. Run with
+//!
+//! ```sh
+//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 \
+//!     cargo test --release --lib --target-dir target/loom loom_
+//! ```
+//!
+//! (`.ci/run` does; its own target dir keeps the normal build cached).
+
+use std::mem::ManuallyDrop;
+use std::ptr::NonNull;
+
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::sync::Arc;
+use loom::thread;
+
+use super::callbacks::{Callback, Extras};
+use super::state::{State, TaskState, ToCancelled, ToNotified, ToRunning, ToSuspended};
+use super::TaskRef;
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(3);
+    }
+    builder.check(f);
+}
+
+/// Runs a listed callback the way `finish` does. The models only use
+/// `Boxed` callbacks that ignore the handle, so a dangling one is enough.
+fn run(callback: Callback) {
+    let dummy = ManuallyDrop::new(TaskRef::from_header(NonNull::dangling()));
+    match callback {
+        Callback::Boxed(f) => f(&dummy),
+        _ => unreachable!("models use boxed callbacks only"),
+    }
+}
+
+/// A task the caller has started: RUNNING with `refs` references.
+fn running(refs: u64) -> Arc<State> {
+    let st = State::new(refs);
+    assert!(matches!(
+        st.transition_to_running(),
+        ToRunning::Run { resumed: false }
+    ));
+    Arc::new(st)
+}
+
+/// The finishing thread: make it final, then drain the list (rule 2).
+fn complete_and_drain(st: &State, extras: &Extras) {
+    let now = st.transition_to_complete(TaskState::Succeeded);
+    if now.has_callbacks() {
+        while let Some(callback) = extras.pop_front() {
+            run(callback);
+        }
+    }
+}
+
+/// A callback that counts its runs and checks the state is final.
+fn counting(st: Arc<State>, runs: Arc<AtomicUsize>) -> Callback {
+    Callback::Boxed(Box::new(move |_| {
+        assert!(
+            st.load().is_done(),
+            "callback ran before the state was final"
+        );
+        runs.fetch_add(1, Ordering::SeqCst);
+    }))
+}
+
+#[test]
+fn loom_cancel_races_start_exactly_one_wins() {
+    model(|| {
+        let st = Arc::new(State::new(1));
+        let worker = {
+            let st = st.clone();
+            thread::spawn(move || st.transition_to_running())
+        };
+        let cancel = st.transition_to_cancelled();
+        let run = worker.join().unwrap();
+        match (run, cancel) {
+            (ToRunning::Run { .. }, ToCancelled::Requested) => {
+                let s = st.load();
+                assert_eq!(s.lifecycle(), TaskState::Running);
+                assert!(s.is_cancel_requested());
+            }
+            (ToRunning::Done, ToCancelled::Cancelled { was, .. }) => {
+                assert_eq!(was, TaskState::Pending);
+                assert_eq!(st.load().lifecycle(), TaskState::Cancelled);
+            }
+            (run, cancel) => panic!("both or neither won: {run:?} {cancel:?}"),
+        }
+    });
+}
+
+#[test]
+fn loom_cancel_races_complete() {
+    model(|| {
+        let st = running(1);
+        let finisher = {
+            let st = st.clone();
+            thread::spawn(move || st.transition_to_complete(TaskState::Succeeded))
+        };
+        let cancel = st.transition_to_cancelled();
+        finisher.join().unwrap();
+        let s = st.load();
+        assert_eq!(s.lifecycle(), TaskState::Succeeded);
+        match cancel {
+            ToCancelled::Requested => assert!(s.is_cancel_requested()),
+            ToCancelled::AlreadyDone => assert!(!s.is_cancel_requested()),
+            ToCancelled::Cancelled { .. } => panic!("cancelled a running task"),
+        }
+    });
+}
+
+#[test]
+fn loom_callback_added_while_completing_runs_exactly_once() {
+    model(|| {
+        let st = running(1);
+        let extras = Arc::new(Extras::new());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let finisher = {
+            let (st, extras) = (st.clone(), extras.clone());
+            thread::spawn(move || complete_and_drain(&st, &extras))
+        };
+        if let Err(inline) = extras.add(&st, counting(st.clone(), runs.clone())) {
+            run(inline);
+        }
+        finisher.join().unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+    });
+}
+
+#[test]
+fn loom_two_adders_and_a_finisher_keep_every_callback() {
+    model(|| {
+        let st = running(1);
+        let extras = Arc::new(Extras::new());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let adder = {
+            let (st, extras, runs) = (st.clone(), extras.clone(), runs.clone());
+            thread::spawn(move || {
+                if let Err(inline) = extras.add(&st, counting(st.clone(), runs)) {
+                    run(inline);
+                }
+            })
+        };
+        let finisher = {
+            let (st, extras) = (st.clone(), extras.clone());
+            thread::spawn(move || complete_and_drain(&st, &extras))
+        };
+        if let Err(inline) = extras.add(&st, counting(st.clone(), runs.clone())) {
+            run(inline);
+        }
+        adder.join().unwrap();
+        finisher.join().unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+    });
+}
+
+#[test]
+fn loom_removed_callback_runs_xor_is_removed() {
+    model(|| {
+        let st = running(1);
+        let extras = Arc::new(Extras::new());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let key = extras
+            .add(&st, counting(st.clone(), runs.clone()))
+            .unwrap_or_else(|_| unreachable!("not done yet"));
+        let finisher = {
+            let (st, extras) = (st.clone(), extras.clone());
+            thread::spawn(move || complete_and_drain(&st, &extras))
+        };
+        let removed = extras.remove(key);
+        finisher.join().unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst) + usize::from(removed), 1);
+    });
+}
+
+#[test]
+fn loom_last_release_is_seen_by_exactly_one_thread() {
+    model(|| {
+        // The scheduler's reference and one handle.
+        let st = running(2);
+        let finisher = {
+            let st = st.clone();
+            thread::spawn(move || {
+                let _ = st.transition_to_complete(TaskState::Succeeded);
+                st.ref_dec()
+            })
+        };
+        let handle_was_last = st.ref_dec();
+        let runner_was_last = finisher.join().unwrap();
+        assert!(handle_was_last ^ runner_was_last);
+        if handle_was_last {
+            // Acquire through the count: the completion is visible.
+            assert!(st.load().is_done());
+        }
+    });
+}
+
+#[test]
+fn loom_wake_races_suspend_and_schedules_once() {
+    model(|| {
+        let st = running(1);
+        let waker = {
+            let st = st.clone();
+            thread::spawn(move || st.transition_to_notified())
+        };
+        let suspended = st.transition_to_suspended(false);
+        let woken = waker.join().unwrap();
+        let schedules = usize::from(suspended == ToSuspended::Reschedule)
+            + usize::from(woken == ToNotified::Schedule);
+        assert_eq!(schedules, 1, "{suspended:?} {woken:?}");
+        assert_eq!(st.load().lifecycle(), TaskState::Suspended);
+        assert!(st.load().is_scheduled());
+    });
+}
+
+#[test]
+fn loom_cancel_races_wake_of_a_suspended_task() {
+    model(|| {
+        let st = running(1);
+        assert_eq!(st.transition_to_suspended(false), ToSuspended::Parked);
+        let waker = {
+            let st = st.clone();
+            thread::spawn(move || st.transition_to_notified())
+        };
+        let cancel = st.transition_to_cancelled();
+        let woken = waker.join().unwrap();
+        assert!(matches!(
+            cancel,
+            ToCancelled::Cancelled {
+                was: TaskState::Suspended,
+                ..
+            }
+        ));
+        if woken == ToNotified::Schedule {
+            // Queued before the cancel: the worker that pops it finds it done.
+            assert_eq!(st.transition_to_running(), ToRunning::Done);
+        }
+        assert_eq!(st.load().lifecycle(), TaskState::Cancelled);
+    });
+}
+
+#[test]
+fn loom_output_is_taken_by_one_joiner() {
+    model(|| {
+        let st = running(1);
+        let _ = st.transition_to_complete(TaskState::Succeeded);
+        let other = {
+            let st = st.clone();
+            thread::spawn(move || st.take_output())
+        };
+        let mine = st.take_output();
+        assert!(mine ^ other.join().unwrap());
+    });
+}
