@@ -119,6 +119,8 @@ where
 {
     match WorkerThread::current_of(shared) {
         Some(w) => join_on(w, a, b),
+        // The `Runtime` was dropped: its threads are gone, run here.
+        None if shared.is_exiting() => (a(), b()),
         None => in_worker(shared, move |w| join_on(w, a, b)),
     }
 }

@@ -413,7 +413,8 @@ impl Handle {
         self.shared.mode() != RUNNING
     }
 
-    /// Fork-join on this runtime: see [`crate::join`].
+    /// Fork-join on this runtime: see [`crate::join`]. Through a handle
+    /// whose `Runtime` was dropped, both closures run on the caller.
     pub fn join<A, B, RA, RB>(&self, a: A, b: B) -> (RA, RB)
     where
         A: FnOnce() -> RA + Send,
@@ -425,6 +426,7 @@ impl Handle {
     }
 
     /// Scoped spawns that may borrow from the caller: see [`crate::Scope`].
+    /// Through a handle whose `Runtime` was dropped, they run on the caller.
     pub fn scope<'scope, OP, R>(&self, op: OP) -> R
     where
         OP: FnOnce(&crate::Scope<'scope>) -> R,

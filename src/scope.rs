@@ -55,6 +55,8 @@ impl<'scope> Scope<'scope> {
         let job = unsafe { JobRef::new(ptr, execute::<F>) };
         match WorkerThread::current_of(&self.shared) {
             Some(w) => w.push(job),
+            // The `Runtime` was dropped: its threads are gone, run here.
+            None if self.shared.is_exiting() => job.execute(),
             None => {
                 self.shared.injector.push(job);
                 self.shared.sleep.notify_one();

@@ -201,3 +201,24 @@ fn all_tasks_lists_the_live_ones() {
     rt.shutdown(ShutdownMode::Drain).unwrap();
     assert!(rt.all_tasks().is_empty());
 }
+
+#[test]
+fn join_and_scope_through_a_handle_outliving_its_runtime_run_inline() {
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let handle = rt.handle().clone();
+    drop(rt);
+    let here = std::thread::current().id();
+    let (a, b) = handle.join(
+        || std::thread::current().id(),
+        || std::thread::current().id(),
+    );
+    assert_eq!((a, b), (here, here));
+    let mut v = [1, 2, 3];
+    handle.scope(|s| {
+        for x in v.iter_mut() {
+            s.spawn(move |_| *x += 1);
+        }
+    });
+    assert_eq!(v, [2, 3, 4]);
+    assert_eq!(handle.spawn(|| 1).join(), Err(TaskError::Cancelled));
+}

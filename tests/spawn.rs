@@ -191,3 +191,17 @@ fn a_million_tasks_on_eight_workers_exact_totals() {
         0
     );
 }
+
+#[test]
+fn a_task_waiting_for_itself_panics_instead_of_hanging() {
+    let rt = runtime(1);
+    let t = rt.spawn(|| {
+        let me = wsrt::current_task().unwrap();
+        assert!(!me.wait_timeout(std::time::Duration::from_secs(3600)));
+        me.wait();
+    });
+    match t.join() {
+        Err(TaskError::Panicked(msg)) => assert!(msg.contains("cannot wait for itself"), "{msg}"),
+        other => panic!("expected a panic, got {other:?}"),
+    }
+}

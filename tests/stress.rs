@@ -59,7 +59,9 @@ unsafe extern "C" fn task_fn(arg: *mut c_void, _result: *mut *mut c_void) -> i32
                 arg_drop: Some(drop_child),
                 result_drop: None,
             };
-            if wsrt_spawn(arg.rt, Some(task_fn), child.cast(), &opts, ptr::null_mut()) != wsrt_status::WSRT_OK {
+            if wsrt_spawn(arg.rt, Some(task_fn), child.cast(), &opts, ptr::null_mut())
+                != wsrt_status::WSRT_OK
+            {
                 // Refused (shutdown): the arg is still ours.
                 // SAFETY: not handed over.
                 drop(unsafe { Box::from_raw(child) });
@@ -188,7 +190,10 @@ fn spawn_cancel_callbacks_under_contention() {
 
     let total = THREADS * per_thread;
     for record in records.iter().flatten() {
-        assert!(record.runs.load(Ordering::SeqCst) <= 2, "ran more than a yield allows");
+        assert!(
+            record.runs.load(Ordering::SeqCst) <= 2,
+            "ran more than a yield allows"
+        );
         assert_eq!(record.arg_drops.load(Ordering::SeqCst), 1);
         for slot in 0..3 {
             let expected = u32::from(!record.removed[slot].load(Ordering::SeqCst));
@@ -197,7 +202,10 @@ fn spawn_cancel_callbacks_under_contention() {
     }
     let spawned_children = stats.spawned as usize - total;
     assert_eq!(children.load(Ordering::SeqCst), spawned_children);
-    assert_eq!(stats.succeeded + stats.failed + stats.cancelled, stats.spawned);
+    assert_eq!(
+        stats.succeeded + stats.failed + stats.cancelled,
+        stats.spawned
+    );
     assert_eq!(stats.pending + stats.running + stats.suspended, 0);
 }
 
@@ -214,7 +222,8 @@ fn shutdown_and_free_while_spawners_spawn() {
         let stop = AtomicBool::new(false);
         std::thread::scope(|s| {
             for t in 0..3 {
-                let (rt, accepted, record, children, stop) = (&rt, &accepted, &record, &children, &stop);
+                let (rt, accepted, record, children, stop) =
+                    (&rt, &accepted, &record, &children, &stop);
                 s.spawn(move || {
                     let mut rng = Rng(round as u64 * 31 + t + 1);
                     while !stop.load(Ordering::SeqCst) {
@@ -256,8 +265,14 @@ fn shutdown_and_free_while_spawners_spawn() {
         assert_eq!(wsrt_runtime_free(rt.0), wsrt_status::WSRT_OK);
         let accepted = accepted.load(Ordering::SeqCst);
         assert_eq!(record.arg_drops.load(Ordering::SeqCst) as usize, accepted);
-        assert_eq!(stats.spawned as usize, accepted + children.load(Ordering::SeqCst));
-        assert_eq!(stats.succeeded + stats.failed + stats.cancelled, stats.spawned);
+        assert_eq!(
+            stats.spawned as usize,
+            accepted + children.load(Ordering::SeqCst)
+        );
+        assert_eq!(
+            stats.succeeded + stats.failed + stats.cancelled,
+            stats.spawned
+        );
         assert_eq!(stats.pending + stats.running + stats.suspended, 0);
     }
 }

@@ -353,11 +353,15 @@ pub extern "C" fn wsrt_task_error(t: *const wsrt_task, code: *mut i32) -> wsrt_s
 /// instead of blocking, so waiting inside a task never deadlocks.
 ///
 /// Returns `WSRT_OK` once done (whatever the outcome), `WSRT_ERR_TIMEOUT`,
-/// or `WSRT_ERR_NULL`. Thread-safe.
+/// `WSRT_ERR_NULL`, or `WSRT_ERR_WOULD_DEADLOCK` when a task waits for
+/// itself. Thread-safe.
 #[no_mangle]
 pub extern "C" fn wsrt_task_wait(t: *mut wsrt_task, timeout_ns: i64) -> wsrt_status {
     ffi_boundary!(WSRT_ERR_PANIC, {
         with_task!(t, WSRT_ERR_NULL, |task| {
+            if task.is_current() && !task.is_done() {
+                return WSRT_ERR_WOULD_DEADLOCK;
+            }
             let done = if timeout_ns < 0 {
                 task.wait();
                 true

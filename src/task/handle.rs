@@ -164,12 +164,26 @@ impl TaskRef {
 
     /// Blocks until the task is done. On a worker thread it runs other tasks
     /// while it waits, so waiting inside a task never deadlocks the pool.
+    ///
+    /// # Panics
+    /// If called from inside the task itself, which could never finish
+    /// (asyncio raises `RuntimeError` for a task awaiting itself).
     pub fn wait(&self) {
+        assert!(
+            !self.is_current(),
+            "a task cannot wait for itself (it would never finish)"
+        );
         self.wait_until(None);
     }
 
+    /// True if this is the task running on the calling thread.
+    pub(crate) fn is_current(&self) -> bool {
+        crate::worker::current_task_ptr() == Some(self.ptr)
+    }
+
     /// Like [`wait`](Self::wait) with a time limit; true if the task is done.
-    /// A zero duration only looks.
+    /// A zero duration only looks. Inside the task itself it returns false at
+    /// once.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         self.wait_until(Instant::now().checked_add(timeout))
     }
@@ -178,7 +192,7 @@ impl TaskRef {
         if self.is_done() {
             return true;
         }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+        if self.is_current() || deadline.is_some_and(|d| Instant::now() >= d) {
             return false;
         }
         match WorkerThread::current() {
