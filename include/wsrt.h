@@ -416,7 +416,8 @@ enum wsrt_status wsrt_task_error(const struct wsrt_task *t, int32_t *code);
  * instead of blocking, so waiting inside a task never deadlocks.
  *
  * Returns `WSRT_OK` once done (whatever the outcome), `WSRT_ERR_TIMEOUT`,
- * or `WSRT_ERR_NULL`. Thread-safe.
+ * `WSRT_ERR_NULL`, or `WSRT_ERR_WOULD_DEADLOCK` when a task waits for
+ * itself. Thread-safe.
  */
 enum wsrt_status wsrt_task_wait(struct wsrt_task *t, int64_t timeout_ns);
 

@@ -30,6 +30,7 @@ use crossbeam_deque::{Injector, Stealer, Worker};
 use crate::registry::Registry;
 use crate::sleep::Sleep;
 use crate::stats::{Counter, Counters, Stats};
+use crate::task::future::Async;
 use crate::task::raw;
 use crate::task::{Body, Once, Task, TaskRef};
 use crate::worker::{JobRef, WorkerThread};
@@ -372,6 +373,27 @@ impl Handle {
             Ok(Some(raw)) => Ok(unsafe { Task::from_task_ref(raw) }),
             Ok(None) => unreachable!("asked for a handle"),
             Err(Once(f)) => Err(f.expect("refused body still holds its closure")),
+        }
+    }
+
+    /// Spawns a future as a task. While it awaits (returns `Pending`) the
+    /// task is SUSPENDED and holds no worker; its waker queues it again.
+    /// Awaiting another [`Task`] inside it suspends until that task is done.
+    /// Cancelling it while suspended drops the future at once. Refused after
+    /// shutdown like [`spawn`](Handle::spawn) (the task is CANCELLED).
+    pub fn spawn_async<F>(&self, future: F) -> Task<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match self.shared.spawn_body(Async(future), (), true, None) {
+            // SAFETY: the body's output type is `F::Output`.
+            Ok(Some(raw)) => unsafe { Task::from_task_ref(raw) },
+            Ok(None) => unreachable!("asked for a handle"),
+            Err(refused) => {
+                drop(refused);
+                cancelled_task::<F::Output>(&self.shared)
+            }
         }
     }
 

@@ -270,10 +270,10 @@ impl TaskRef {
         self.header().extras.remove_raw(f, a, b)
     }
 
-    /// Wakes the task if it is suspended; consumes this handle's reference.
+    /// Queues the task again if it is parked (suspended, unscheduled).
     pub(crate) fn wake(self) {
-        // SAFETY: we give up our reference to `wake`.
-        unsafe { raw::wake(self.into_raw()) }
+        // SAFETY: we hold a reference for the call.
+        unsafe { raw::wake(self.ptr) }
     }
 }
 
@@ -353,7 +353,7 @@ impl<T: Send + 'static> Task<T> {
         }
     }
 
-    fn take(&self) -> Result<T, TaskError> {
+    pub(crate) fn take(&self) -> Result<T, TaskError> {
         debug_assert!(self.is_done());
         if self.raw.header().state.take_output() {
             let mut out = MaybeUninit::<T>::uninit();

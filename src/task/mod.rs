@@ -39,6 +39,7 @@
 //!    removed before it was popped never runs.
 
 pub(crate) mod callbacks;
+pub(crate) mod future;
 pub(crate) mod handle;
 #[cfg(all(test, loom))]
 mod loom_tests;
@@ -71,7 +72,6 @@ pub(crate) enum Step<T> {
     /// Not done: run it again once this task is done (`wsrt_await`).
     Await(TaskRef),
     /// Not done: run it again when its waker fires (futures).
-    #[allow(dead_code)]
     Wait,
 }
 

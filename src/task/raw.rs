@@ -123,7 +123,7 @@ unsafe fn run<B: Body>(ptr: NonNull<()>) {
     if rt.is_cancelling() {
         // Shutdown(Cancel): queued tasks end without running.
         // SAFETY: we hold the queue's reference.
-        unsafe { cancel_owned(ptr, rt) };
+        unsafe { cancel_queued(ptr, rt) };
         // SAFETY: the queue's reference is ours to drop.
         unsafe { drop_ref(ptr) };
         return;
@@ -213,11 +213,12 @@ unsafe fn suspend(ptr: NonNull<Header>, rt: &Shared, yield_now: bool, other: Opt
             rt.schedule(JobRef::task(ptr), true);
         }
         ToSuspended::Parked => {
+            // The task keeps the scheduler reference while parked.
             rt.count(Counter::Suspends);
             if let Some(other) = other {
-                // SAFETY: our scheduler reference moves into the entry.
-                let me = unsafe { TaskRef::from_raw(ptr) };
-                if let Err(Callback::Resume(me)) = other.add_callback(Callback::Resume(me)) {
+                let me = ManuallyDrop::new(TaskRef::from_header(ptr));
+                let entry = Callback::Resume(TaskRef::clone(&me));
+                if let Err(Callback::Resume(me)) = other.add_callback(entry) {
                     // `other` is already done: resume at once.
                     me.wake();
                 }
@@ -245,47 +246,53 @@ pub(crate) unsafe fn cancel(ptr: NonNull<Header>) -> bool {
     match header.state.transition_to_cancelled() {
         ToCancelled::AlreadyDone => false,
         ToCancelled::Requested => true,
-        ToCancelled::Cancelled { was, now } => {
+        ToCancelled::Cancelled { was, parked, now } => {
             // The task is final but not yet counted as done, so its runtime
-            // cannot have finished shutting down: it is alive, and pinning it
-            // keeps it alive for the rest of this call.
+            // cannot have finished shutting down: it is alive, and
+            // `with_runtime` keeps it alive for the rest of this call.
             // SAFETY: see the comment above.
-            let rt = unsafe { pin_runtime(header) };
-            if was == TaskState::Suspended {
-                rt.count(Counter::Unsuspends);
+            unsafe {
+                with_runtime(header, |rt| {
+                    if was == TaskState::Suspended {
+                        rt.count(Counter::Unsuspends);
+                    }
+                    // Winning the transition gave us the stage.
+                    (header.vtable.drop_body)(ptr);
+                    // We made the task final and hold a reference.
+                    finish(
+                        ptr,
+                        rt,
+                        now.has_callbacks(),
+                        TaskState::Cancelled,
+                        !rt.is_own_worker(),
+                    );
+                })
+            };
+            if parked {
+                // SAFETY: the reference a parked task kept is now ours.
+                unsafe { drop_ref(ptr) };
             }
-            // SAFETY: winning the transition gave us the stage.
-            unsafe { (header.vtable.drop_body)(ptr) };
-            // SAFETY: we made the task final and hold a reference.
-            unsafe { finish(ptr, &rt, now.has_callbacks(), TaskState::Cancelled, true) };
             true
         }
     }
 }
 
-/// Cancels a task this thread holds a reference to, on behalf of shutdown.
+/// Shutdown(Cancel): ends a task popped from a queue without running it.
 ///
 /// # Safety
-/// The caller holds a reference and is a worker of `rt` or pins it.
-pub(crate) unsafe fn cancel_owned(ptr: NonNull<Header>, rt: &Shared) {
+/// Called by a worker of `rt` holding the queue's reference.
+unsafe fn cancel_queued(ptr: NonNull<Header>, rt: &Shared) {
     // SAFETY: the caller's reference keeps the header alive.
     let header = unsafe { ptr.as_ref() };
-    if let ToCancelled::Cancelled { was, now } = header.state.transition_to_cancelled() {
+    if let ToCancelled::Cancelled { was, parked, now } = header.state.transition_to_cancelled() {
+        debug_assert!(!parked, "a queued task is scheduled, not parked");
         if was == TaskState::Suspended {
             rt.count(Counter::Unsuspends);
         }
         // SAFETY: winning the transition gave us the stage.
         unsafe { (header.vtable.drop_body)(ptr) };
         // SAFETY: we made the task final and hold a reference.
-        unsafe {
-            finish(
-                ptr,
-                rt,
-                now.has_callbacks(),
-                TaskState::Cancelled,
-                !rt.is_own_worker(),
-            )
-        };
+        unsafe { finish(ptr, rt, now.has_callbacks(), TaskState::Cancelled, false) };
     }
 }
 
@@ -340,26 +347,35 @@ unsafe fn finish(
     }
 }
 
-/// Wakes a task suspended on something that is now ready. Consumes one
-/// reference.
+/// Wakes a task suspended on something that is now ready: a parked task
+/// is queued (its kept reference moves to the queue); otherwise nothing.
 ///
 /// # Safety
-/// The caller owns one reference to the task, which it gives up.
+/// The caller holds a reference to the task (and keeps it).
 pub(crate) unsafe fn wake(ptr: NonNull<Header>) {
     // SAFETY: the caller's reference keeps the header alive.
     let header = unsafe { ptr.as_ref() };
-    match header.state.transition_to_notified() {
-        ToNotified::Schedule => {
-            // SUSPENDED and now scheduled by us: not done, so the runtime is
-            // alive; pin it since the task may finish as soon as it is queued.
-            // SAFETY: see the comment above.
-            let rt = unsafe { pin_runtime(header) };
-            // Our reference moves to the queue.
-            rt.schedule(JobRef::task(ptr), false);
-        }
-        // SAFETY: the caller's reference is ours to drop.
-        ToNotified::Nothing => unsafe { drop_ref(ptr) },
+    if header.state.transition_to_notified() == ToNotified::Schedule {
+        // Parked and now scheduled by us: not done, so the runtime is alive.
+        // SAFETY: see the line above.
+        unsafe { with_runtime(header, |rt| rt.schedule(JobRef::task(ptr), false)) };
     }
+}
+
+/// Runs `f` with the task's runtime, pinned for the call unless this thread
+/// is one of its workers (which hold it alive anyway).
+///
+/// # Safety
+/// The task must not yet be counted as done by its runtime.
+unsafe fn with_runtime<R>(header: &Header, f: impl FnOnce(&Shared) -> R) -> R {
+    if let Some(worker) = worker::WorkerThread::current() {
+        if std::ptr::eq(Arc::as_ptr(&worker.shared), header.runtime) {
+            return f(&worker.shared);
+        }
+    }
+    // SAFETY: forwarded to the caller.
+    let rt = unsafe { pin_runtime(header) };
+    f(&rt)
 }
 
 /// A counted reference to the task's runtime.

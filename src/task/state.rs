@@ -143,8 +143,9 @@ pub(crate) enum ToRunning {
 #[must_use]
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum ToSuspended {
-    /// SUSPENDED and unscheduled: the runner's reference now belongs to
-    /// whoever will wake the task.
+    /// SUSPENDED and unscheduled ("parked"): the task keeps the runner's
+    /// reference; the wake-up that schedules it moves that reference to the
+    /// queue, a cancel that ends it drops it.
     Parked,
     /// SUSPENDED and scheduled: the caller pushes the task back on a queue.
     Reschedule,
@@ -160,7 +161,13 @@ pub(crate) enum ToCancelled {
     /// It was PENDING or SUSPENDED (`was`) and is CANCELLED now; the caller
     /// owns the stage and must finish the task (drop the closure, run
     /// callbacks).
-    Cancelled { was: TaskState, now: Snapshot },
+    Cancelled {
+        was: TaskState,
+        /// It was SUSPENDED and unscheduled: the caller now also owns the
+        /// scheduler reference the parked task kept.
+        parked: bool,
+        now: Snapshot,
+    },
     /// It is running: the request flag is set, the function decides.
     Requested,
     /// It was already done; nothing changed.
@@ -171,8 +178,8 @@ pub(crate) enum ToCancelled {
 #[must_use]
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum ToNotified {
-    /// It was SUSPENDED and unscheduled: the caller must push it on a queue
-    /// (handing that queue a reference).
+    /// It was parked: the caller must push it on a queue, which takes over
+    /// the reference the parked task kept.
     Schedule,
     /// Nothing to do: done, already scheduled, or running (it will be
     /// rescheduled by its runner).
@@ -282,9 +289,11 @@ impl State {
     /// `cancel()`: the asyncio rules in one CAS.
     pub(crate) fn transition_to_cancelled(&self) -> ToCancelled {
         let mut was = TaskState::Pending;
+        let mut parked = false;
         let result = self.fetch_update(|mut s| match s.lifecycle() {
             life @ (TaskState::Pending | TaskState::Suspended) => {
                 was = life;
+                parked = life == TaskState::Suspended && !s.is_scheduled();
                 s.set_lifecycle(TaskState::Cancelled);
                 s.set_scheduled(false);
                 Ok(s)
@@ -296,7 +305,7 @@ impl State {
             _ => Err(()),
         });
         match result {
-            Ok(now) if now.is_done() => ToCancelled::Cancelled { was, now },
+            Ok(now) if now.is_done() => ToCancelled::Cancelled { was, parked, now },
             Ok(_) => ToCancelled::Requested,
             Err(()) => ToCancelled::AlreadyDone,
         }
@@ -412,7 +421,7 @@ mod tests {
     fn cancel_pending_is_immediate_and_wins_over_start() {
         let st = pending();
         assert!(
-            matches!(st.transition_to_cancelled(), ToCancelled::Cancelled { was: TaskState::Pending, now } if now.lifecycle() == TaskState::Cancelled)
+            matches!(st.transition_to_cancelled(), ToCancelled::Cancelled { was: TaskState::Pending, parked: false, now } if now.lifecycle() == TaskState::Cancelled)
         );
         assert_eq!(st.transition_to_running(), ToRunning::Done);
         assert_eq!(st.transition_to_cancelled(), ToCancelled::AlreadyDone);
@@ -500,6 +509,7 @@ mod tests {
             st.transition_to_cancelled(),
             ToCancelled::Cancelled {
                 was: TaskState::Suspended,
+                parked: true,
                 ..
             }
         ));

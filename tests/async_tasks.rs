@@ -1,0 +1,158 @@
+//! Futures on the pool: `spawn_async`, `Task<T>: Future`, suspension and
+//! cancellation of suspended async tasks.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use wsrt::{Runtime, TaskError, TaskState};
+
+/// A one-shot signal: a future that is ready once `fire` was called.
+#[derive(Clone, Default)]
+struct Signal(Arc<Mutex<(bool, Option<Waker>)>>);
+
+impl Signal {
+    fn fire(&self) {
+        let waker = {
+            let mut s = self.0.lock().unwrap();
+            s.0 = true;
+            s.1.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+    fn has_waiter(&self) -> bool {
+        self.0.lock().unwrap().1.is_some()
+    }
+}
+
+impl Future for Signal {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut s = self.0.lock().unwrap();
+        if s.0 {
+            Poll::Ready(())
+        } else {
+            s.1 = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+}
+
+struct DropCounter(Arc<AtomicUsize>);
+impl Drop for DropCounter {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn async_task_returns_its_value() {
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let t = rt.spawn_async(async { 6 * 7 });
+    assert_eq!(t.join(), Ok(42));
+}
+
+#[test]
+fn awaiting_a_signal_suspends_without_holding_the_worker() {
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let signal = Signal::default();
+    let s = signal.clone();
+    let waiter = rt.spawn_async(async move {
+        s.await;
+        "woken"
+    });
+    while !(signal.has_waiter() && waiter.state() == TaskState::Suspended) {
+        std::thread::yield_now();
+    }
+    // The only worker is free: a plain task runs while the async one waits.
+    assert_eq!(rt.spawn(|| 5).join(), Ok(5));
+    assert_eq!(rt.stats().suspended, 1);
+    signal.fire();
+    assert_eq!(waiter.join(), Ok("woken"));
+}
+
+#[test]
+fn async_task_awaits_another_task_on_one_worker() {
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let gate = Arc::new(Barrier::new(2));
+    let g = gate.clone();
+    let handle = rt.handle().clone();
+    let outer = rt.spawn_async(async move {
+        let inner = handle.spawn(move || {
+            g.wait();
+            20
+        });
+        let value = inner.await.unwrap();
+        value + 1
+    });
+    gate.wait();
+    assert_eq!(outer.join(), Ok(21));
+}
+
+#[test]
+fn cancelling_a_suspended_async_task_drops_the_future_at_once() {
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let signal = Signal::default();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (s, guard) = (signal.clone(), DropCounter(drops.clone()));
+    let t = rt.spawn_async(async move {
+        let _guard = guard;
+        s.await;
+        1
+    });
+    while !(signal.has_waiter() && t.state() == TaskState::Suspended) {
+        std::thread::yield_now();
+    }
+    assert!(t.cancel());
+    assert_eq!(t.state(), TaskState::Cancelled);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    // A late wake-up of the cancelled task changes nothing.
+    signal.fire();
+    assert_eq!(t.join(), Err(TaskError::Cancelled));
+    rt.shutdown(wsrt::ShutdownMode::Drain).unwrap();
+    assert_eq!(rt.stats().cancelled, 1);
+}
+
+#[test]
+fn shutdown_cancel_reaches_suspended_async_tasks() {
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let signal = Signal::default();
+    let s = signal.clone();
+    let t = rt.spawn_async(s);
+    while !(signal.has_waiter() && t.state() == TaskState::Suspended) {
+        std::thread::yield_now();
+    }
+    rt.shutdown(wsrt::ShutdownMode::Cancel).unwrap();
+    assert_eq!(t.state(), TaskState::Cancelled);
+}
+
+#[test]
+fn many_async_tasks_woken_from_other_threads_all_finish() {
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let signals: Vec<Signal> = (0..2000).map(|_| Signal::default()).collect();
+    let tasks: Vec<_> = signals
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let s = s.clone();
+            rt.spawn_async(async move {
+                s.await;
+                i
+            })
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        for chunk in signals.chunks(500) {
+            scope.spawn(move || chunk.iter().for_each(Signal::fire));
+        }
+    });
+    for (i, t) in tasks.into_iter().enumerate() {
+        assert_eq!(t.join(), Ok(i));
+    }
+    rt.shutdown(wsrt::ShutdownMode::Drain).unwrap();
+    assert_eq!(rt.stats().succeeded, 2000);
+}
