@@ -11,6 +11,17 @@ fn main() {
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-changed=build.rs");
 
+    // The shared library's soname: 0.x releases may break the ABI at each
+    // minor version, so it carries MAJOR.MINOR (the Makefile installs the
+    // matching symlinks).
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        println!(
+            "cargo:rustc-cdylib-link-arg=-Wl,-soname,libwsrt.so.{}.{}",
+            std::env::var("CARGO_PKG_VERSION_MAJOR").expect("cargo sets the version"),
+            std::env::var("CARGO_PKG_VERSION_MINOR").expect("cargo sets the version"),
+        );
+    }
+
     let crate_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let mut config = cbindgen::Config::from_file(Path::new(&crate_dir).join("cbindgen.toml"))
         .expect("cbindgen.toml is valid");
