@@ -156,3 +156,73 @@ fn many_async_tasks_woken_from_other_threads_all_finish() {
     rt.shutdown(wsrt::ShutdownMode::Drain).unwrap();
     assert_eq!(rt.stats().succeeded, 2000);
 }
+
+mod mixed_with_c {
+    use super::*;
+    use std::ffi::c_void;
+    use std::ptr;
+    use wsrt::ffi::*;
+
+    /// A C-style task that awaits the task passed as its arg, then returns
+    /// how many times it was called.
+    unsafe extern "C" fn await_then_count(arg: *mut c_void, result: *mut *mut c_void) -> i32 {
+        // SAFETY: the test passes a `(handle, calls)` pair that outlives the task.
+        let (other, calls) = unsafe { &*(arg as *const (SendTask, AtomicUsize)) };
+        let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if !wsrt_task_done(other.0) {
+            return wsrt_await(other.0);
+        }
+        // SAFETY: `result` is the out-pointer wsrt passes.
+        unsafe { *result = n as *mut c_void };
+        WSRT_TASK_OK
+    }
+
+    struct SendTask(*mut wsrt_task);
+    // SAFETY: C handles are thread-safe.
+    unsafe impl Send for SendTask {}
+    // SAFETY: as above.
+    unsafe impl Sync for SendTask {}
+
+    #[test]
+    fn c_task_awaits_an_async_rust_task_on_one_worker() {
+        let mut rt = ptr::null_mut();
+        assert_eq!(wsrt_runtime_new(1, &mut rt), wsrt_status::WSRT_OK);
+        // SAFETY: `rt` is live until freed below.
+        let handle = unsafe { handle_of(rt) }.unwrap();
+        let signal = Signal::default();
+        let s = signal.clone();
+        let rust_task = handle.spawn_async(async move {
+            s.await;
+            "done"
+        });
+        let pair = Box::new((
+            SendTask(into_c(rust_task.as_task_ref().clone())),
+            AtomicUsize::new(0),
+        ));
+        let mut c_task = ptr::null_mut();
+        let arg = &*pair as *const _ as *mut c_void;
+        assert_eq!(
+            wsrt_spawn(rt, Some(await_then_count), arg, ptr::null(), &mut c_task),
+            wsrt_status::WSRT_OK
+        );
+        // Both suspended, the only worker free.
+        while wsrt_task_state(c_task) != wsrt_state::WSRT_STATE_SUSPENDED
+            || rust_task.state() != TaskState::Suspended
+        {
+            std::thread::yield_now();
+        }
+        // SAFETY: `c_task` is a live handle.
+        let seen_from_rust = unsafe { from_c(c_task) }.unwrap();
+        assert_eq!(seen_from_rust.state(), TaskState::Suspended);
+        signal.fire();
+        assert_eq!(wsrt_task_wait(c_task, -1), wsrt_status::WSRT_OK);
+        let mut value = ptr::null_mut();
+        assert_eq!(wsrt_task_result(c_task, &mut value), wsrt_status::WSRT_OK);
+        assert_eq!(value as usize, 2, "called once, then again after the await");
+        assert_eq!(rust_task.join(), Ok("done"));
+        wsrt_task_release(c_task);
+        wsrt_task_release(pair.0 .0);
+        assert_eq!(wsrt_runtime_free(rt), wsrt_status::WSRT_OK);
+        assert!(seen_from_rust.is_done());
+    }
+}

@@ -17,6 +17,16 @@ impl wsrt_runtime {
     }
 }
 
+/// The Rust handle of a C runtime, for programs mixing both APIs (e.g.
+/// `spawn_async` on a runtime created with `wsrt_runtime_new`).
+///
+/// # Safety
+/// `rt` is NULL or a live runtime.
+pub unsafe fn handle_of(rt: *const wsrt_runtime) -> Option<crate::Handle> {
+    // SAFETY: caller's duty.
+    unsafe { rt.as_ref() }.map(|rt| rt.rt.handle().clone())
+}
+
 /// Counters of a runtime, filled by `wsrt_runtime_stats`. Totals are exact
 /// once the runtime is shut down; while it runs each figure may be a moment
 /// stale.

@@ -50,9 +50,22 @@ pub struct wsrt_spawn_opts {
     pub result_drop: wsrt_drop_fn,
 }
 
-/// Converts an owned handle into a C handle (the reference moves along).
-pub(crate) fn into_c(task: TaskRef) -> *mut wsrt_task {
+/// Converts an owned Rust handle into a C handle (the reference moves
+/// along: release it with `wsrt_task_release`). For programs mixing the
+/// Rust API and the C ABI.
+pub fn into_c(task: TaskRef) -> *mut wsrt_task {
     task.into_raw().as_ptr().cast()
+}
+
+/// A Rust handle for a C handle, with a reference of its own (the C handle
+/// stays valid and owned by the caller). `None` for NULL.
+///
+/// # Safety
+/// `t` is NULL or a live handle.
+pub unsafe fn from_c(t: *const wsrt_task) -> Option<TaskRef> {
+    let ptr = header_ptr(t)?;
+    let borrowed = std::mem::ManuallyDrop::new(TaskRef::from_header(ptr));
+    Some(TaskRef::clone(&borrowed))
 }
 
 fn header_ptr(t: *const wsrt_task) -> Option<NonNull<Header>> {
