@@ -120,7 +120,13 @@ impl Shared {
 
     /// Counts an event from whatever thread this is.
     pub(crate) fn count(&self, c: Counter) {
-        match WorkerThread::current_of(self) {
+        self.count_at(WorkerThread::current_of(self), c);
+    }
+
+    /// Counts an event; `here` is `WorkerThread::current_of(self)`, looked
+    /// up once by callers that count several events.
+    pub(crate) fn count_at(&self, here: Option<&WorkerThread>, c: Counter) {
+        match here {
             Some(w) => self.counters.add_owned(w.index, c),
             None => self.counters.add_external(c),
         }
@@ -133,7 +139,12 @@ impl Shared {
     /// Queues a job: on this worker's own deque when called from one (unless
     /// `fifo`, used for yields so other work runs first), else the injector.
     pub(crate) fn schedule(&self, job: JobRef, fifo: bool) {
-        match WorkerThread::current_of(self) {
+        self.schedule_at(WorkerThread::current_of(self), job, fifo);
+    }
+
+    /// [`schedule`](Self::schedule) with `here` already looked up.
+    fn schedule_at(&self, here: Option<&WorkerThread>, job: JobRef, fifo: bool) {
+        match here {
             Some(w) if !fifo => w.push(job),
             _ => {
                 self.injector.push(job);
@@ -168,8 +179,8 @@ impl Shared {
 
     /// Admits a spawn: counts it and checks the mode, in the order the
     /// module docs require. False: refused (and not counted).
-    fn admit(&self) -> bool {
-        match WorkerThread::current_of(self) {
+    fn admit(&self, here: Option<&WorkerThread>) -> bool {
+        match here {
             Some(w) => {
                 let mode = self.mode();
                 if mode == RUNNING || mode == DRAINING {
@@ -201,7 +212,8 @@ impl Shared {
         handle: bool,
         name: Option<&str>,
     ) -> Result<Option<TaskRef>, B> {
-        if !self.admit() {
+        let here = WorkerThread::current_of(self);
+        if !self.admit(here) {
             return Err(body);
         }
         // Relaxed: only uniqueness and per-thread order matter, and the
@@ -218,7 +230,7 @@ impl Shared {
             // SAFETY: one of the initial references is the handle's.
             unsafe { TaskRef::from_raw(ptr) }
         });
-        self.schedule(JobRef::task(ptr), false);
+        self.schedule_at(here, JobRef::task(ptr), false);
         Ok(task)
     }
 

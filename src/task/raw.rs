@@ -128,6 +128,8 @@ unsafe fn run<B: Body>(ptr: NonNull<()>) {
         unsafe { drop_ref(ptr) };
         return;
     }
+    let here = worker::WorkerThread::current();
+    debug_assert!(here.is_some_and(|w| std::ptr::eq(Arc::as_ptr(&w.shared), rt)));
     match header.state.transition_to_running() {
         ToRunning::Done => {
             // Cancelled while queued: the canceller finished it.
@@ -137,9 +139,9 @@ unsafe fn run<B: Body>(ptr: NonNull<()>) {
         }
         ToRunning::Run { resumed } => {
             if resumed {
-                rt.count(Counter::Unsuspends);
+                rt.count_at(here, Counter::Unsuspends);
             }
-            rt.count(Counter::RunsStarted);
+            rt.count_at(here, Counter::RunsStarted);
         }
     }
     // SAFETY: `ptr` is a `Cell<B>` (it was allocated with this vtable).
@@ -154,7 +156,7 @@ unsafe fn run<B: Body>(ptr: NonNull<()>) {
     let outer = worker::set_current_task(Some(ptr));
     let step = panic::catch_unwind(AssertUnwindSafe(|| body.run(&this)));
     worker::set_current_task(outer);
-    rt.count(Counter::RunsEnded);
+    rt.count_at(here, Counter::RunsEnded);
 
     let end = match step {
         Ok(Step::Ready(value)) => {
