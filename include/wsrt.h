@@ -38,8 +38,17 @@
 /**
  * Returned by a task function: suspend, and be called again later (at once
  * after other queued work, or when the task passed to `wsrt_await` is done).
+ * If a cancel was requested while it ran, the task ends CANCELLED here
+ * instead, without being called again (asyncio delivers a cancellation at
+ * the next suspension point).
  */
 #define WSRT_TASK_YIELD -2
+
+/**
+ * What `wsrt_await` returns when a task awaits itself; returned by the task
+ * function, the task ends FAILED with this code.
+ */
+#define WSRT_TASK_AWAIT_SELF -3
 
 /**
  * The failure code `wsrt_task_error` reports for a Rust task that panicked.
@@ -231,7 +240,11 @@ typedef struct wsrt_spawn_opts {
   wsrt_drop_fn arg_drop;
   /**
    * NULL, or called exactly once with the result of a task that
-   * SUCCEEDED, when its last handle is released.
+   * SUCCEEDED, when the last reference to the task goes: usually inside
+   * the `wsrt_task_release` of the last handle, but the worker that
+   * finished the task may still hold its reference for a moment after
+   * waiters see it done, and then runs it there. Always before
+   * `wsrt_runtime_free` returns. For a detached task, once it is done.
    */
   wsrt_drop_fn result_drop;
 } wsrt_spawn_opts;
@@ -479,7 +492,10 @@ bool wsrt_cancel_requested(void);
  * suspended task ends it CANCELLED without calling it again.
  *
  * With `other` NULL, or outside a task, it only returns `WSRT_TASK_YIELD`
- * (a plain yield). `other` may belong to another runtime.
+ * (a plain yield). `other` may belong to another runtime. A task awaiting
+ * itself could never resume: that returns `WSRT_TASK_AWAIT_SELF`, which,
+ * returned by the function, ends the task FAILED with that code (asyncio
+ * raises `RuntimeError` there).
  */
 int32_t wsrt_await(struct wsrt_task *other);
 

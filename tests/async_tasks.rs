@@ -226,3 +226,37 @@ mod mixed_with_c {
         assert!(seen_from_rust.is_done());
     }
 }
+
+mod await_self {
+    use std::ffi::c_void;
+    use std::ptr;
+    use wsrt::ffi::*;
+
+    unsafe extern "C" fn awaits_itself(_arg: *mut c_void, _result: *mut *mut c_void) -> i32 {
+        wsrt_await(wsrt_current_task())
+    }
+
+    #[test]
+    fn a_c_task_awaiting_itself_fails_with_await_self() {
+        let mut rt = ptr::null_mut();
+        assert_eq!(wsrt_runtime_new(1, &mut rt), wsrt_status::WSRT_OK);
+        let mut t = ptr::null_mut();
+        assert_eq!(
+            wsrt_spawn(
+                rt,
+                Some(awaits_itself),
+                ptr::null_mut(),
+                ptr::null(),
+                &mut t
+            ),
+            wsrt_status::WSRT_OK
+        );
+        assert_eq!(wsrt_task_wait(t, -1), wsrt_status::WSRT_OK);
+        assert_eq!(wsrt_task_state(t), wsrt_state::WSRT_STATE_FAILED);
+        let mut code = 0;
+        assert_eq!(wsrt_task_error(t, &mut code), wsrt_status::WSRT_OK);
+        assert_eq!(code, WSRT_TASK_AWAIT_SELF);
+        wsrt_task_release(t);
+        assert_eq!(wsrt_runtime_free(rt), wsrt_status::WSRT_OK);
+    }
+}

@@ -11,17 +11,32 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `target/<profile>`, where cargo put `libwsrt.so` and `libwsrt.a`.
+/// `target/<profile>/deps`, where `cargo test` puts the `libwsrt.so` and
+/// `libwsrt.a` it just built (`target/<profile>` only gets them from
+/// `cargo build`, so it may hold stale ones).
 fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(Path::parent)
+    let dir = exe
+        .parent()
         .expect("target/<profile>/deps/<test>")
-        .to_path_buf()
+        .to_path_buf();
+    // The loader looks for the soname (see build.rs); give it one here as
+    // `make install` does.
+    let soname = format!(
+        "libwsrt.so.{}.{}",
+        env!("CARGO_PKG_VERSION_MAJOR"),
+        env!("CARGO_PKG_VERSION_MINOR")
+    );
+    let link = dir.join(&soname);
+    if std::fs::symlink_metadata(&link).is_err() {
+        // Tests run in parallel: another one may create it first.
+        let _ = std::os::unix::fs::symlink("libwsrt.so", &link);
+    }
+    dir
 }
 
 fn out_dir() -> PathBuf {
-    let dir = lib_dir().join("ffi-tests");
+    let dir = lib_dir().parent().unwrap().join("ffi-tests");
     std::fs::create_dir_all(&dir).expect("create target/<profile>/ffi-tests");
     dir
 }

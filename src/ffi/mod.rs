@@ -89,7 +89,13 @@ pub const WSRT_TASK_OK: i32 = 0;
 pub const WSRT_TASK_CANCELLED: i32 = -1;
 /// Returned by a task function: suspend, and be called again later (at once
 /// after other queued work, or when the task passed to `wsrt_await` is done).
+/// If a cancel was requested while it ran, the task ends CANCELLED here
+/// instead, without being called again (asyncio delivers a cancellation at
+/// the next suspension point).
 pub const WSRT_TASK_YIELD: i32 = -2;
+/// What `wsrt_await` returns when a task awaits itself; returned by the task
+/// function, the task ends FAILED with this code.
+pub const WSRT_TASK_AWAIT_SELF: i32 = -3;
 /// The failure code `wsrt_task_error` reports for a Rust task that panicked.
 pub const WSRT_TASK_PANICKED: i32 = i32::MIN;
 

@@ -6,7 +6,9 @@ use std::ptr::{self, NonNull};
 use std::time::Duration;
 
 use super::{ffi_boundary, try_ref, utf8, wsrt_runtime, wsrt_state, wsrt_status};
-use super::{WSRT_TASK_CANCELLED, WSRT_TASK_OK, WSRT_TASK_PANICKED, WSRT_TASK_YIELD};
+use super::{
+    WSRT_TASK_AWAIT_SELF, WSRT_TASK_CANCELLED, WSRT_TASK_OK, WSRT_TASK_PANICKED, WSRT_TASK_YIELD,
+};
 use crate::task::raw::{self, Header};
 use crate::task::{Body, Failure, Step, TaskRef};
 use crate::worker;
@@ -46,7 +48,11 @@ pub struct wsrt_spawn_opts {
     /// done-callbacks. Never called for a spawn that returned an error.
     pub arg_drop: wsrt_drop_fn,
     /// NULL, or called exactly once with the result of a task that
-    /// SUCCEEDED, when its last handle is released.
+    /// SUCCEEDED, when the last reference to the task goes: usually inside
+    /// the `wsrt_task_release` of the last handle, but the worker that
+    /// finished the task may still hold its reference for a moment after
+    /// waiters see it done, and then runs it there. Always before
+    /// `wsrt_runtime_free` returns. For a detached task, once it is done.
     pub result_drop: wsrt_drop_fn,
 }
 
@@ -519,12 +525,18 @@ pub extern "C" fn wsrt_cancel_requested() -> bool {
 /// suspended task ends it CANCELLED without calling it again.
 ///
 /// With `other` NULL, or outside a task, it only returns `WSRT_TASK_YIELD`
-/// (a plain yield). `other` may belong to another runtime.
+/// (a plain yield). `other` may belong to another runtime. A task awaiting
+/// itself could never resume: that returns `WSRT_TASK_AWAIT_SELF`, which,
+/// returned by the function, ends the task FAILED with that code (asyncio
+/// raises `RuntimeError` there).
 #[no_mangle]
 pub extern "C" fn wsrt_await(other: *mut wsrt_task) -> i32 {
     ffi_boundary!(WSRT_TASK_YIELD, {
-        if worker::current_task_ptr().is_some() {
+        if let Some(current) = worker::current_task_ptr() {
             if let Some(ptr) = header_ptr(other) {
+                if ptr == current {
+                    return WSRT_TASK_AWAIT_SELF;
+                }
                 let borrowed = std::mem::ManuallyDrop::new(TaskRef::from_header(ptr));
                 let other = TaskRef::clone(&borrowed);
                 AWAITING.with(|a| *a.borrow_mut() = Some(other));
