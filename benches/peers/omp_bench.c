@@ -1,0 +1,180 @@
+/*
+ * OpenMP tasks (gcc -fopenmp, libgomp) on the BENCH.md workloads, as a peer
+ * for examples/bench.rs. One thread per CPU; the "main thread" is the one
+ * running the `single` block. Usage and output format: common.h.
+ *
+ * Not here: spawn_wait, cancel, callbacks (no task handles in OpenMP) and
+ * memory (libgomp runs tasks at once instead of queueing more than about
+ * 64 per thread, so a million pending tasks cannot exist).
+ */
+#include "common.h"
+
+#include <omp.h>
+
+static unsigned long g_hits;
+
+static void add_one(void) {
+#pragma omp atomic
+    g_hits++;
+}
+
+static int threads(void) { return (int)num_cpus(); }
+
+/* detached N: the single thread creates N tasks; the barrier waits for them. */
+static void w_detached(const long *p) {
+    long n = p[0];
+    g_hits = 0;
+    uint64_t t0 = now_ns();
+#pragma omp parallel num_threads(threads())
+#pragma omp single
+    for (long i = 0; i < n; i++) {
+#pragma omp task
+        add_one();
+    }
+    uint64_t t1 = now_ns();
+    report("ns=%llu count=%ld ok=%d", (unsigned long long)(t1 - t0), n, (long)g_hits == n);
+}
+
+static long g_cutoff;
+
+static uint64_t fib_task(long n) {
+    if (n < g_cutoff) return fib_seq(n);
+    uint64_t a, b;
+#pragma omp task shared(a)
+    a = fib_task(n - 1);
+    b = fib_task(n - 2);
+#pragma omp taskwait
+    return a + b;
+}
+
+static uint64_t fib_parallel(long n) {
+    uint64_t r = 0;
+#pragma omp parallel num_threads(threads())
+#pragma omp single
+    r = fib_task(n);
+    return r;
+}
+
+static void w_fib(const long *p) {
+    long n = p[0];
+    g_cutoff = 2;
+    uint64_t t0 = now_ns();
+    uint64_t r = fib_parallel(n);
+    uint64_t t1 = now_ns();
+    report("ns=%llu count=%llu ok=%d", (unsigned long long)(t1 - t0),
+           (unsigned long long)fib_nodes(n, g_cutoff), r == fib_seq(n));
+}
+
+static void w_fib_cutoff(const long *p) {
+    long n = p[0];
+    g_cutoff = p[1];
+    uint64_t t0 = now_ns();
+    uint64_t s = fib_seq(n);
+    uint64_t t1 = now_ns();
+    settle_after_seq();
+    uint64_t t2 = now_ns();
+    uint64_t r = fib_parallel(n);
+    uint64_t t3 = now_ns();
+    report("seq_ns=%llu par_ns=%llu ok=%d", (unsigned long long)(t1 - t0),
+           (unsigned long long)(t3 - t2), r == s);
+}
+
+/* nested CHILDREN LEAVES: root task -> children tasks -> leaf tasks, each level waits. */
+static void w_nested(const long *p) {
+    long children = p[0], leaves = p[1];
+    g_hits = 0;
+    uint64_t t0 = now_ns();
+#pragma omp parallel num_threads(threads())
+#pragma omp single
+    {
+#pragma omp task
+        {
+            for (long c = 0; c < children; c++) {
+#pragma omp task
+                {
+                    for (long l = 0; l < leaves; l++) {
+#pragma omp task
+                        add_one();
+                    }
+#pragma omp taskwait
+                }
+            }
+#pragma omp taskwait
+        }
+#pragma omp taskwait
+    }
+    uint64_t t1 = now_ns();
+    report("ns=%llu count=%ld ok=%d", (unsigned long long)(t1 - t0), 1 + children + children * leaves,
+           (long)g_hits == children * leaves);
+}
+
+/* idle_cpu MILLIS SETTLE_MS: one parallel region, then the thread pool sits idle. */
+static void w_idle_cpu(const long *p) {
+    g_hits = 0;
+#pragma omp parallel num_threads(threads())
+#pragma omp single
+    {
+#pragma omp task
+        add_one();
+    }
+    measure_idle(p);
+}
+
+/* bursty BURSTS SIZE GAP_US: inside one parallel region, bursts of tasks + taskwait, a gap. */
+static void w_bursty(const long *p) {
+    g_hits = 0;
+    double c0 = cpu_seconds();
+    uint64_t t0 = now_ns();
+#pragma omp parallel num_threads(threads())
+#pragma omp single
+    for (long b = 0; b < p[0]; b++) {
+        for (long i = 0; i < p[1]; i++) {
+#pragma omp task
+            add_one();
+        }
+#pragma omp taskwait
+        sleep_ns((uint64_t)p[2] * 1000u);
+    }
+    double c1 = cpu_seconds();
+    uint64_t t1 = now_ns();
+    report("cpu_s=%.6f wall_s=%.6f ok=%d", c1 - c0, (t1 - t0) / 1e9, (long)g_hits == p[0] * p[1]);
+}
+
+/* wake_latency SAMPLES GAP_US: the single thread creates a task and sleeps; another thread
+ * (waiting at the end of `single`) picks it up and stamps its start. */
+static void w_wake_latency(const long *p) {
+    long n = p[0];
+    uint64_t *lat = xmalloc((size_t)n * sizeof *lat);
+#pragma omp parallel num_threads(threads())
+#pragma omp single
+    for (long i = 0; i < n; i++) {
+        uint64_t started = 0;
+        uint64_t t0 = now_ns();
+#pragma omp task shared(started)
+        {
+#pragma omp atomic write
+            started = now_ns();
+        }
+        sleep_ns((uint64_t)p[1] * 1000u);
+        uint64_t s;
+        for (;;) {
+#pragma omp atomic read
+            s = started;
+            if (s) break;
+            sleep_ns(10000);
+        }
+        lat[i] = s - t0;
+#pragma omp taskwait
+    }
+    report_latencies(lat, n);
+    free(lat);
+}
+
+int main(int argc, char **argv) {
+    static const struct workload table[] = {
+        {"detached", w_detached}, {"fib", w_fib},       {"fib_cutoff", w_fib_cutoff},
+        {"nested", w_nested},     {"idle_cpu", w_idle_cpu}, {"bursty", w_bursty},
+        {"wake_latency", w_wake_latency},
+    };
+    return peers_main(argc, argv, table, sizeof table / sizeof table[0]);
+}

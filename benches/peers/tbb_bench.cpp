@@ -1,0 +1,161 @@
+/*
+ * oneTBB task_group on the BENCH.md workloads, as a peer for
+ * examples/bench.rs. TBB's default concurrency: the main thread plus one
+ * worker per remaining CPU; the main thread works while it waits.
+ * Usage and output format: common.h.
+ *
+ * Not here: spawn_wait, cancel, callbacks (task_group tasks have no
+ * handles). memory measures pending task_group tasks (no handles).
+ */
+#include "common.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <vector>
+
+#include <oneapi/tbb/task_arena.h>
+#include <oneapi/tbb/task_group.h>
+
+static std::atomic<unsigned long> g_hits;
+
+static void add_one() { g_hits.fetch_add(1, std::memory_order_relaxed); }
+
+/* detached N: N task_group tasks from the main thread, then wait(). */
+static void w_detached(const long *p) {
+    long n = p[0];
+    g_hits = 0;
+    uint64_t t0 = now_ns();
+    tbb::task_group g;
+    for (long i = 0; i < n; i++) g.run(add_one);
+    g.wait();
+    uint64_t t1 = now_ns();
+    report("ns=%llu count=%ld ok=%d", (unsigned long long)(t1 - t0), n, (long)g_hits == n);
+}
+
+static long g_cutoff;
+
+static uint64_t fib_task(long n) {
+    if (n < g_cutoff) return fib_seq(n);
+    uint64_t a, b;
+    tbb::task_group g;
+    g.run([&] { a = fib_task(n - 1); });
+    b = fib_task(n - 2);
+    g.wait();
+    return a + b;
+}
+
+static void w_fib(const long *p) {
+    long n = p[0];
+    g_cutoff = 2;
+    uint64_t t0 = now_ns();
+    uint64_t r = fib_task(n);
+    uint64_t t1 = now_ns();
+    report("ns=%llu count=%llu ok=%d", (unsigned long long)(t1 - t0),
+           (unsigned long long)fib_nodes(n, g_cutoff), r == fib_seq(n));
+}
+
+static void w_fib_cutoff(const long *p) {
+    long n = p[0];
+    g_cutoff = p[1];
+    uint64_t t0 = now_ns();
+    uint64_t s = fib_seq(n);
+    uint64_t t1 = now_ns();
+    settle_after_seq();
+    uint64_t t2 = now_ns();
+    uint64_t r = fib_task(n);
+    uint64_t t3 = now_ns();
+    report("seq_ns=%llu par_ns=%llu ok=%d", (unsigned long long)(t1 - t0),
+           (unsigned long long)(t3 - t2), r == s);
+}
+
+template <typename F>
+static void spawn_and_wait(long n, F f) {
+    tbb::task_group g;
+    for (long i = 0; i < n; i++) g.run(f);
+    g.wait();
+}
+
+/* nested CHILDREN LEAVES: root task -> children -> leaves, each level waits. */
+static void w_nested(const long *p) {
+    long children = p[0], leaves = p[1];
+    g_hits = 0;
+    uint64_t t0 = now_ns();
+    spawn_and_wait(1, [=] { spawn_and_wait(children, [=] { spawn_and_wait(leaves, add_one); }); });
+    uint64_t t1 = now_ns();
+    report("ns=%llu count=%ld ok=%d", (unsigned long long)(t1 - t0), 1 + children + children * leaves,
+           (long)g_hits == children * leaves);
+}
+
+/* idle_cpu MILLIS SETTLE_MS: one task, then the workers sit idle. */
+static void w_idle_cpu(const long *p) {
+    spawn_and_wait(2, add_one);
+    measure_idle(p);
+}
+
+/* bursty BURSTS SIZE GAP_US */
+static void w_bursty(const long *p) {
+    g_hits = 0;
+    double c0 = cpu_seconds();
+    uint64_t t0 = now_ns();
+    for (long b = 0; b < p[0]; b++) {
+        spawn_and_wait(p[1], add_one);
+        sleep_ns((uint64_t)p[2] * 1000u);
+    }
+    double c1 = cpu_seconds();
+    uint64_t t1 = now_ns();
+    report("cpu_s=%.6f wall_s=%.6f ok=%d", c1 - c0, (t1 - t0) / 1e9, (long)g_hits == p[0] * p[1]);
+}
+
+/* wake_latency SAMPLES GAP_US: task_arena::enqueue (run by a worker, the main
+ * thread does not join), the task stamps its start. */
+static void w_wake_latency(const long *p) {
+    long n = p[0];
+    std::vector<uint64_t> lat((size_t)n);
+    std::atomic<uint64_t> started{0};
+    tbb::task_arena arena;
+    for (long i = 0; i < n; i++) {
+        started = 0;
+        uint64_t t0 = now_ns();
+        arena.enqueue([&] { started.store(now_ns(), std::memory_order_release); });
+        sleep_ns((uint64_t)p[1] * 1000u);
+        uint64_t s;
+        while ((s = started.load(std::memory_order_acquire)) == 0) sleep_ns(10000);
+        lat[(size_t)i] = s - t0;
+    }
+    report_latencies(lat.data(), n);
+}
+
+/* memory N: RSS growth for N pending task_group tasks while the worker is blocked. */
+static void w_memory(const long *p) {
+    long n = p[0];
+    std::mutex mu;
+    std::condition_variable cv;
+    bool open = false;
+    std::atomic<long> started{0};
+    tbb::task_group g;
+    long workers = num_cpus() - 1; /* TBB's default worker count; main is the spawner */
+    for (long i = 0; i < workers; i++)
+        g.run([&] {
+            started++;
+            std::unique_lock<std::mutex> lock(mu);
+            cv.wait(lock, [&] { return open; });
+        });
+    while (started.load() < workers) sleep_ns(20000);
+    long before = rss_bytes();
+    for (long i = 0; i < n; i++) g.run(add_one);
+    long after = rss_bytes();
+    report("bytes=%ld count=%ld", after - before, n);
+    /* The process exists for this one measurement: skip the teardown. */
+    fflush(stdout);
+    _exit(0);
+}
+
+int main(int argc, char **argv) {
+    static const struct workload table[] = {
+        {"detached", w_detached}, {"fib", w_fib},           {"fib_cutoff", w_fib_cutoff},
+        {"nested", w_nested},     {"idle_cpu", w_idle_cpu}, {"bursty", w_bursty},
+        {"wake_latency", w_wake_latency}, {"memory", w_memory},
+    };
+    return peers_main(argc, argv, table, sizeof table / sizeof table[0]);
+}

@@ -1,0 +1,341 @@
+/*
+ * wsrt through its C ABI: the BENCH.md workloads, for examples/bench.rs.
+ * Built by build.sh against include/wsrt.h and target/release/libwsrt.so.
+ * Usage and output format: common.h. Every runtime has one worker per CPU.
+ */
+#include "common.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "wsrt.h"
+
+#define CHECK(call)                                                                    \
+    do {                                                                               \
+        wsrt_status s_ = (call);                                                       \
+        if (s_ != WSRT_OK) die("%s failed: %s", #call, wsrt_status_str(s_));           \
+    } while (0)
+
+static wsrt_runtime *g_rt;     /* the runtime of the current run */
+static atomic_ulong g_hits;    /* what the tiny tasks increment */
+static atomic_ulong g_drops;   /* arg_drop calls */
+static atomic_ulong g_callbacks;
+
+static void rt_start(void) {
+    CHECK(wsrt_runtime_new(0, &g_rt));
+    atomic_store(&g_hits, 0);
+    atomic_store(&g_drops, 0);
+    atomic_store(&g_callbacks, 0);
+}
+
+static void rt_free(void) {
+    CHECK(wsrt_runtime_free(g_rt));
+    g_rt = NULL;
+}
+
+static int32_t add_one(void *arg, void **result) {
+    (void)arg;
+    (void)result;
+    atomic_fetch_add_explicit(&g_hits, 1, memory_order_relaxed);
+    return WSRT_TASK_OK;
+}
+
+static wsrt_task *spawn_handle(wsrt_task_fn fn, void *arg, const wsrt_spawn_opts *opts) {
+    wsrt_task *t = NULL;
+    CHECK(wsrt_spawn(g_rt, fn, arg, opts, &t));
+    return t;
+}
+
+static void wait_release(wsrt_task *t) {
+    CHECK(wsrt_task_wait(t, -1));
+    wsrt_task_release(t);
+}
+
+/* Spawns n tasks with handles, then waits for and releases each. */
+static void spawn_and_wait(long n, wsrt_task_fn fn) {
+    wsrt_task **h = xmalloc((size_t)n * sizeof *h);
+    for (long i = 0; i < n; i++) h[i] = spawn_handle(fn, NULL, NULL);
+    for (long i = 0; i < n; i++) wait_release(h[i]);
+    free(h);
+}
+
+/* Waits (without spinning) until the counter reaches n. */
+static void wait_count(atomic_ulong *c, unsigned long n) {
+    while (atomic_load(c) < n) sleep_ns(20000);
+}
+
+/* ---- a gate that keeps every worker busy until opened ---- */
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int open;
+    atomic_long started;
+} g_gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+
+static int32_t blocker(void *arg, void **result) {
+    (void)arg;
+    (void)result;
+    atomic_fetch_add(&g_gate.started, 1);
+    pthread_mutex_lock(&g_gate.mu);
+    while (!g_gate.open) pthread_cond_wait(&g_gate.cv, &g_gate.mu);
+    pthread_mutex_unlock(&g_gate.mu);
+    return WSRT_TASK_OK;
+}
+
+static void block_workers(void) {
+    long workers = (long)wsrt_runtime_workers(g_rt);
+    g_gate.open = 0;
+    atomic_store(&g_gate.started, 0);
+    for (long i = 0; i < workers; i++) CHECK(wsrt_spawn(g_rt, blocker, NULL, NULL, NULL));
+    while (atomic_load(&g_gate.started) < workers) sleep_ns(20000);
+}
+
+static void open_gate(void) {
+    pthread_mutex_lock(&g_gate.mu);
+    g_gate.open = 1;
+    pthread_cond_broadcast(&g_gate.cv);
+    pthread_mutex_unlock(&g_gate.mu);
+}
+
+/* ---- workloads ---- */
+
+/* spawn_wait N: N tasks with handles from the main thread, then wait + release each. */
+static void w_spawn_wait(const long *p) {
+    long n = p[0];
+    rt_start();
+    uint64_t t0 = now_ns();
+    spawn_and_wait(n, add_one);
+    uint64_t t1 = now_ns();
+    report("ns=%llu count=%ld ok=%d", (unsigned long long)(t1 - t0), n, (long)atomic_load(&g_hits) == n);
+    rt_free();
+}
+
+/* detached N: N detached tasks, wait for the counter. */
+static void w_detached(const long *p) {
+    long n = p[0];
+    rt_start();
+    uint64_t t0 = now_ns();
+    for (long i = 0; i < n; i++) CHECK(wsrt_spawn(g_rt, add_one, NULL, NULL, NULL));
+    wait_count(&g_hits, (unsigned long)n);
+    uint64_t t1 = now_ns();
+    report("ns=%llu count=%ld ok=1", (unsigned long long)(t1 - t0), n);
+    rt_free();
+}
+
+/* fib through handles: spawn the child fib(n-1), compute fib(n-2) here, wait (helping). */
+static long g_cutoff;
+
+static int32_t fib_task(void *arg, void **result) {
+    long n = (long)(intptr_t)arg;
+    if (n < g_cutoff) {
+        *result = (void *)(intptr_t)fib_seq(n);
+        return WSRT_TASK_OK;
+    }
+    wsrt_task *child = spawn_handle(fib_task, (void *)(intptr_t)(n - 1), NULL);
+    void *b = NULL;
+    fib_task((void *)(intptr_t)(n - 2), &b);
+    void *a = NULL;
+    CHECK(wsrt_task_wait(child, -1));
+    CHECK(wsrt_task_result(child, &a));
+    wsrt_task_release(child);
+    *result = (void *)((intptr_t)a + (intptr_t)b);
+    return WSRT_TASK_OK;
+}
+
+static uint64_t fib_parallel(long n) {
+    wsrt_task *root = spawn_handle(fib_task, (void *)(intptr_t)n, NULL);
+    void *r = NULL;
+    CHECK(wsrt_task_wait(root, -1));
+    CHECK(wsrt_task_result(root, &r));
+    wsrt_task_release(root);
+    return (uint64_t)(intptr_t)r;
+}
+
+/* fib N: no cutoff; count = spawned tasks. */
+static void w_fib(const long *p) {
+    long n = p[0];
+    g_cutoff = 2;
+    rt_start();
+    uint64_t t0 = now_ns();
+    uint64_t r = fib_parallel(n);
+    uint64_t t1 = now_ns();
+    report("ns=%llu count=%llu ok=%d", (unsigned long long)(t1 - t0),
+           (unsigned long long)fib_nodes(n, g_cutoff) + 1, r == fib_seq(n));
+    rt_free();
+}
+
+/* fib_cutoff N CUTOFF: sequential then parallel, paired in the same run. */
+static void w_fib_cutoff(const long *p) {
+    long n = p[0];
+    g_cutoff = p[1];
+    rt_start();
+    uint64_t t0 = now_ns();
+    uint64_t s = fib_seq(n);
+    uint64_t t1 = now_ns();
+    settle_after_seq();
+    uint64_t t2 = now_ns();
+    uint64_t r = fib_parallel(n);
+    uint64_t t3 = now_ns();
+    report("seq_ns=%llu par_ns=%llu ok=%d", (unsigned long long)(t1 - t0),
+           (unsigned long long)(t3 - t2), r == s);
+    rt_free();
+}
+
+/* nested CHILDREN LEAVES: a root task spawns children, each spawns leaves (handles). */
+static long g_children, g_leaves;
+
+static int32_t nested_child(void *arg, void **result) {
+    (void)arg;
+    (void)result;
+    spawn_and_wait(g_leaves, add_one);
+    return WSRT_TASK_OK;
+}
+
+static int32_t nested_root(void *arg, void **result) {
+    (void)arg;
+    (void)result;
+    spawn_and_wait(g_children, nested_child);
+    return WSRT_TASK_OK;
+}
+
+static void w_nested(const long *p) {
+    g_children = p[0];
+    g_leaves = p[1];
+    rt_start();
+    uint64_t t0 = now_ns();
+    wait_release(spawn_handle(nested_root, NULL, NULL));
+    uint64_t t1 = now_ns();
+    report("ns=%llu count=%ld ok=%d", (unsigned long long)(t1 - t0), 1 + g_children + g_children * g_leaves,
+           (long)atomic_load(&g_hits) == g_children * g_leaves);
+    rt_free();
+}
+
+/* cancel N: every worker blocked; spawn N tasks (with arg_drop), cancel each, release. */
+static void count_drop(void *arg) {
+    (void)arg;
+    atomic_fetch_add_explicit(&g_drops, 1, memory_order_relaxed);
+}
+
+static void w_cancel(const long *p) {
+    long n = p[0];
+    static char arg; /* a non-NULL arg for arg_drop */
+    wsrt_spawn_opts opts = {0};
+    opts.arg_drop = count_drop;
+    rt_start();
+    block_workers();
+    wsrt_task **h = xmalloc((size_t)n * sizeof *h);
+    long cancelled = 0;
+    uint64_t t0 = now_ns();
+    for (long i = 0; i < n; i++) h[i] = spawn_handle(add_one, &arg, &opts);
+    for (long i = 0; i < n; i++) cancelled += wsrt_task_cancel(h[i]);
+    for (long i = 0; i < n; i++) wsrt_task_release(h[i]);
+    uint64_t t1 = now_ns();
+    unsigned long drops = atomic_load(&g_drops);
+    open_gate();
+    rt_free();
+    report("ns=%llu count=%ld ok=%d drops=%lu cancelled=%ld ran=%lu", (unsigned long long)(t1 - t0), n,
+           (long)drops == n && cancelled == n && atomic_load(&g_hits) == 0, drops, cancelled,
+           atomic_load(&g_hits));
+    free(h);
+}
+
+/* callbacks N: spawn_wait with one done-callback added to each task. */
+static void on_done(wsrt_task *t, void *user) {
+    (void)t;
+    atomic_fetch_add_explicit((atomic_ulong *)user, 1, memory_order_relaxed);
+}
+
+static void w_callbacks(const long *p) {
+    long n = p[0];
+    rt_start();
+    wsrt_task **h = xmalloc((size_t)n * sizeof *h);
+    uint64_t t0 = now_ns();
+    for (long i = 0; i < n; i++) {
+        h[i] = spawn_handle(add_one, NULL, NULL);
+        CHECK(wsrt_task_add_done_callback(h[i], on_done, &g_callbacks));
+    }
+    for (long i = 0; i < n; i++) wait_release(h[i]);
+    uint64_t t1 = now_ns();
+    wait_count(&g_callbacks, (unsigned long)n); /* the last few may still be running */
+    report("ns=%llu count=%ld ok=%d", (unsigned long long)(t1 - t0), n, (long)atomic_load(&g_hits) == n);
+    free(h);
+    rt_free();
+}
+
+/* idle_cpu MILLIS SETTLE_MS: one task, then the runtime sits idle; CPU time of the process. */
+static void w_idle_cpu(const long *p) {
+    rt_start();
+    wait_release(spawn_handle(add_one, NULL, NULL));
+    measure_idle(p);
+    rt_free();
+}
+
+/* bursty BURSTS SIZE GAP_US: bursts of tiny tasks (handles, waited), a gap between. */
+static void w_bursty(const long *p) {
+    rt_start();
+    double c0 = cpu_seconds();
+    uint64_t t0 = now_ns();
+    for (long b = 0; b < p[0]; b++) {
+        spawn_and_wait(p[1], add_one);
+        sleep_ns((uint64_t)p[2] * 1000u);
+    }
+    double c1 = cpu_seconds();
+    uint64_t t1 = now_ns();
+    report("cpu_s=%.6f wall_s=%.6f ok=%d", c1 - c0, (t1 - t0) / 1e9, (long)atomic_load(&g_hits) == p[0] * p[1]);
+    rt_free();
+}
+
+/* wake_latency SAMPLES GAP_US: spawn onto an idle runtime, the task stamps its start. */
+static _Atomic uint64_t g_started;
+
+static int32_t stamp(void *arg, void **result) {
+    (void)arg;
+    (void)result;
+    atomic_store_explicit(&g_started, now_ns(), memory_order_release);
+    return WSRT_TASK_OK;
+}
+
+static void w_wake_latency(const long *p) {
+    long n = p[0];
+    uint64_t *lat = xmalloc((size_t)n * sizeof *lat);
+    rt_start();
+    for (long i = 0; i < n; i++) {
+        atomic_store(&g_started, 0);
+        uint64_t t0 = now_ns();
+        CHECK(wsrt_spawn(g_rt, stamp, NULL, NULL, NULL));
+        sleep_ns((uint64_t)p[1] * 1000u);
+        uint64_t s;
+        while ((s = atomic_load_explicit(&g_started, memory_order_acquire)) == 0) sleep_ns(10000);
+        lat[i] = s - t0;
+    }
+    rt_free();
+    report_latencies(lat, n);
+    free(lat);
+}
+
+/* memory N: RSS growth for N pending tasks with handles (run in a fresh process). */
+static void w_memory(const long *p) {
+    long n = p[0];
+    rt_start();
+    block_workers();
+    wsrt_task **h = xmalloc((size_t)n * sizeof *h);
+    memset(h, 0, (size_t)n * sizeof *h); /* the handle array is not the runtime's */
+    long before = rss_bytes();
+    for (long i = 0; i < n; i++) h[i] = spawn_handle(add_one, NULL, NULL);
+    long after = rss_bytes();
+    report("bytes=%ld count=%ld", after - before, n);
+    /* The process exists for this one measurement: skip the teardown. */
+    fflush(stdout);
+    _exit(0);
+}
+
+int main(int argc, char **argv) {
+    static const struct workload table[] = {
+        {"spawn_wait", w_spawn_wait}, {"detached", w_detached},   {"fib", w_fib},
+        {"fib_cutoff", w_fib_cutoff}, {"nested", w_nested},       {"cancel", w_cancel},
+        {"callbacks", w_callbacks},   {"idle_cpu", w_idle_cpu},   {"bursty", w_bursty},
+        {"wake_latency", w_wake_latency}, {"memory", w_memory},
+    };
+    return peers_main(argc, argv, table, sizeof table / sizeof table[0]);
+}

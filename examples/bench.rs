@@ -1,0 +1,1172 @@
+//! The benchmark of BENCH.md: every workload for wsrt (Rust API and C ABI)
+//! and its peers (rayon, tokio, oneTBB, OpenMP), in one run.
+//!
+//! ```text
+//! cargo run --release --example bench -- [--quick|--full] [--only W[,W..]] [--runs N] [--json FILE]
+//! ```
+//!
+//! `--quick` (the default) uses smaller sizes and keeps the whole run under
+//! about two minutes on 2 cores; `--full` uses BENCH.md's sizes. Every
+//! figure is one warm-up then at least 5 runs, reported as median (min–max),
+//! with the ratio the workload's target names. Progress goes to stderr, the
+//! table to stdout; `--json FILE` writes the same figures as JSON.
+//!
+//! The C and C++ programs (benches/peers/) are built by
+//! benches/peers/build.sh into target/peers/; a peer that cannot be built is
+//! shown as "skipped: <reason>". The memory workload runs every run in a
+//! fresh process (this binary re-executed with `--child memory SYSTEM`, or
+//! the peer program) so that RSS deltas are clean.
+
+#[path = "bench/harness.rs"]
+mod harness;
+#[path = "bench/systems.rs"]
+mod systems;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use harness::{catch, run_local, run_program, LoadMeter, Runs, Sample, Stats};
+
+// ---- systems (table columns) ----
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Sys {
+    Rayon,
+    Tokio,
+    Tbb,
+    Omp,
+    WsrtRust,
+    WsrtC,
+}
+
+impl Sys {
+    const ALL: [Sys; 6] = [
+        Sys::Rayon,
+        Sys::Tokio,
+        Sys::Tbb,
+        Sys::Omp,
+        Sys::WsrtRust,
+        Sys::WsrtC,
+    ];
+
+    /// Column header.
+    fn label(self) -> &'static str {
+        match self {
+            Sys::Rayon => "rayon",
+            Sys::Tokio => "tokio",
+            Sys::Tbb => "oneTBB",
+            Sys::Omp => "OpenMP",
+            Sys::WsrtRust => "wsrt (Rust)",
+            Sys::WsrtC => "wsrt (C)",
+        }
+    }
+
+    /// Short name in ratios.
+    fn short(self) -> &'static str {
+        match self {
+            Sys::Rayon => "rayon",
+            Sys::Tokio => "tokio",
+            Sys::Tbb => "TBB",
+            Sys::Omp => "OMP",
+            Sys::WsrtRust => "Rust",
+            Sys::WsrtC => "C",
+        }
+    }
+
+    /// Name in JSON and on the `--child` command line.
+    fn key(self) -> &'static str {
+        match self {
+            Sys::Rayon => "rayon",
+            Sys::Tokio => "tokio",
+            Sys::Tbb => "tbb",
+            Sys::Omp => "omp",
+            Sys::WsrtRust => "wsrt_rust",
+            Sys::WsrtC => "wsrt_c",
+        }
+    }
+
+    /// The external program that measures this system, if it is one.
+    fn program(self) -> Option<&'static str> {
+        match self {
+            Sys::Tbb => Some("tbb_bench"),
+            Sys::Omp => Some("omp_bench"),
+            Sys::WsrtC => Some("wsrt_bench"),
+            _ => None,
+        }
+    }
+}
+
+// ---- sizes ----
+
+/// Workload sizes and run counts of one mode.
+#[derive(Clone, Debug)]
+pub struct Sizes {
+    pub mode: &'static str,
+    pub runs: Runs,
+    /// spawn_wait, detached, cancel, callbacks.
+    pub tasks: u64,
+    pub fib: u64,
+    /// (n, sequential below)
+    pub fib_cutoff: (u64, u64),
+    /// (children, leaves per child)
+    pub nested: (u64, u64),
+    pub idle_ms: u64,
+    /// Pause after the last task before idle_cpu starts measuring.
+    pub idle_settle_ms: u64,
+    /// (bursts, tasks per burst, gap µs)
+    pub bursty: (u64, u64, u64),
+    /// (samples, gap µs)
+    pub wake: (u64, u64),
+    pub memory: u64,
+}
+
+impl Sizes {
+    fn quick() -> Sizes {
+        Sizes {
+            mode: "quick",
+            runs: Runs {
+                warmups: 1,
+                runs: 5,
+                limit: Duration::from_secs(120),
+            },
+            tasks: 500_000,
+            fib: 30,
+            fib_cutoff: (35, 20),
+            nested: (1_000, 500),
+            idle_ms: 300,
+            idle_settle_ms: 100,
+            bursty: (100, 100, 1_000),
+            wake: (1_000, 100),
+            memory: 500_000,
+        }
+    }
+
+    fn full() -> Sizes {
+        Sizes {
+            mode: "full",
+            runs: Runs {
+                warmups: 1,
+                runs: 10,
+                limit: Duration::from_secs(900),
+            },
+            tasks: 1_000_000,
+            fib: 30,
+            fib_cutoff: (35, 20),
+            nested: (1_000, 1_000),
+            idle_ms: 2_000,
+            idle_settle_ms: 100,
+            bursty: (200, 100, 1_000),
+            wake: (10_000, 100),
+            memory: 1_000_000,
+        }
+    }
+}
+
+// ---- workloads ----
+
+type RustFn = fn(&Sizes) -> Sample;
+
+/// One line of the table: a figure computed from each run's sample.
+struct Row {
+    label: &'static str,
+    unit: &'static str,
+    value: fn(&Sample) -> Option<f64>,
+}
+
+/// What a target compares a wsrt figure with.
+#[derive(Clone, Copy)]
+enum Against {
+    /// A fixed bound on the figure itself.
+    Absolute,
+    /// Another system's figure on the same row.
+    System(Sys),
+    /// The best (lowest) figure among these peers on the same row.
+    BestOf(&'static [Sys]),
+    /// The same system's figure on another row (e.g. spawn_wait).
+    Row(&'static str),
+}
+
+#[derive(Clone, Copy)]
+enum Bound {
+    AtMost(f64),
+    AtLeast(f64),
+}
+
+/// One target of BENCH.md: `subject`'s figure (or its ratio to `against`)
+/// must be within `bound`.
+struct Target {
+    row: &'static str,
+    subject: Sys,
+    against: Against,
+    bound: Bound,
+}
+
+struct Workload {
+    name: &'static str,
+    /// What each system does, for the legend under the table.
+    what: &'static str,
+    rows: &'static [Row],
+    /// In-process implementations.
+    rust: &'static [(Sys, RustFn)],
+    /// External programs that implement it.
+    external: &'static [Sys],
+    /// Size parameters for the external programs (and the progress line).
+    params: fn(&Sizes) -> Vec<u64>,
+    /// Each run in a fresh process (memory).
+    fresh_process: bool,
+    targets: &'static [Target],
+}
+
+fn per_task(s: &Sample) -> Option<f64> {
+    Some(s.get("ns")? / s.get("count")?)
+}
+
+fn speedup(s: &Sample) -> Option<f64> {
+    Some(s.get("seq_ns")? / s.get("par_ns")?)
+}
+
+/// CPU milliseconds per 2 s of idling (quick mode idles less and scales).
+fn idle_ms_per_2s(s: &Sample) -> Option<f64> {
+    Some(s.get("cpu_s")? * 2.0 / s.get("wall_s")? * 1e3)
+}
+
+fn cpu_per_wall(s: &Sample) -> Option<f64> {
+    Some(s.get("cpu_s")? / s.get("wall_s")?)
+}
+
+fn bytes_per_task(s: &Sample) -> Option<f64> {
+    Some(s.get("bytes")? / s.get("count")?)
+}
+
+fn p50(s: &Sample) -> Option<f64> {
+    s.get("p50_us")
+}
+
+fn p99(s: &Sample) -> Option<f64> {
+    s.get("p99_us")
+}
+
+/// A row in ns per task (per fork for fib).
+macro_rules! ns_row {
+    ($label:expr) => {
+        Row {
+            label: $label,
+            unit: "ns",
+            value: per_task,
+        }
+    };
+}
+
+use Sys::*;
+
+/// The same target for wsrt through Rust and through C.
+macro_rules! both {
+    ($row:expr, $against:expr, $bound:expr) => {
+        [
+            Target {
+                row: $row,
+                subject: WsrtRust,
+                against: $against,
+                bound: $bound,
+            },
+            Target {
+                row: $row,
+                subject: WsrtC,
+                against: $against,
+                bound: $bound,
+            },
+        ]
+    };
+}
+
+fn workloads() -> Vec<Workload> {
+    use systems::*;
+    vec![
+        Workload {
+            name: "spawn_wait",
+            what: "tiny tasks spawned from the main thread with handles, then each waited and released (tokio: rt.spawn + JoinHandle; wsrt: rt.spawn + join / wsrt_spawn + wsrt_task_wait)",
+            rows: &[ns_row!("spawn_wait")],
+            rust: &[(Tokio, spawn_wait_tokio), (WsrtRust, spawn_wait_wsrt)],
+            external: &[WsrtC],
+            params: |s| vec![s.tasks],
+            fresh_process: false,
+            targets: &[
+                Target {
+                    row: "spawn_wait",
+                    subject: WsrtRust,
+                    against: Against::System(Tokio),
+                    bound: Bound::AtMost(0.5),
+                },
+                Target {
+                    row: "spawn_wait",
+                    subject: WsrtC,
+                    against: Against::System(WsrtRust),
+                    bound: Bound::AtMost(1.25),
+                },
+            ],
+        },
+        Workload {
+            name: "detached",
+            what: "the same without handles, then wait for the counter (rayon: pool.scope + spawn; TBB: task_group run + wait; OpenMP: tasks from a single region; wsrt: spawn_detached / wsrt_spawn(out=NULL))",
+            rows: &[ns_row!("detached")],
+            rust: &[(Rayon, detached_rayon), (WsrtRust, detached_wsrt)],
+            external: &[Tbb, Omp, WsrtC],
+            params: |s| vec![s.tasks],
+            fresh_process: false,
+            targets: &both!(
+                "detached",
+                Against::BestOf(&[Rayon, Tbb, Omp]),
+                Bound::AtMost(1.0)
+            ),
+        },
+        Workload {
+            name: "fib",
+            what: "fib(n), no cutoff, per fork: rayon::join vs wsrt::join (Rust); C handles (spawn child, compute the other half, helping wait) vs TBB task_group and OpenMP task + taskwait",
+            rows: &[ns_row!("fib")],
+            rust: &[(Rayon, fib_rayon_join), (WsrtRust, fib_wsrt_join)],
+            external: &[Tbb, Omp, WsrtC],
+            params: |s| vec![s.fib],
+            fresh_process: false,
+            targets: &[
+                Target {
+                    row: "fib",
+                    subject: WsrtRust,
+                    against: Against::System(Rayon),
+                    bound: Bound::AtMost(1.5),
+                },
+                Target {
+                    row: "fib",
+                    subject: WsrtC,
+                    against: Against::System(Tbb),
+                    bound: Bound::AtMost(1.0),
+                },
+            ],
+        },
+        Workload {
+            name: "fib_cutoff",
+            what: "fib(n), sequential below the cutoff; speedup over sequential fib compiled by the same compiler, paired in each run",
+            rows: &[Row {
+                label: "fib_cutoff",
+                unit: "x",
+                value: speedup,
+            }],
+            rust: &[(Rayon, fib_cutoff_rayon), (WsrtRust, fib_cutoff_wsrt)],
+            external: &[Tbb, Omp, WsrtC],
+            params: |s| vec![s.fib_cutoff.0, s.fib_cutoff.1],
+            fresh_process: false,
+            targets: &both!("fib_cutoff", Against::Absolute, Bound::AtLeast(1.85)),
+        },
+        Workload {
+            name: "nested",
+            what: "a root task spawns children, each spawns leaves, every level waits (tokio, wsrt: handles; rayon: nested scope spawns; TBB: nested task_groups; OpenMP: tasks + taskwait)",
+            rows: &[ns_row!("nested")],
+            rust: &[
+                (Rayon, nested_rayon),
+                (Tokio, nested_tokio),
+                (WsrtRust, nested_wsrt),
+            ],
+            external: &[Tbb, Omp, WsrtC],
+            params: |s| vec![s.nested.0, s.nested.1],
+            fresh_process: false,
+            targets: &both!(
+                "nested",
+                Against::BestOf(&[Tokio, Rayon]),
+                Bound::AtMost(1.0)
+            ),
+        },
+        Workload {
+            name: "cancel",
+            what: "every worker blocked, tasks spawned with handles and a drop-counted argument, each cancelled while pending, handles released (tokio: JoinHandle::abort)",
+            rows: &[ns_row!("cancel")],
+            rust: &[(Tokio, cancel_tokio), (WsrtRust, cancel_wsrt)],
+            external: &[WsrtC],
+            params: |s| vec![s.tasks],
+            fresh_process: false,
+            targets: &both!("cancel", Against::Absolute, Bound::AtMost(100.0)),
+        },
+        Workload {
+            name: "callbacks",
+            what: "spawn_wait with one done-callback per task (wsrt: on_done / wsrt_task_add_done_callback)",
+            rows: &[ns_row!("callbacks")],
+            rust: &[(WsrtRust, callbacks_wsrt)],
+            external: &[WsrtC],
+            params: |s| vec![s.tasks],
+            fresh_process: false,
+            targets: &both!("callbacks", Against::Row("spawn_wait"), Bound::AtMost(1.2)),
+        },
+        Workload {
+            name: "idle_cpu",
+            what: "one task, 100 ms to settle, then the pool sits idle; CPU time of the whole process, scaled to 2 s",
+            rows: &[Row {
+                label: "idle_cpu",
+                unit: "ms/2s",
+                value: idle_ms_per_2s,
+            }],
+            rust: &[
+                (Rayon, idle_rayon),
+                (Tokio, idle_tokio),
+                (WsrtRust, idle_wsrt),
+            ],
+            external: &[Tbb, Omp, WsrtC],
+            params: |s| vec![s.idle_ms, s.idle_settle_ms],
+            fresh_process: false,
+            targets: &both!("idle_cpu", Against::Absolute, Bound::AtMost(5.0)),
+        },
+        Workload {
+            name: "bursty",
+            what: "bursts of tiny tasks (each burst waited for), 1 ms apart; CPU time / wall time",
+            rows: &[Row {
+                label: "bursty",
+                unit: "cpu/wall",
+                value: cpu_per_wall,
+            }],
+            rust: &[
+                (Rayon, bursty_rayon),
+                (Tokio, bursty_tokio),
+                (WsrtRust, bursty_wsrt),
+            ],
+            external: &[Tbb, Omp, WsrtC],
+            params: |s| vec![s.bursty.0, s.bursty.1, s.bursty.2],
+            fresh_process: false,
+            targets: &both!(
+                "bursty",
+                Against::BestOf(&[Rayon, Tokio]),
+                Bound::AtMost(1.0)
+            ),
+        },
+        Workload {
+            name: "wake_latency",
+            what: "a task spawned onto an idle pool stamps its start; spawn-to-start latency, samples 100 µs apart",
+            rows: &[
+                Row {
+                    label: "wake_latency p50",
+                    unit: "µs",
+                    value: p50,
+                },
+                Row {
+                    label: "wake_latency p99",
+                    unit: "µs",
+                    value: p99,
+                },
+            ],
+            rust: &[
+                (Rayon, wake_rayon),
+                (Tokio, wake_tokio),
+                (WsrtRust, wake_wsrt),
+            ],
+            external: &[Tbb, Omp, WsrtC],
+            params: |s| vec![s.wake.0, s.wake.1],
+            fresh_process: false,
+            targets: &both!(
+                "wake_latency p50",
+                Against::System(Tokio),
+                Bound::AtMost(1.0)
+            ),
+        },
+        Workload {
+            name: "memory",
+            what: "RSS growth per pending task while every worker is blocked, each run in a fresh process (tokio, wsrt: with handles; rayon: ThreadPool::spawn; TBB: task_group::run)",
+            rows: &[Row {
+                label: "memory",
+                unit: "B/task",
+                value: bytes_per_task,
+            }],
+            rust: &[
+                (Rayon, memory_rayon),
+                (Tokio, memory_tokio),
+                (WsrtRust, memory_wsrt),
+            ],
+            external: &[Tbb, WsrtC],
+            params: |s| vec![s.memory],
+            fresh_process: true,
+            targets: &both!("memory", Against::Absolute, Bound::AtMost(128.0)),
+        },
+    ]
+}
+
+// ---- results ----
+
+/// What one system gave on one workload.
+enum Outcome {
+    /// Not part of this workload.
+    NotApplicable,
+    Skipped(String),
+    Failed(String),
+    Ran(Vec<Sample>),
+}
+
+/// One table cell.
+enum Cell {
+    Empty,
+    Skipped(String),
+    Failed(String),
+    Figure {
+        stats: Stats,
+        unit: &'static str,
+        checks_failed: bool,
+    },
+}
+
+impl Cell {
+    fn median(&self) -> Option<f64> {
+        match self {
+            Cell::Figure { stats, .. } => Some(stats.median),
+            _ => None,
+        }
+    }
+}
+
+struct TableRow {
+    label: &'static str,
+    /// Cores other processes kept busy while this workload ran.
+    background: f64,
+    cells: BTreeMap<Sys, Cell>,
+    verdicts: Vec<Verdict>,
+}
+
+struct Verdict {
+    text: String,
+    ratio: Option<f64>,
+    bound: f64,
+    met: Option<bool>,
+}
+
+// ---- running ----
+
+struct Bench {
+    sizes: Sizes,
+    /// The bench binary, for `--child` runs.
+    exe: PathBuf,
+    /// Where build.sh put the external programs.
+    peers_dir: PathBuf,
+}
+
+impl Bench {
+    /// The program of an external system, or why it is skipped.
+    fn program(&self, sys: Sys) -> Result<PathBuf, String> {
+        let name = sys.program().expect("external system");
+        let path = self.peers_dir.join(name);
+        if path.is_file() {
+            return Ok(path);
+        }
+        let reason = std::fs::read_to_string(self.peers_dir.join(format!("{name}.skip")))
+            .unwrap_or_else(|_| format!("{name} not built"));
+        Err(reason.trim().to_string())
+    }
+
+    fn run_system(&self, w: &Workload, sys: Sys) -> Outcome {
+        let runs = self.sizes.runs;
+        let label = format!("{} on {}", w.name, sys.label());
+        let mut params: Vec<String> = (w.params)(&self.sizes).iter().map(u64::to_string).collect();
+        let result = if let Some(&(_, f)) = w.rust.iter().find(|(s, _)| *s == sys) {
+            if w.fresh_process {
+                let args = vec![
+                    "--child".into(),
+                    w.name.into(),
+                    sys.key().into(),
+                    format!("--{}", self.sizes.mode),
+                ];
+                run_local(runs, &label, || {
+                    single(run_program(&self.exe, &args, runs.limit))
+                })
+            } else {
+                run_local(runs, &label, || catch(|| f(&self.sizes)))
+            }
+        } else if w.external.contains(&sys) {
+            let program = match self.program(sys) {
+                Ok(p) => p,
+                Err(reason) => return Outcome::Skipped(reason),
+            };
+            if w.fresh_process {
+                let mut args = vec![w.name.to_string(), "0".into(), "1".into()];
+                args.append(&mut params);
+                run_local(runs, &label, || {
+                    single(run_program(&program, &args, runs.limit))
+                })
+            } else {
+                let mut args = vec![
+                    w.name.to_string(),
+                    runs.warmups.to_string(),
+                    runs.runs.to_string(),
+                ];
+                args.append(&mut params);
+                run_program(&program, &args, runs.limit)
+            }
+        } else {
+            return Outcome::NotApplicable;
+        };
+        match result {
+            Ok(samples) if samples.len() >= runs.runs => Outcome::Ran(samples),
+            Ok(samples) => Outcome::Failed(format!(
+                "{} runs reported, {} expected",
+                samples.len(),
+                runs.runs
+            )),
+            Err(e) => Outcome::Failed(e),
+        }
+    }
+
+    /// Runs every system on `w`, printing one progress line to stderr.
+    fn run_workload(&self, index: usize, total: usize, w: &Workload) -> Vec<TableRow> {
+        let start = Instant::now();
+        let load = LoadMeter::start();
+        let params: Vec<String> = (w.params)(&self.sizes).iter().map(u64::to_string).collect();
+        eprint!(
+            "[{index:>2}/{total}] {:<12} ({}):",
+            w.name,
+            params.join(" ")
+        );
+        let mut outcomes = BTreeMap::new();
+        for sys in Sys::ALL {
+            let outcome = self.run_system(w, sys);
+            match &outcome {
+                Outcome::NotApplicable => {}
+                Outcome::Skipped(_) => eprint!(" {} skipped,", sys.short()),
+                Outcome::Failed(_) => eprint!(" {} FAILED,", sys.short()),
+                Outcome::Ran(samples) => {
+                    let row = &w.rows[0];
+                    let v = Stats::of(samples.iter().filter_map(row.value).collect());
+                    let shown = v.map_or("?".into(), |s| fmt_num(s.median));
+                    eprint!(" {} {}{},", sys.short(), shown, row.unit);
+                }
+            }
+            let _ = std::io::stderr().flush();
+            outcomes.insert(sys, outcome);
+        }
+        let background = load.other_cores();
+        eprintln!(
+            " {:.1} s, background load {background:.2} cores",
+            start.elapsed().as_secs_f64()
+        );
+        w.rows
+            .iter()
+            .map(|row| TableRow {
+                label: row.label,
+                background,
+                cells: outcomes
+                    .iter()
+                    .map(|(&sys, o)| (sys, cell(row, o)))
+                    .collect(),
+                verdicts: Vec::new(),
+            })
+            .collect()
+    }
+}
+
+/// The one sample of a single-run child process.
+fn single(samples: Result<Vec<Sample>, String>) -> Result<Sample, String> {
+    samples?
+        .into_iter()
+        .next()
+        .ok_or_else(|| "no run reported".to_string())
+}
+
+fn cell(row: &Row, outcome: &Outcome) -> Cell {
+    match outcome {
+        Outcome::NotApplicable => Cell::Empty,
+        Outcome::Skipped(r) => Cell::Skipped(r.clone()),
+        Outcome::Failed(e) => Cell::Failed(e.clone()),
+        Outcome::Ran(samples) => match Stats::of(samples.iter().filter_map(row.value).collect()) {
+            Some(stats) => Cell::Figure {
+                stats,
+                unit: row.unit,
+                checks_failed: samples.iter().any(|s| !s.ok()),
+            },
+            None => Cell::Failed(format!("no {} figure in the output", row.label)),
+        },
+    }
+}
+
+/// Evaluates every target against the finished table.
+fn judge(workloads: &[Workload], rows: &mut [TableRow]) {
+    let medians: BTreeMap<(&str, Sys), f64> = rows
+        .iter()
+        .flat_map(|r| {
+            r.cells
+                .iter()
+                .filter_map(move |(&s, c)| Some(((r.label, s), c.median()?)))
+        })
+        .collect();
+    for w in workloads {
+        for t in w.targets {
+            let Some(row) = rows.iter_mut().find(|r| r.label == t.row) else {
+                continue;
+            };
+            row.verdicts.push(verdict(t, &medians));
+        }
+    }
+}
+
+fn verdict(t: &Target, medians: &BTreeMap<(&str, Sys), f64>) -> Verdict {
+    let (bound, op, at_most) = match t.bound {
+        Bound::AtMost(b) => (b, "≤", true),
+        Bound::AtLeast(b) => (b, "≥", false),
+    };
+    let subject = medians.get(&(t.row, t.subject)).copied();
+    let (name, reference) = match t.against {
+        Against::Absolute => (t.subject.short().to_string(), Some(1.0)),
+        Against::System(s) => (
+            format!("{}/{}", t.subject.short(), s.short()),
+            medians.get(&(t.row, s)).copied(),
+        ),
+        Against::BestOf(peers) => {
+            let best = peers
+                .iter()
+                .filter_map(|&p| Some((p, *medians.get(&(t.row, p))?)))
+                .min_by(|a, b| a.1.total_cmp(&b.1));
+            let name = match best {
+                Some((p, _)) => format!("{}/best({})", t.subject.short(), p.short()),
+                None => format!("{}/best peer", t.subject.short()),
+            };
+            (name, best.map(|b| b.1))
+        }
+        Against::Row(other) => (
+            format!("{}/{other}", t.subject.short()),
+            medians.get(&(other, t.subject)).copied(),
+        ),
+    };
+    let ratio = subject.zip(reference).map(|(s, r)| s / r);
+    let met = ratio.map(|r| if at_most { r <= bound } else { r >= bound });
+    let mark = match met {
+        Some(true) => "met",
+        Some(false) => "NOT met",
+        None => "n/a",
+    };
+    // One digit more than the cells, so that a ratio next to its bound reads right.
+    let shown = ratio.map_or("?".to_string(), |r| {
+        if (0.1..10.0).contains(&r.abs()) {
+            format!("{r:.3}")
+        } else {
+            fmt_num(r)
+        }
+    });
+    Verdict {
+        text: format!("{name} {shown} {op}{} {mark}", fmt_num(bound)),
+        ratio,
+        bound,
+        met,
+    }
+}
+
+// ---- output ----
+
+/// Three significant digits, no exponent for the ranges seen here.
+fn fmt_num(x: f64) -> String {
+    let a = x.abs();
+    if a >= 100.0 || a == 0.0 {
+        format!("{x:.0}")
+    } else if a >= 10.0 {
+        format!("{x:.1}")
+    } else if a >= 1.0 {
+        format!("{x:.2}")
+    } else if a >= 0.01 {
+        format!("{x:.3}")
+    } else {
+        format!("{x:.1e}")
+    }
+}
+
+fn cell_text(c: &Cell) -> String {
+    match c {
+        Cell::Empty => "—".into(),
+        Cell::Skipped(r) => format!("skipped: {}", truncate(r, 40)),
+        Cell::Failed(e) => format!("FAILED: {}", truncate(e, 40)),
+        Cell::Figure {
+            stats,
+            unit,
+            checks_failed,
+        } => format!(
+            "{} ({}–{}) {unit}{}",
+            fmt_num(stats.median),
+            fmt_num(stats.min),
+            fmt_num(stats.max),
+            if *checks_failed { " !" } else { "" }
+        ),
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n).collect::<String>())
+    }
+}
+
+fn pad(s: &str, width: usize) -> String {
+    let len = s.chars().count();
+    format!("{s}{}", " ".repeat(width.saturating_sub(len)))
+}
+
+fn print_table(rows: &[TableRow]) -> String {
+    let mut header = vec!["workload".to_string()];
+    header.extend(Sys::ALL.iter().map(|s| s.label().to_string()));
+    header.push("target (ratio of medians)".into());
+    let lines: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let mut line = vec![r.label.to_string()];
+            line.extend(
+                Sys::ALL
+                    .iter()
+                    .map(|s| r.cells.get(s).map_or("—".into(), cell_text)),
+            );
+            line.push(
+                r.verdicts
+                    .iter()
+                    .map(|v| v.text.clone())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            );
+            line
+        })
+        .collect();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            lines
+                .iter()
+                .chain([&header])
+                .map(|l| l[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let fmt_line = |l: &[String]| {
+        let cells: Vec<String> = l.iter().zip(&widths).map(|(c, &w)| pad(c, w)).collect();
+        format!("| {} |", cells.join(" | "))
+    };
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", fmt_line(&header));
+    let rule: Vec<String> = widths.iter().map(|&w| "-".repeat(w)).collect();
+    let _ = writeln!(out, "|-{}-|", rule.join("-|-"));
+    for l in &lines {
+        let _ = writeln!(out, "{}", fmt_line(l));
+    }
+    // Notes: noisy rows, failures in full, failed checks.
+    for r in rows.iter().filter(|r| r.background >= 0.2) {
+        let _ = writeln!(
+            out,
+            "note: {}: other processes kept {:.2} cores busy meanwhile; its figures are unreliable",
+            r.label, r.background
+        );
+    }
+    for r in rows {
+        for (sys, c) in &r.cells {
+            match c {
+                Cell::Skipped(reason) => {
+                    let _ = writeln!(
+                        out,
+                        "note: {} on {}: skipped: {reason}",
+                        r.label,
+                        sys.label()
+                    );
+                }
+                Cell::Failed(e) => {
+                    let _ = writeln!(out, "note: {} on {}: {e}", r.label, sys.label());
+                }
+                Cell::Figure {
+                    checks_failed: true,
+                    ..
+                } => {
+                    let _ = writeln!(out, "note: {} on {}: a run failed its own check (\"!\": wrong count, drops or result)", r.label, sys.label());
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+fn json_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn json_num(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x}")
+    } else {
+        "null".into()
+    }
+}
+
+fn to_json(sizes: &Sizes, workloads: &[Workload], rows: &[TableRow], seconds: f64) -> String {
+    let workload_sizes: Vec<String> = workloads
+        .iter()
+        .map(|w| format!("{}: {:?}", json_str(w.name), (w.params)(sizes)))
+        .collect();
+    let workload_sizes = format!("{{{}}}", workload_sizes.join(", "));
+    let mut o = String::new();
+    let _ = write!(
+        o,
+        "{{\n  \"mode\": {},\n  \"cpus\": {},\n  \"unix_time\": {},\n  \"seconds\": {:.1},\n  \"warmups\": {},\n  \"runs\": {},\n  \"sizes\": {},\n  \"rows\": [",
+        json_str(sizes.mode),
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        seconds,
+        sizes.runs.warmups,
+        sizes.runs.runs,
+        workload_sizes,
+    );
+    for (i, r) in rows.iter().enumerate() {
+        let _ = write!(
+            o,
+            "{}\n    {{\"row\": {}, \"background_cores\": {:.3}, \"systems\": {{",
+            if i > 0 { "," } else { "" },
+            json_str(r.label),
+            r.background
+        );
+        let cells: Vec<String> = r
+            .cells
+            .iter()
+            .filter(|(_, c)| !matches!(c, Cell::Empty))
+            .map(|(sys, c)| {
+                let body = match c {
+                    Cell::Figure { stats, unit, checks_failed } => format!(
+                        "{{\"median\": {}, \"min\": {}, \"max\": {}, \"unit\": {}, \"runs\": [{}], \"checks_ok\": {}}}",
+                        json_num(stats.median),
+                        json_num(stats.min),
+                        json_num(stats.max),
+                        json_str(unit),
+                        stats.values.iter().map(|v| json_num(*v)).collect::<Vec<_>>().join(", "),
+                        !checks_failed
+                    ),
+                    Cell::Skipped(r) => format!("{{\"skipped\": {}}}", json_str(r)),
+                    Cell::Failed(e) => format!("{{\"failed\": {}}}", json_str(e)),
+                    Cell::Empty => unreachable!(),
+                };
+                format!("{}: {body}", json_str(sys.key()))
+            })
+            .collect();
+        let targets: Vec<String> = r
+            .verdicts
+            .iter()
+            .map(|v| {
+                format!(
+                    "{{\"target\": {}, \"ratio\": {}, \"bound\": {}, \"met\": {}}}",
+                    json_str(&v.text),
+                    v.ratio.map_or("null".into(), json_num),
+                    json_num(v.bound),
+                    v.met.map_or("null".into(), |m| m.to_string())
+                )
+            })
+            .collect();
+        let _ = write!(
+            o,
+            "{}}}, \"targets\": [{}]}}",
+            cells.join(", "),
+            targets.join(", ")
+        );
+    }
+    o.push_str("\n  ]\n}\n");
+    o
+}
+
+// ---- main ----
+
+struct Args {
+    sizes: Sizes,
+    only: Vec<String>,
+    json: Option<PathBuf>,
+    /// `--child WORKLOAD SYSTEM`: one in-process run, printed as a `run` line.
+    child: Option<(String, String)>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        sizes: Sizes::quick(),
+        only: Vec::new(),
+        json: None,
+        child: None,
+    };
+    let mut runs = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        match a.as_str() {
+            "--quick" => args.sizes = Sizes::quick(),
+            "--full" => args.sizes = Sizes::full(),
+            "--only" => args
+                .only
+                .extend(value("--only")?.split(',').map(str::to_string)),
+            "--json" => args.json = Some(PathBuf::from(value("--json")?)),
+            "--runs" => {
+                runs = Some(
+                    value("--runs")?
+                        .parse::<usize>()
+                        .map_err(|e| format!("--runs: {e}"))?,
+                )
+            }
+            "--child" => args.child = Some((value("--child")?, value("--child")?)),
+            "--bench" => {} // passed by `cargo bench`-style runners; ignored
+            "-h" | "--help" => {
+                println!("usage: bench [--quick|--full] [--only W[,W..]] [--runs N] [--json FILE]");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other:?} (try --help)")),
+        }
+    }
+    if let Some(r) = runs {
+        args.sizes.runs.runs = r.max(5);
+    }
+    Ok(args)
+}
+
+/// `--child memory SYSTEM`: measure one run in this fresh process.
+fn child(sizes: &Sizes, workload: &str, system: &str) -> ! {
+    let w = workloads().into_iter().find(|w| w.name == workload);
+    let f = w.and_then(|w| {
+        w.rust
+            .iter()
+            .find(|(s, _)| s.key() == system)
+            .map(|&(_, f)| f)
+    });
+    match f {
+        Some(f) => {
+            println!("{}", f(sizes).to_line());
+            let _ = std::io::stdout().flush();
+            // Leave without tearing down the blocked pools.
+            std::process::exit(0)
+        }
+        None => {
+            println!("error no in-process {workload} for {system}");
+            std::process::exit(2)
+        }
+    }
+}
+
+/// Runs benches/peers/build.sh: builds what it can into target/peers/.
+/// The wsrt library is built with this example (the lib crate's types
+/// include cdylib); if it is missing anyway, it is built first.
+fn build_peers(lib_dir: &Path, peers_dir: &Path) {
+    let profile_is_release = lib_dir.file_name().is_some_and(|n| n == "release");
+    if !lib_dir.join("libwsrt.so").is_file() && profile_is_release {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        eprintln!(
+            "{} missing: {cargo} build --release --lib",
+            lib_dir.join("libwsrt.so").display()
+        );
+        let _ = std::process::Command::new(cargo)
+            .args(["build", "--release", "--lib", "--manifest-path"])
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+            .status();
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers/build.sh");
+    eprintln!(
+        "building the C/C++ peers: {} (see {}/*.log)",
+        script.display(),
+        peers_dir.display()
+    );
+    let status = std::process::Command::new("sh")
+        .arg(&script)
+        .arg(lib_dir)
+        .arg(peers_dir)
+        .stdout(std::process::Stdio::null())
+        .status();
+    if !matches!(status, Ok(s) if s.success()) {
+        eprintln!(
+            "warning: {} failed ({status:?}); external peers will show as skipped",
+            script.display()
+        );
+    }
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Some((workload, system)) = &args.child {
+        child(&args.sizes, workload, system);
+    }
+    if cfg!(debug_assertions) {
+        eprintln!("warning: debug build; figures only mean something with --release");
+    }
+    let all = workloads();
+    for name in &args.only {
+        if !all.iter().any(|w| w.name == name) {
+            let names: Vec<_> = all.iter().map(|w| w.name).collect();
+            eprintln!(
+                "bench: unknown workload {name:?}; one of {}",
+                names.join(", ")
+            );
+            std::process::exit(2);
+        }
+    }
+    let selected: Vec<Workload> = all
+        .into_iter()
+        .filter(|w| args.only.is_empty() || args.only.iter().any(|o| o == w.name))
+        .collect();
+
+    // target/release/examples/bench → the library in target/release, peers in target/peers.
+    let exe = std::env::current_exe().expect("current_exe");
+    let lib_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .to_path_buf();
+    let peers_dir = lib_dir.parent().expect("target").join("peers");
+    let start = Instant::now();
+    build_peers(&lib_dir, &peers_dir);
+    let load = LoadMeter::start();
+
+    let sizes = args.sizes.clone();
+    eprintln!(
+        "mode {}: {} warm-up + {} runs per figure, {} CPUs; {:?}",
+        sizes.mode,
+        sizes.runs.warmups,
+        sizes.runs.runs,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        sizes
+    );
+    let bench = Bench {
+        sizes,
+        exe,
+        peers_dir,
+    };
+    let mut rows = Vec::new();
+    for (i, w) in selected.iter().enumerate() {
+        rows.extend(bench.run_workload(i + 1, selected.len(), w));
+    }
+    judge(&selected, &mut rows);
+    let seconds = start.elapsed().as_secs_f64();
+
+    println!(
+        "wsrt bench, {} mode ({} warm-up + {} runs; median (min–max)); {} CPUs; {:.0} s; \
+         background load {:.2} cores",
+        bench.sizes.mode,
+        bench.sizes.runs.warmups,
+        bench.sizes.runs.runs,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        seconds,
+        load.other_cores()
+    );
+    print!("{}", print_table(&rows));
+    println!("workloads (sizes as passed to the peer programs):");
+    for w in &selected {
+        println!("  {} {:?}: {}", w.name, (w.params)(&bench.sizes), w.what);
+    }
+    if let Some(path) = &args.json {
+        match std::fs::write(path, to_json(&bench.sizes, &selected, &rows, seconds)) {
+            Ok(()) => eprintln!("wrote {}", path.display()),
+            Err(e) => eprintln!("bench: cannot write {}: {e}", path.display()),
+        }
+    }
+}

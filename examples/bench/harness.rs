@@ -1,0 +1,346 @@
+//! The measuring harness of `examples/bench.rs`: samples, runs (warm-up +
+//! measured), external programs, statistics, process figures (CPU time,
+//! RSS, clock), and a watchdog for runs that hang.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// The raw figures of one run, as `key=value` pairs (`ns`, `count`, `ok`,
+/// `seq_ns`, `cpu_s`, `p50_us`, `bytes`, ...). External programs print the
+/// same pairs on a `run` line.
+#[derive(Clone, Debug, Default)]
+pub struct Sample(pub BTreeMap<String, f64>);
+
+impl Sample {
+    pub fn new() -> Sample {
+        Sample::default()
+    }
+
+    pub fn set(mut self, key: &str, value: f64) -> Sample {
+        self.0.insert(key.to_string(), value);
+        self
+    }
+
+    pub fn get(&self, key: &str) -> Option<f64> {
+        self.0.get(key).copied()
+    }
+
+    /// `count` operations took `elapsed`; `ok` is the workload's own check.
+    pub fn timed(elapsed: Duration, count: u64, ok: bool) -> Sample {
+        Sample::new()
+            .set("ns", elapsed.as_nanos() as f64)
+            .set("count", count as f64)
+            .set("ok", f64::from(u8::from(ok)))
+    }
+
+    /// False if the run reported a failed check (`ok=0`).
+    pub fn ok(&self) -> bool {
+        self.get("ok") != Some(0.0)
+    }
+
+    /// Parses the pairs after `run` on an output line.
+    fn parse(pairs: &str) -> Result<Sample, String> {
+        let mut sample = Sample::new();
+        for pair in pairs.split_whitespace() {
+            let (k, v) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("bad pair {pair:?}"))?;
+            let v: f64 = v.parse().map_err(|_| format!("bad value in {pair:?}"))?;
+            sample.0.insert(k.to_string(), v);
+        }
+        Ok(sample)
+    }
+
+    /// The line a child process prints for this sample.
+    pub fn to_line(&self) -> String {
+        let pairs: Vec<String> = self.0.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("run {}", pairs.join(" "))
+    }
+}
+
+/// How many runs: `warmups` discarded, then `runs` kept.
+#[derive(Clone, Copy, Debug)]
+pub struct Runs {
+    pub warmups: usize,
+    pub runs: usize,
+    /// Longest time one system may take on one workload before the bench
+    /// gives up on it (external programs are killed; a hung in-process run
+    /// aborts the bench, it cannot be stopped otherwise).
+    pub limit: Duration,
+}
+
+/// Runs `once` for the warm-ups, then for the measured runs.
+pub fn run_local(
+    runs: Runs,
+    label: &str,
+    mut once: impl FnMut() -> Result<Sample, String>,
+) -> Result<Vec<Sample>, String> {
+    let _watch = Watchdog::arm(label, runs.limit);
+    for _ in 0..runs.warmups {
+        once()?;
+    }
+    (0..runs.runs).map(|_| once()).collect()
+}
+
+/// Runs an in-process workload function, turning a panic into an error.
+pub fn catch(f: impl FnOnce() -> Sample) -> Result<Sample, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+        let msg = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "panic".to_string());
+        format!("panicked: {msg}")
+    })
+}
+
+/// Runs `program args...` and collects its `run` lines (`warmup` lines are
+/// ignored). Killed after `limit`.
+pub fn run_program(
+    program: &Path,
+    args: &[String],
+    limit: Duration,
+) -> Result<Vec<Sample>, String> {
+    let name = program
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {name}: {e}"))?;
+    let stdout = reader(child.stdout.take());
+    let stderr = reader(child.stderr.take());
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{name} {} killed after {} s (hung?)",
+                    args.join(" "),
+                    limit.as_secs()
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(format!("waiting for {name}: {e}")),
+        }
+    };
+    let out = stdout.join().unwrap_or_default();
+    let err = stderr.join().unwrap_or_default();
+    let mut samples = Vec::new();
+    for line in out.lines() {
+        if let Some(rest) = line.strip_prefix("run ") {
+            samples.push(Sample::parse(rest).map_err(|e| format!("{name}: {e}"))?);
+        } else if let Some(rest) = line.strip_prefix("error ") {
+            return Err(format!("{name}: {rest}"));
+        }
+    }
+    if !status.success() {
+        let last = err.lines().last().unwrap_or("");
+        return Err(format!(
+            "{name} {} exited with {status}: {last}",
+            args.join(" ")
+        ));
+    }
+    Ok(samples)
+}
+
+fn reader<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_string(&mut s);
+        }
+        s
+    })
+}
+
+/// Median, minimum and maximum of a list of figures.
+#[derive(Clone, Debug)]
+pub struct Stats {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub values: Vec<f64>,
+}
+
+impl Stats {
+    pub fn of(values: Vec<f64>) -> Option<Stats> {
+        let mut sorted = values.clone();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        if n == 0 {
+            return None;
+        }
+        let median = if n % 2 == 1 {
+            sorted[n / 2]
+        } else {
+            (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+        };
+        Some(Stats {
+            median,
+            min: sorted[0],
+            max: sorted[n - 1],
+            values,
+        })
+    }
+}
+
+/// p-th percentile (0..=100) of unsorted values, nearest rank below.
+pub fn percentile(values: &mut [u64], p: usize) -> u64 {
+    values.sort_unstable();
+    values[(values.len() * p / 100).min(values.len() - 1)]
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock the C programs use too.
+pub fn now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// User + system CPU seconds of this process, all threads (getrusage).
+pub fn cpu_seconds() -> f64 {
+    rusage_seconds(libc::RUSAGE_SELF)
+}
+
+fn rusage_seconds(who: libc::c_int) -> f64 {
+    // SAFETY: all-zero is a valid rusage; getrusage fills it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid out-pointer.
+    unsafe { libc::getrusage(who, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Resident set size from /proc/self/statm.
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("read /proc/self/statm");
+    let resident: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("parse /proc/self/statm");
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    resident * page as u64
+}
+
+/// Sleeps in short steps until `done()`; for waits that must not take a core.
+pub fn wait_until(done: impl Fn() -> bool) {
+    while !done() {
+        std::thread::sleep(Duration::from_micros(20));
+    }
+}
+
+/// The run being watched: its label and deadline.
+static WATCHED: Mutex<Option<(String, Instant)>> = Mutex::new(None);
+static WATCH_CHANGED: Condvar = Condvar::new();
+
+/// Aborts the bench if an in-process run outlives its limit (a hung runtime
+/// cannot be stopped from outside). One watchdog thread serves all; it sleeps
+/// until the deadline or a change, so it adds no wake-ups to what is measured.
+pub struct Watchdog;
+
+impl Watchdog {
+    pub fn arm(label: &str, limit: Duration) -> Watchdog {
+        static STARTED: std::sync::Once = std::sync::Once::new();
+        STARTED.call_once(|| {
+            std::thread::spawn(watch);
+        });
+        *WATCHED.lock().unwrap() = Some((label.to_string(), Instant::now() + limit));
+        WATCH_CHANGED.notify_all();
+        Watchdog
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        *WATCHED.lock().unwrap() = None;
+        WATCH_CHANGED.notify_all();
+    }
+}
+
+fn watch() {
+    let mut watched = WATCHED.lock().unwrap();
+    loop {
+        let deadline = watched.as_ref().map(|(_, d)| *d);
+        watched = match deadline {
+            None => WATCH_CHANGED.wait(watched).unwrap(),
+            Some(deadline) => {
+                let now = Instant::now();
+                if now >= deadline {
+                    let label = watched.as_ref().map_or("", |(l, _)| l.as_str());
+                    eprintln!("\nbench: {label} did not finish in time (hung?); aborting");
+                    std::process::exit(3);
+                }
+                WATCH_CHANGED
+                    .wait_timeout(watched, deadline - now)
+                    .unwrap()
+                    .0
+            }
+        };
+    }
+}
+
+/// Measures how much CPU *other* processes used over an interval: busy time
+/// of the whole machine (/proc/stat) minus this process and its reaped
+/// children (getrusage). The machine is shared and noisy; this says how much.
+pub struct LoadMeter {
+    machine: f64,
+    own: f64,
+    start: Instant,
+}
+
+impl LoadMeter {
+    pub fn start() -> LoadMeter {
+        LoadMeter {
+            machine: machine_busy_seconds(),
+            own: own_and_children_seconds(),
+            start: Instant::now(),
+        }
+    }
+
+    /// Average number of cores other processes kept busy since `start`.
+    pub fn other_cores(&self) -> f64 {
+        let machine = machine_busy_seconds() - self.machine;
+        let own = own_and_children_seconds() - self.own;
+        ((machine - own) / self.start.elapsed().as_secs_f64()).max(0.0)
+    }
+}
+
+/// Busy CPU seconds of the whole machine since boot (/proc/stat).
+fn machine_busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0.0;
+    };
+    // user nice system idle iowait irq softirq steal ...
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let busy: u64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| f.get(i)).sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1);
+    busy as f64 / hz as f64
+}
+
+fn own_and_children_seconds() -> f64 {
+    rusage_seconds(libc::RUSAGE_SELF) + rusage_seconds(libc::RUSAGE_CHILDREN)
+}

@@ -1,0 +1,592 @@
+//! The in-process systems of `examples/bench.rs`: wsrt through its Rust API,
+//! rayon and tokio. One function per workload per system; each builds its
+//! own pool (one thread per CPU), measures one run, drops the pool, and
+//! returns the run's figures. The C and C++ systems are in benches/peers/.
+
+use std::hint::black_box;
+use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::harness::{cpu_seconds, now_ns, percentile, rss_bytes, wait_until, Sample};
+use crate::Sizes;
+
+// ---- shared pieces ----
+
+/// What every tiny task does.
+static HITS: AtomicU64 = AtomicU64::new(0);
+
+fn hit() {
+    HITS.fetch_add(1, Relaxed);
+}
+
+fn hits() -> u64 {
+    HITS.load(SeqCst)
+}
+
+fn reset() {
+    HITS.store(0, SeqCst);
+    DROPS.store(0, SeqCst);
+    CALLBACKS.store(0, SeqCst);
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn wsrt_rt() -> wsrt::Runtime {
+    wsrt::Runtime::builder()
+        .workers(cores())
+        .build()
+        .expect("wsrt runtime")
+}
+
+fn tokio_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores())
+        .build()
+        .expect("tokio runtime")
+}
+
+fn rayon_pool() -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(cores())
+        .build()
+        .expect("rayon pool")
+}
+
+/// Keeps workers busy (each in a blocking wait) until opened.
+#[derive(Default)]
+struct Gate {
+    open: Mutex<bool>,
+    cv: Condvar,
+    started: AtomicUsize,
+}
+
+impl Gate {
+    /// The body of a blocking task: returns once the gate opens.
+    fn block(&self) {
+        self.started.fetch_add(1, SeqCst);
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            open = self.cv.wait(open).unwrap();
+        }
+    }
+
+    /// Starts `workers` blockers with `spawn` and waits until all run.
+    fn occupy(self: &Arc<Self>, workers: usize, mut spawn: impl FnMut(Arc<Gate>)) {
+        for _ in 0..workers {
+            spawn(self.clone());
+        }
+        wait_until(|| self.started.load(SeqCst) >= workers);
+    }
+
+    fn release(&self) {
+        *self.open.lock().unwrap() = true;
+        self.cv.notify_all();
+    }
+}
+
+/// Drops counted, as a C task's `arg_drop`.
+static DROPS: AtomicU64 = AtomicU64::new(0);
+
+struct Counted;
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        DROPS.fetch_add(1, Relaxed);
+    }
+}
+
+static CALLBACKS: AtomicU64 = AtomicU64::new(0);
+
+// ---- spawn_wait: N tasks with handles from the main thread, then wait each ----
+
+pub fn spawn_wait_wsrt(sz: &Sizes) -> Sample {
+    let rt = wsrt_rt();
+    reset();
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..sz.tasks).map(|_| rt.spawn(hit)).collect();
+    for t in tasks {
+        t.join().expect("task");
+    }
+    Sample::timed(start.elapsed(), sz.tasks, hits() == sz.tasks)
+}
+
+pub fn spawn_wait_tokio(sz: &Sizes) -> Sample {
+    let rt = tokio_rt();
+    reset();
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..sz.tasks).map(|_| rt.spawn(async { hit() })).collect();
+    rt.block_on(async {
+        for t in tasks {
+            t.await.expect("task");
+        }
+    });
+    Sample::timed(start.elapsed(), sz.tasks, hits() == sz.tasks)
+}
+
+// ---- detached: the same without handles; wait for the counter ----
+
+pub fn detached_wsrt(sz: &Sizes) -> Sample {
+    let rt = wsrt_rt();
+    reset();
+    let start = Instant::now();
+    for _ in 0..sz.tasks {
+        rt.spawn_detached(hit);
+    }
+    wait_until(|| hits() >= sz.tasks);
+    Sample::timed(start.elapsed(), sz.tasks, true)
+}
+
+pub fn detached_rayon(sz: &Sizes) -> Sample {
+    let pool = rayon_pool();
+    reset();
+    let start = Instant::now();
+    pool.scope(|s| {
+        for _ in 0..sz.tasks {
+            s.spawn(|_| hit());
+        }
+    });
+    Sample::timed(start.elapsed(), sz.tasks, hits() == sz.tasks)
+}
+
+// ---- fib and fib_cutoff: fork-join below `cutoff` runs sequentially ----
+
+#[inline(never)]
+pub fn fib_seq(n: u64) -> u64 {
+    if n < 2 {
+        n
+    } else {
+        fib_seq(n - 1) + fib_seq(n - 2)
+    }
+}
+
+fn fib_wsrt(n: u64, cutoff: u64) -> u64 {
+    if n < cutoff {
+        return fib_seq(n);
+    }
+    let (a, b) = wsrt::join(|| fib_wsrt(n - 1, cutoff), || fib_wsrt(n - 2, cutoff));
+    a + b
+}
+
+fn fib_rayon(n: u64, cutoff: u64) -> u64 {
+    if n < cutoff {
+        return fib_seq(n);
+    }
+    let (a, b) = rayon::join(|| fib_rayon(n - 1, cutoff), || fib_rayon(n - 2, cutoff));
+    a + b
+}
+
+/// Forks (joins) of fib(n) when n < cutoff runs sequentially.
+pub fn fib_nodes(n: u64, cutoff: u64) -> u64 {
+    let (mut a, mut b) = (0u64, 0u64); // nodes(k-2), nodes(k-1)
+    for k in 0..=n {
+        let c = if k < cutoff { 0 } else { 1 + a + b };
+        (a, b) = (b, c);
+    }
+    b
+}
+
+/// One fib run with `par` (no cutoff): ns per fork.
+fn fib_run(n: u64, par: impl FnOnce(u64) -> u64) -> Sample {
+    let start = Instant::now();
+    let r = par(black_box(n));
+    Sample::timed(start.elapsed(), fib_nodes(n, 2), r == fib_seq(n))
+}
+
+/// One fib_cutoff run: sequential then parallel, paired.
+fn fib_cutoff_run(n: u64, par: impl FnOnce(u64) -> u64) -> Sample {
+    let t0 = Instant::now();
+    let s = fib_seq(black_box(n));
+    let t1 = Instant::now();
+    // As settle_after_seq() in benches/peers/common.h: without a pause, a
+    // pool whose caller blocks often starts with both workers on one CPU.
+    std::thread::sleep(Duration::from_millis(20));
+    let t2 = Instant::now();
+    let r = par(black_box(n));
+    let t3 = Instant::now();
+    Sample::new()
+        .set("seq_ns", (t1 - t0).as_nanos() as f64)
+        .set("par_ns", (t3 - t2).as_nanos() as f64)
+        .set("ok", f64::from(u8::from(r == s)))
+}
+
+pub fn fib_wsrt_join(sz: &Sizes) -> Sample {
+    let rt = wsrt_rt();
+    fib_run(sz.fib, |n| {
+        rt.spawn(move || fib_wsrt(n, 2)).join().expect("fib")
+    })
+}
+
+pub fn fib_rayon_join(sz: &Sizes) -> Sample {
+    let pool = rayon_pool();
+    fib_run(sz.fib, |n| pool.install(|| fib_rayon(n, 2)))
+}
+
+pub fn fib_cutoff_wsrt(sz: &Sizes) -> Sample {
+    let rt = wsrt_rt();
+    let (n, cutoff) = sz.fib_cutoff;
+    fib_cutoff_run(n, |n| {
+        rt.spawn(move || fib_wsrt(n, cutoff)).join().expect("fib")
+    })
+}
+
+pub fn fib_cutoff_rayon(sz: &Sizes) -> Sample {
+    let pool = rayon_pool();
+    let (n, cutoff) = sz.fib_cutoff;
+    fib_cutoff_run(n, |n| pool.install(|| fib_rayon(n, cutoff)))
+}
+
+// ---- nested: a root task spawns children, each spawns leaves; every level waits ----
+
+fn nested_sample(sz: &Sizes, start: Instant) -> Sample {
+    let (children, leaves) = sz.nested;
+    Sample::timed(
+        start.elapsed(),
+        1 + children + children * leaves,
+        hits() == children * leaves,
+    )
+}
+
+pub fn nested_wsrt(sz: &Sizes) -> Sample {
+    let rt = wsrt_rt();
+    reset();
+    let (children, leaves) = sz.nested;
+    let start = Instant::now();
+    let root = rt.spawn(move || {
+        let kids: Vec<_> = (0..children)
+            .map(|_| {
+                wsrt::spawn(move || {
+                    let leaves: Vec<_> = (0..leaves).map(|_| wsrt::spawn(hit)).collect();
+                    for t in leaves {
+                        t.join().expect("leaf");
+                    }
+                })
+            })
+            .collect();
+        for t in kids {
+            t.join().expect("child");
+        }
+    });
+    root.join().expect("root");
+    nested_sample(sz, start)
+}
+
+pub fn nested_tokio(sz: &Sizes) -> Sample {
+    let rt = tokio_rt();
+    reset();
+    let (children, leaves) = sz.nested;
+    let start = Instant::now();
+    let root = rt.spawn(async move {
+        let kids: Vec<_> = (0..children)
+            .map(|_| {
+                tokio::spawn(async move {
+                    let leaves: Vec<_> =
+                        (0..leaves).map(|_| tokio::spawn(async { hit() })).collect();
+                    for t in leaves {
+                        t.await.expect("leaf");
+                    }
+                })
+            })
+            .collect();
+        for t in kids {
+            t.await.expect("child");
+        }
+    });
+    rt.block_on(root).expect("root");
+    nested_sample(sz, start)
+}
+
+pub fn nested_rayon(sz: &Sizes) -> Sample {
+    let pool = rayon_pool();
+    reset();
+    let (children, leaves) = sz.nested;
+    let start = Instant::now();
+    pool.scope(|s| {
+        s.spawn(move |s| {
+            for _ in 0..children {
+                s.spawn(move |s| {
+                    for _ in 0..leaves {
+                        s.spawn(|_| hit());
+                    }
+                });
+            }
+        });
+    });
+    nested_sample(sz, start)
+}
+
+// ---- cancel: N tasks behind busy workers, each cancelled while pending ----
+
+pub fn cancel_wsrt(sz: &Sizes) -> Sample {
+    let rt = wsrt_rt();
+    reset();
+    let gate = Arc::new(Gate::default());
+    gate.occupy(rt.workers(), |g| {
+        rt.spawn_detached(move || g.block());
+    });
+    let n = sz.tasks;
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let counted = Counted;
+            rt.spawn(move || {
+                let _counted = counted;
+                hit();
+            })
+        })
+        .collect();
+    let cancelled = tasks.iter().filter(|t| t.cancel()).count() as u64;
+    drop(tasks);
+    let elapsed = start.elapsed();
+    // wsrt drops a cancelled pending task's closure inside cancel().
+    let drops = DROPS.load(SeqCst);
+    gate.release();
+    drop(rt);
+    Sample::timed(elapsed, n, drops == n && cancelled == n && hits() == 0)
+        .set("drops", drops as f64)
+        .set("cancelled", cancelled as f64)
+}
+
+pub fn cancel_tokio(sz: &Sizes) -> Sample {
+    let rt = tokio_rt();
+    reset();
+    let gate = Arc::new(Gate::default());
+    gate.occupy(cores(), |g| {
+        rt.spawn(async move { g.block() });
+    });
+    let n = sz.tasks;
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let counted = Counted;
+            rt.spawn(async move {
+                let _counted = counted;
+                hit();
+            })
+        })
+        .collect();
+    for t in &tasks {
+        t.abort();
+    }
+    drop(tasks);
+    let elapsed = start.elapsed();
+    // tokio drops an aborted task's future only when a worker gets to it.
+    let drops_at_cancel = DROPS.load(SeqCst);
+    gate.release();
+    drop(rt);
+    let drops = DROPS.load(SeqCst);
+    Sample::timed(elapsed, n, drops == n && hits() == 0)
+        .set("drops", drops as f64)
+        .set("drops_at_cancel", drops_at_cancel as f64)
+}
+
+// ---- callbacks: spawn_wait with one done-callback per task ----
+
+pub fn callbacks_wsrt(sz: &Sizes) -> Sample {
+    let rt = wsrt_rt();
+    reset();
+    let n = sz.tasks;
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let t = rt.spawn(hit);
+            t.on_done(|_| {
+                CALLBACKS.fetch_add(1, Relaxed);
+            });
+            t
+        })
+        .collect();
+    for t in tasks {
+        t.join().expect("task");
+    }
+    let elapsed = start.elapsed();
+    // A callback may still be running on a worker after join returned.
+    wait_until(|| CALLBACKS.load(SeqCst) >= n);
+    Sample::timed(elapsed, n, hits() == n)
+}
+
+// ---- idle_cpu: one task, then the pool sits idle; CPU time of the process ----
+
+/// Lets the pool settle (finish any spinning after the last task), then
+/// measures the CPU time of the idle process.
+fn idle_sample(sz: &Sizes) -> Sample {
+    std::thread::sleep(Duration::from_millis(sz.idle_settle_ms));
+    let (c0, t0) = (cpu_seconds(), Instant::now());
+    std::thread::sleep(Duration::from_millis(sz.idle_ms));
+    let (c1, t1) = (cpu_seconds(), Instant::now());
+    Sample::new()
+        .set("cpu_s", c1 - c0)
+        .set("wall_s", (t1 - t0).as_secs_f64())
+}
+
+pub fn idle_wsrt(sz: &Sizes) -> Sample {
+    let rt = wsrt_rt();
+    rt.spawn(hit).join().expect("task");
+    idle_sample(sz)
+}
+
+pub fn idle_tokio(sz: &Sizes) -> Sample {
+    let rt = tokio_rt();
+    rt.block_on(rt.spawn(async { hit() })).expect("task");
+    idle_sample(sz)
+}
+
+pub fn idle_rayon(sz: &Sizes) -> Sample {
+    let pool = rayon_pool();
+    pool.install(hit);
+    idle_sample(sz)
+}
+
+// ---- bursty: bursts of tiny tasks (each burst waited for), a gap between ----
+
+fn bursty_run(sz: &Sizes, mut burst: impl FnMut(u64)) -> Sample {
+    reset();
+    let (bursts, size, gap_us) = sz.bursty;
+    let (c0, t0) = (cpu_seconds(), Instant::now());
+    for _ in 0..bursts {
+        burst(size);
+        std::thread::sleep(Duration::from_micros(gap_us));
+    }
+    let (c1, t1) = (cpu_seconds(), Instant::now());
+    Sample::new()
+        .set("cpu_s", c1 - c0)
+        .set("wall_s", (t1 - t0).as_secs_f64())
+        .set("ok", f64::from(u8::from(hits() == bursts * size)))
+}
+
+pub fn bursty_wsrt(sz: &Sizes) -> Sample {
+    let rt = wsrt_rt();
+    bursty_run(sz, |k| {
+        let tasks: Vec<_> = (0..k).map(|_| rt.spawn(hit)).collect();
+        for t in tasks {
+            t.join().expect("task");
+        }
+    })
+}
+
+pub fn bursty_tokio(sz: &Sizes) -> Sample {
+    let rt = tokio_rt();
+    bursty_run(sz, |k| {
+        let tasks: Vec<_> = (0..k).map(|_| rt.spawn(async { hit() })).collect();
+        rt.block_on(async {
+            for t in tasks {
+                t.await.expect("task");
+            }
+        });
+    })
+}
+
+pub fn bursty_rayon(sz: &Sizes) -> Sample {
+    let pool = rayon_pool();
+    bursty_run(sz, |k| {
+        pool.scope(|s| {
+            for _ in 0..k {
+                s.spawn(|_| hit());
+            }
+        })
+    })
+}
+
+// ---- wake_latency: spawn onto an idle pool; the task stamps when it starts ----
+
+static STARTED: AtomicU64 = AtomicU64::new(0);
+
+fn stamp() {
+    STARTED.store(now_ns(), Release);
+}
+
+/// `spawn` must start a task that calls `stamp()`.
+fn wake_run(sz: &Sizes, spawn: impl Fn()) -> Sample {
+    let (samples, gap_us) = sz.wake;
+    let mut latencies: Vec<u64> = Vec::with_capacity(samples as usize);
+    for _ in 0..samples {
+        STARTED.store(0, SeqCst);
+        let t0 = now_ns();
+        spawn();
+        std::thread::sleep(Duration::from_micros(gap_us));
+        let mut started = STARTED.load(Acquire);
+        while started == 0 {
+            std::thread::sleep(Duration::from_micros(10));
+            started = STARTED.load(Acquire);
+        }
+        latencies.push(started - t0);
+    }
+    Sample::new()
+        .set("p50_us", percentile(&mut latencies, 50) as f64 / 1e3)
+        .set("p99_us", percentile(&mut latencies, 99) as f64 / 1e3)
+}
+
+pub fn wake_wsrt(sz: &Sizes) -> Sample {
+    let rt = wsrt_rt();
+    wake_run(sz, || {
+        rt.spawn_detached(stamp);
+    })
+}
+
+pub fn wake_tokio(sz: &Sizes) -> Sample {
+    let rt = tokio_rt();
+    wake_run(sz, || {
+        rt.spawn(async { stamp() });
+    })
+}
+
+pub fn wake_rayon(sz: &Sizes) -> Sample {
+    let pool = rayon_pool();
+    wake_run(sz, || pool.spawn(stamp))
+}
+
+// ---- memory: RSS growth for N pending tasks (run in a fresh child process) ----
+
+/// Spawns `n` tasks with `spawn` while every worker is blocked and returns
+/// the RSS growth. Leaks everything: the child process exits right after.
+fn memory_run<H>(n: u64, mut spawn: impl FnMut() -> H) -> Sample {
+    let mut handles: Vec<H> = Vec::with_capacity(n as usize);
+    // Touch the handle array first: it is the caller's memory, not the runtime's.
+    for slot in handles.spare_capacity_mut() {
+        *slot = MaybeUninit::zeroed();
+    }
+    let before = rss_bytes();
+    for _ in 0..n {
+        handles.push(spawn());
+    }
+    let after = rss_bytes();
+    std::mem::forget(handles);
+    Sample::new()
+        .set("bytes", after as f64 - before as f64)
+        .set("count", n as f64)
+}
+
+pub fn memory_wsrt(sz: &Sizes) -> Sample {
+    let rt = wsrt_rt();
+    let gate = Arc::new(Gate::default());
+    gate.occupy(rt.workers(), |g| {
+        rt.spawn_detached(move || g.block());
+    });
+    let sample = memory_run(sz.memory, || rt.spawn(hit));
+    std::mem::forget(rt);
+    sample
+}
+
+pub fn memory_tokio(sz: &Sizes) -> Sample {
+    let rt = tokio_rt();
+    let gate = Arc::new(Gate::default());
+    gate.occupy(cores(), |g| {
+        rt.spawn(async move { g.block() });
+    });
+    let sample = memory_run(sz.memory, || rt.spawn(async { hit() }));
+    std::mem::forget(rt);
+    sample
+}
+
+/// rayon has no task handles: pending `ThreadPool::spawn` jobs.
+pub fn memory_rayon(sz: &Sizes) -> Sample {
+    let pool = rayon_pool();
+    let gate = Arc::new(Gate::default());
+    gate.occupy(cores(), |g| pool.spawn(move || g.block()));
+    let sample = memory_run(sz.memory, || pool.spawn(hit));
+    std::mem::forget(pool);
+    sample
+}
