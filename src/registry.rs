@@ -3,10 +3,13 @@
 //! `shutdown(Cancel)`, which must reach tasks that sit in no queue
 //! (suspended on another task).
 //!
-//! Intrusive doubly linked lists, sharded by task id so that spawning and
-//! finishing threads rarely meet on one lock. Cost per task: one uncontended
-//! lock/unlock at spawn and one at finish, four pointer writes each, and two
-//! pointers in the header. The registry holds no reference: a task unlinks
+//! Intrusive doubly linked lists, sharded so that spawning and finishing
+//! threads rarely meet on one lock: a worker lists the tasks it spawns in
+//! its own shard (tasks it spawns are mostly finished by itself, from its
+//! own deque), other threads spread theirs by task id over the remaining
+//! shards. The shard is recorded in the task's state word. Cost per task:
+//! one mostly uncontended lock/unlock at spawn and one at finish, four
+//! pointer writes each, and two pointers in the header. The registry holds no reference: a task unlinks
 //! itself (in `finish`) before the reference that kept it alive is dropped,
 //! so a listed task is always alive while the shard lock is held.
 
@@ -17,6 +20,7 @@ use std::sync::Mutex;
 use crossbeam_utils::CachePadded;
 
 use crate::task::raw::Header;
+use crate::task::state::SHARDS_MAX;
 use crate::task::TaskRef;
 
 /// A task's links; touched only under its shard's lock.
@@ -43,20 +47,35 @@ unsafe impl Send for Shard {}
 
 pub(crate) struct Registry {
     shards: Box<[CachePadded<Mutex<Shard>>]>,
+    /// Shards `0..worker_shards` belong to workers, the rest to other threads.
+    worker_shards: usize,
 }
 
 impl Registry {
     pub(crate) fn new(workers: usize) -> Registry {
-        let n = (workers * 4).next_power_of_two().max(8);
+        // One shard per worker, then as many again (at least 8) for spawns
+        // from other threads; within what the state word can name.
+        let worker_shards = workers.clamp(1, SHARDS_MAX / 2);
+        let n = worker_shards + worker_shards.max(8);
         Registry {
             shards: (0..n)
                 .map(|_| CachePadded::new(Mutex::new(Shard { head: ptr::null() })))
                 .collect(),
+            worker_shards,
+        }
+    }
+
+    /// The shard for a task spawned by worker `worker` (or from outside).
+    pub(crate) fn shard_for(&self, worker: Option<usize>, id: u64) -> usize {
+        let external = self.shards.len() - self.worker_shards;
+        match worker {
+            Some(w) => w % self.worker_shards,
+            None => self.worker_shards + (id as usize % external),
         }
     }
 
     fn shard(&self, header: &Header) -> std::sync::MutexGuard<'_, Shard> {
-        let i = header.id as usize & (self.shards.len() - 1);
+        let i = header.state.load().shard();
         // Poison is impossible: nothing under this lock can panic.
         self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -219,7 +219,15 @@ impl Shared {
         // Relaxed: only uniqueness and per-thread order matter, and the
         // spawn itself publishes the id to any other thread.
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let ptr = raw::allocate(body, tag, id, Arc::as_ptr(self), 1 + u64::from(handle));
+        let shard = self.registry.shard_for(here.map(|w| w.index), id);
+        let ptr = raw::allocate(
+            body,
+            tag,
+            id,
+            Arc::as_ptr(self),
+            1 + u64::from(handle),
+            shard,
+        );
         // SAFETY: just allocated; we hold its references.
         let header = unsafe { ptr.as_ref() };
         if let Some(name) = name {
@@ -474,7 +482,7 @@ impl Handle {
 fn cancelled_task<T: Send + 'static>(shared: &Arc<Shared>) -> Task<T> {
     let body: Once<fn() -> T> = Once(None);
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    let ptr = raw::allocate(body, (), id, Arc::as_ptr(shared), 1);
+    let ptr = raw::allocate(body, (), id, Arc::as_ptr(shared), 1, 0);
     // SAFETY: we hold the only reference, and the body's output type is `T`.
     unsafe {
         raw::cancel_unscheduled(ptr);

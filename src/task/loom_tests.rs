@@ -40,7 +40,7 @@ fn run(callback: Callback) {
 
 /// A task the caller has started: RUNNING with `refs` references.
 fn running(refs: u64) -> Arc<State> {
-    let st = State::new(refs);
+    let st = State::new(refs, 0);
     assert!(matches!(
         st.transition_to_running(),
         ToRunning::Run { resumed: false }
@@ -72,7 +72,7 @@ fn counting(st: Arc<State>, runs: Arc<AtomicUsize>) -> Callback {
 #[test]
 fn loom_cancel_races_start_exactly_one_wins() {
     model(|| {
-        let st = Arc::new(State::new(1));
+        let st = Arc::new(State::new(1, 0));
         let worker = {
             let st = st.clone();
             thread::spawn(move || st.transition_to_running())

@@ -82,10 +82,11 @@ pub(crate) fn allocate<B: Body>(
     id: u64,
     runtime: *const Shared,
     refs: u64,
+    shard: usize,
 ) -> NonNull<Header> {
     let cell = Box::new(Cell {
         header: Header {
-            state: State::new(refs),
+            state: State::new(refs, shard),
             vtable: &Cell::<B>::VTABLE,
             id,
             runtime,

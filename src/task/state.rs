@@ -8,10 +8,10 @@
 //! ```text
 //!  63                              16 15    7  6   5   4   3   2..0
 //! +----------------------------------+-------+---+---+---+---+-------+
-//! |          reference count         | unused| T | C | X | S | life  |
+//! |          reference count         | shard | T | C | X | S | life  |
 //! +----------------------------------+-------+---+---+---+---+-------+
-//!   T = TAKEN, C = CALLBACKS, X = CANCEL_REQUESTED, S = SCHEDULED,
-//!   life = TaskState
+//!   shard = registry shard (immutable), T = TAKEN, C = CALLBACKS,
+//!   X = CANCEL_REQUESTED, S = SCHEDULED, life = TaskState
 //! ```
 //!
 //! Orderings: a transition that hands the task's stage (closure and output)
@@ -63,6 +63,11 @@ const CALLBACKS: u64 = 1 << 5;
 /// The success value was moved out by `Task::join`. Set once, only when
 /// SUCCEEDED, so exactly one joiner gets the value.
 const TAKEN: u64 = 1 << 6;
+/// Which live-task registry shard lists the task: set at spawn, never
+/// changed (kept here because these bits were free).
+const SHARD_SHIFT: u32 = 7;
+/// Number of registry shards the word can name.
+pub(crate) const SHARDS_MAX: usize = 1 << 9;
 const REF_SHIFT: u32 = 16;
 /// One reference in the count.
 const REF_ONE: u64 = 1 << REF_SHIFT;
@@ -101,6 +106,9 @@ impl Snapshot {
     }
     pub(crate) fn has_callbacks(self) -> bool {
         self.0 & CALLBACKS != 0
+    }
+    pub(crate) fn shard(self) -> usize {
+        ((self.0 >> SHARD_SHIFT) as usize) & (SHARDS_MAX - 1)
     }
     pub(crate) fn ref_count(self) -> u64 {
         self.0 >> REF_SHIFT
@@ -190,10 +198,15 @@ pub(crate) enum ToNotified {
 pub(crate) struct State(AtomicU64);
 
 impl State {
-    /// A new PENDING, scheduled task with `refs` references.
-    pub(crate) fn new(refs: u64) -> State {
+    /// A new PENDING, scheduled task with `refs` references, listed in
+    /// registry shard `shard` (< `SHARDS_MAX`).
+    pub(crate) fn new(refs: u64, shard: usize) -> State {
+        debug_assert!(shard < SHARDS_MAX);
         State(AtomicU64::new(
-            TaskState::Pending as u64 | SCHEDULED | (refs * REF_ONE),
+            TaskState::Pending as u64
+                | SCHEDULED
+                | ((shard as u64) << SHARD_SHIFT)
+                | (refs * REF_ONE),
         ))
     }
 
@@ -379,7 +392,7 @@ mod tests {
     use super::*;
 
     fn pending() -> State {
-        State::new(2)
+        State::new(2, 5)
     }
 
     #[test]
@@ -388,6 +401,7 @@ mod tests {
         assert_eq!(s.lifecycle(), TaskState::Pending);
         assert!(s.is_scheduled() && !s.is_cancel_requested() && !s.has_callbacks());
         assert_eq!(s.ref_count(), 2);
+        assert_eq!(s.shard(), 5);
     }
 
     #[test]
