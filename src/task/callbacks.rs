@@ -64,11 +64,40 @@ struct Entry {
     callback: Callback,
 }
 
+/// The list is `first` then `rest`: most tasks have at most one callback
+/// (or one waiter), which then costs no allocation beyond `Extras` itself.
 #[derive(Default)]
 struct Inner {
     name: Option<Box<str>>,
-    list: VecDeque<Entry>,
+    first: Option<Entry>,
+    rest: VecDeque<Entry>,
     next_key: u64,
+}
+
+impl Inner {
+    fn push(&mut self, entry: Entry) {
+        if self.first.is_none() && self.rest.is_empty() {
+            self.first = Some(entry);
+        } else {
+            self.rest.push_back(entry);
+        }
+    }
+
+    fn pop(&mut self) -> Option<Entry> {
+        self.first.take().or_else(|| self.rest.pop_front())
+    }
+
+    /// Removes the entries matching `pred`; returns how many.
+    fn remove_where(&mut self, mut pred: impl FnMut(&Entry) -> bool) -> usize {
+        let mut removed = 0;
+        if self.first.as_ref().is_some_and(&mut pred) {
+            self.first = None;
+            removed += 1;
+        }
+        let before = self.rest.len();
+        self.rest.retain(|e| !pred(e));
+        removed + before - self.rest.len()
+    }
 }
 
 /// Lazily allocated name and callback list.
@@ -132,7 +161,7 @@ impl Extras {
         }
         let key = inner.next_key;
         inner.next_key += 1;
-        inner.list.push_back(Entry { key, callback });
+        inner.push(Entry { key, callback });
         Ok(key)
     }
 
@@ -141,32 +170,23 @@ impl Extras {
         let Some(inner) = self.get() else {
             return false;
         };
-        let mut inner = lock(inner);
-        match inner.list.iter().position(|e| e.key == key) {
-            Some(i) => {
-                inner.list.remove(i);
-                true
-            }
-            None => false,
-        }
+        // Keys are unique: at most one entry matches.
+        lock(inner).remove_where(|e| e.key == key) == 1
     }
 
     /// Removes every raw entry equal to `(f, a, b)`; returns how many.
     pub(crate) fn remove_raw(&self, f: RawCallbackFn, a: usize, b: usize) -> usize {
         let Some(inner) = self.get() else { return 0 };
-        let mut inner = lock(inner);
-        let before = inner.list.len();
-        inner.list.retain(|e| {
-            !matches!(e.callback, Callback::Raw { f: ef, a: ea, b: eb }
+        lock(inner).remove_where(|e| {
+            matches!(e.callback, Callback::Raw { f: ef, a: ea, b: eb }
                 if ef as usize == f as usize && ea == a && eb == b)
-        });
-        before - inner.list.len()
+        })
     }
 
     /// Rule 2: the next entry to run, in insertion order.
     pub(crate) fn pop_front(&self) -> Option<Callback> {
         let inner = self.get()?;
-        let entry = lock(inner).list.pop_front();
+        let entry = lock(inner).pop();
         entry.map(|e| e.callback)
     }
 }
