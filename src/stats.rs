@@ -70,8 +70,12 @@ impl Counters {
     /// thread that reads a done count with `Acquire` also sees every count
     /// this worker made before (shutdown relies on it, see `runtime.rs`).
     pub(crate) fn add_owned(&self, worker: usize, c: Counter) {
+        self.add_owned_n(worker, c, 1);
+    }
+
+    pub(crate) fn add_owned_n(&self, worker: usize, c: Counter, n: u64) {
         let cell = &self.slots[worker].0[c as usize];
-        cell.store(cell.load(Ordering::Relaxed) + 1, Ordering::Release);
+        cell.store(cell.load(Ordering::Relaxed) + n, Ordering::Release);
     }
 
     /// Adds one from any other thread. `SeqCst` so the shutdown check,

@@ -171,9 +171,11 @@ impl WorkerThread {
                 }
                 match shared.stealers[victim].steal_batch_and_pop(&self.local) {
                     Steal::Success(job) => {
-                        for _ in 0..=self.local.len() {
-                            shared.counters.add_owned(self.index, Counter::Steals);
-                        }
+                        // The popped job plus the batch left in our deque.
+                        let stolen = 1 + self.local.len() as u64;
+                        shared
+                            .counters
+                            .add_owned_n(self.index, Counter::Steals, stolen);
                         if !shared.stealers[victim].is_empty() {
                             shared.sleep.notify_one();
                         }

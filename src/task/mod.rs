@@ -6,10 +6,13 @@
 //! zero. References are held by:
 //!
 //! 1. every [`Task`]/[`TaskRef`] handle (and every retained C `wsrt_task *`);
-//! 2. the scheduler while the task is SCHEDULED (in a queue) or RUNNING: one
-//!    reference, moved from the queue to the worker that runs it;
-//! 3. while the task is SUSPENDED awaiting another task, the `Resume` entry in
-//!    that other task's callback list (the runner's reference is moved there);
+//! 2. the scheduler, from spawn until the task is done: one reference, held
+//!    by the queue while SCHEDULED, by the worker while RUNNING, and by the
+//!    task itself while SUSPENDED and unscheduled ("parked"); a wake-up
+//!    moves it back to a queue, a cancel of a parked task drops it. So a
+//!    task listed in the registry (not done) is always alive;
+//! 3. every `Waker` of an async task, and the `Resume` entry a task
+//!    suspended by `wsrt_await` leaves in the awaited task's callback list;
 //! 4. whoever finishes a task (worker or canceller) while it runs the
 //!    done-callbacks, so callbacks may release the last handle safely.
 //!
@@ -19,11 +22,13 @@
 //! - `stage` (closure, then output): the thread that won the transition to
 //!   RUNNING, or the canceller that won PENDING/SUSPENDED → CANCELLED. After
 //!   the task is done the stage holds the output and is only read, except by
-//!   `Task::join`, which moves a success value out under the extras lock.
+//!   `Task::join`, which moves a success value out after winning the TAKEN
+//!   flag of the state word.
 //! - `extras` (name, callback list): under its mutex.
 //! - `runtime`: dereferenced only by a worker of that runtime, or by a thread
 //!   that just made the task leave a non-final state it controls (the
-//!   canceller, the waker) after taking a counted reference to the runtime:
+//!   canceller, the waker) after taking a counted reference to the runtime
+//!   (`raw::with_runtime`):
 //!   a task that is not yet counted as done keeps the runtime from finishing
 //!   shutdown, so the runtime is alive at that moment.
 //!

@@ -201,9 +201,9 @@ unsafe fn run<B: Body>(ptr: NonNull<()>) {
     unsafe { drop_ref(ptr) };
 }
 
-/// The function returned "not yet". Ownership of the scheduler's reference
-/// moves to the queue (yield), to `other`'s callback list (await) or to the
-/// future's waker.
+/// The function returned "not yet". The scheduler's reference moves to the
+/// queue (yield, or woken while running) or stays with the parked task until
+/// a wake-up queues it (`other`'s `Resume` entry, or a future's waker).
 ///
 /// # Safety
 /// Called by `run` only, with the stage and the scheduler reference owned.
