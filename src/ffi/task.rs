@@ -98,22 +98,6 @@ unsafe impl Send for SendPtr {}
 // SAFETY: only the pointer value is shared (`wsrt_task_arg`), never used here.
 unsafe impl Sync for SendPtr {}
 
-/// The body of a C task: calls `func(arg, &result)` until it is done.
-struct CBody {
-    func: unsafe extern "C" fn(*mut c_void, *mut *mut c_void) -> i32,
-    arg: SendPtr,
-    arg_drop: wsrt_drop_fn,
-}
-
-impl Drop for CBody {
-    fn drop(&mut self) {
-        if let Some(drop_arg) = self.arg_drop {
-            // SAFETY: called once (the body is dropped once), as promised.
-            unsafe { drop_arg(self.arg.0) };
-        }
-    }
-}
-
 /// The value of a C task that SUCCEEDED.
 struct CResult {
     value: SendPtr,
@@ -129,9 +113,12 @@ impl Drop for CResult {
     }
 }
 
-/// The C body with its result destructor (moved into the result on success).
+/// The body of a C task: calls `func(arg, &result)` until it is done. The
+/// `arg` itself is the task's tag (readable by `wsrt_task_arg` at any time,
+/// stored once); `release` hands it to `arg_drop`.
 struct CTask {
-    body: CBody,
+    func: unsafe extern "C" fn(*mut c_void, *mut *mut c_void) -> i32,
+    arg_drop: wsrt_drop_fn,
     result_drop: wsrt_drop_fn,
 }
 
@@ -144,10 +131,10 @@ impl Body for CTask {
     type Output = CResult;
     type Tag = SendPtr;
 
-    fn run(&mut self, _task: &TaskRef) -> Step<CResult> {
+    fn run(&mut self, arg: &SendPtr, _task: &TaskRef) -> Step<CResult> {
         let mut result = ptr::null_mut();
         // SAFETY: `func` and `arg` were given together to `wsrt_spawn`.
-        let code = unsafe { (self.body.func)(self.body.arg.0, &mut result) };
+        let code = unsafe { (self.func)(arg.0, &mut result) };
         let awaiting = AWAITING.with(|a| a.borrow_mut().take());
         match code {
             WSRT_TASK_OK => Step::Ready(CResult {
@@ -160,6 +147,13 @@ impl Body for CTask {
                 None => Step::Yield,
             },
             failure => Step::Failed(failure),
+        }
+    }
+
+    fn release(self, arg: &SendPtr) {
+        if let Some(drop_arg) = self.arg_drop {
+            // SAFETY: `release` runs once per task, as `arg_drop` promises.
+            unsafe { drop_arg(arg.0) };
         }
     }
 }
@@ -203,11 +197,8 @@ pub extern "C" fn wsrt_spawn(
             Err(status) => return status,
         };
         let body = CTask {
-            body: CBody {
-                func,
-                arg: SendPtr(arg),
-                arg_drop: opts.arg_drop,
-            },
+            func,
+            arg_drop: opts.arg_drop,
             result_drop: opts.result_drop,
         };
         match rt
@@ -222,11 +213,9 @@ pub extern "C" fn wsrt_spawn(
                 }
                 WSRT_OK
             }
-            Err(refused) => {
-                // The caller keeps ownership of `arg`: do not run `arg_drop`.
-                std::mem::forget(refused);
-                WSRT_ERR_SHUTDOWN
-            }
+            // The caller keeps ownership of `arg`: the refused body is just
+            // dropped, without `release`, so `arg_drop` does not run.
+            Err(_refused) => WSRT_ERR_SHUTDOWN,
         }
     })
 }

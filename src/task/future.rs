@@ -26,7 +26,7 @@ where
     type Output = F::Output;
     type Tag = ();
 
-    fn run(&mut self, task: &TaskRef) -> Step<F::Output> {
+    fn run(&mut self, _tag: &(), task: &TaskRef) -> Step<F::Output> {
         // The task's own reference backs the borrowed waker; clones count.
         let waker = ManuallyDrop::new(unsafe_waker(task.as_ptr()));
         let mut cx = Context::from_waker(&waker);

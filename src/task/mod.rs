@@ -89,7 +89,17 @@ pub(crate) trait Body: Send + 'static {
     type Tag: Send + Sync + 'static;
     /// Runs the function once. Called only by the thread that won the
     /// transition to RUNNING.
-    fn run(&mut self, task: &TaskRef) -> Step<Self::Output>;
+    fn run(&mut self, tag: &Self::Tag, task: &TaskRef) -> Step<Self::Output>;
+
+    /// Disposes of the body once the task is done (or cancelled before it
+    /// ran): exactly once, by the thread that ends the task, before the
+    /// state becomes final when it ran. `tag` is there for bodies whose
+    /// clean-up needs it (the C `arg_drop(arg)`).
+    fn release(self, _tag: &Self::Tag)
+    where
+        Self: Sized,
+    {
+    }
 }
 
 /// A closure run once.
@@ -102,7 +112,7 @@ where
 {
     type Output = T;
     type Tag = ();
-    fn run(&mut self, _task: &TaskRef) -> Step<T> {
+    fn run(&mut self, _tag: &(), _task: &TaskRef) -> Step<T> {
         let f = self.0.take().expect("a one-shot task ran twice");
         Step::Ready(f())
     }

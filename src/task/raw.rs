@@ -155,25 +155,26 @@ unsafe fn run<B: Body>(ptr: NonNull<()>) {
     // A borrowed handle: the queue's reference (now ours) keeps it alive.
     let this = ManuallyDrop::new(TaskRef::from_header(ptr));
     let outer = worker::set_current_task(Some(ptr));
-    let step = panic::catch_unwind(AssertUnwindSafe(|| body.run(&this)));
+    let step = panic::catch_unwind(AssertUnwindSafe(|| body.run(&cell.tag, &this)));
     worker::set_current_task(outer);
     rt.count_at(here, Counter::RunsEnded);
 
     let end = match step {
         Ok(Step::Ready(value)) => {
-            *stage = Stage::Finished(Ok(value));
+            settle(cell, stage, Stage::Finished(Ok(value)));
             TaskState::Succeeded
         }
         Ok(Step::Failed(code)) => {
-            *stage = Stage::Finished(Err(Failure::Code(code)));
+            settle(cell, stage, Stage::Finished(Err(Failure::Code(code))));
             TaskState::Failed
         }
         Err(payload) => {
-            *stage = Stage::Finished(Err(Failure::Panicked(panic_message(&*payload))));
+            let failure = Failure::Panicked(panic_message(&*payload));
+            settle(cell, stage, Stage::Finished(Err(failure)));
             TaskState::Failed
         }
         Ok(Step::Cancelled) => {
-            *stage = Stage::Consumed;
+            settle(cell, stage, Stage::Consumed);
             TaskState::Cancelled
         }
         Ok(Step::Yield) => {
@@ -462,8 +463,17 @@ pub(crate) unsafe fn output_of<B: Body>(ptr: NonNull<Header>) -> Option<&'static
 /// # Safety
 /// The caller owns the stage (won RUNNING or CANCELLED).
 unsafe fn drop_body<B: Body>(ptr: NonNull<Header>) {
-    // SAFETY: caller's duty; the cell is a `Cell<B>`.
-    unsafe { *Cell::<B>::from_header(ptr).stage.get() = Stage::Consumed };
+    // SAFETY: the cell is a `Cell<B>`.
+    let cell = unsafe { Cell::<B>::from_header(ptr) };
+    // SAFETY: the caller owns the stage.
+    settle(cell, unsafe { &mut *cell.stage.get() }, Stage::Consumed);
+}
+
+/// Moves the stage on to `next`, releasing the body if it held one.
+fn settle<B: Body>(cell: &Cell<B>, stage: &mut Stage<B>, next: Stage<B>) {
+    if let Stage::Running(body) = std::mem::replace(stage, next) {
+        body.release(&cell.tag);
+    }
 }
 
 /// # Safety
