@@ -486,7 +486,8 @@ bool wsrt_cancel_requested(void);
 
 /**
  * Suspends the current task until `other` is done, without blocking the
- * worker: returns `WSRT_TASK_YIELD`, which the task function must return;
+ * worker: returns `WSRT_TASK_YIELD`, which the task function must return
+ * (`return wsrt_await(other);`; a later `wsrt_await` in the same call wins);
  * the task is SUSPENDED and its function is called again (same `arg`)
  * once `other` is done (at once if it already is). A cancel of the
  * suspended task ends it CANCELLED without calling it again.

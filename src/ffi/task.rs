@@ -133,9 +133,12 @@ impl Body for CTask {
 
     fn run(&mut self, arg: &SendPtr, _task: &TaskRef) -> Step<CResult> {
         let mut result = ptr::null_mut();
+        // A task run by a helping wait inside another task's function must
+        // not see (or take) that task's pending `wsrt_await`.
+        let outer = AWAITING.with(|a| a.borrow_mut().take());
         // SAFETY: `func` and `arg` were given together to `wsrt_spawn`.
         let code = unsafe { (self.func)(arg.0, &mut result) };
-        let awaiting = AWAITING.with(|a| a.borrow_mut().take());
+        let awaiting = AWAITING.with(|a| std::mem::replace(&mut *a.borrow_mut(), outer));
         match code {
             WSRT_TASK_OK => Step::Ready(CResult {
                 value: SendPtr(result),
@@ -508,7 +511,8 @@ pub extern "C" fn wsrt_cancel_requested() -> bool {
 }
 
 /// Suspends the current task until `other` is done, without blocking the
-/// worker: returns `WSRT_TASK_YIELD`, which the task function must return;
+/// worker: returns `WSRT_TASK_YIELD`, which the task function must return
+/// (`return wsrt_await(other);`; a later `wsrt_await` in the same call wins);
 /// the task is SUSPENDED and its function is called again (same `arg`)
 /// once `other` is done (at once if it already is). A cancel of the
 /// suspended task ends it CANCELLED without calling it again.
