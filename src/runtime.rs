@@ -44,7 +44,7 @@ const STOPPED: u8 = 3;
 /// in spawn order. Starts at 1: 0 is never an id.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// How [`Runtime::shutdown`] treats tasks that are not done.
+/// How [`Handle::shutdown`] treats tasks that are not done.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ShutdownMode {
     /// Refuse new spawns from outside, let every task finish.

@@ -1,10 +1,10 @@
 //! The C ABI: conversions, checks and documentation only; every function
 //! delegates to the Rust API.
 //!
-//! Every exported function runs inside [`ffi_boundary!`], so a Rust panic
+//! Every exported function runs inside `ffi_boundary!`, so a Rust panic
 //! never unwinds into C: it becomes the function's documented default
 //! (`WSRT_ERR_PANIC` for status-returning functions). Pointers are checked
-//! with [`try_ref!`]-style helpers; outputs are written only on success.
+//! with `try_ref!`-style helpers; outputs are written only on success.
 #![allow(non_camel_case_types)]
 // The exports are safe to call from C whenever the header's pointer rules
 // hold; marking them `unsafe fn` would document nothing more to C callers,
