@@ -343,8 +343,8 @@ impl<T: Send + 'static> Task<T> {
         self.take()
     }
 
-    /// The value if the task is done, without waiting (asyncio `result()`):
-    /// `None` while it is not done.
+    /// The value if the task is done, without waiting (asyncio `result()`);
+    /// while it is not done, the handle comes back as `Err`.
     pub fn try_join(self) -> Result<Result<T, TaskError>, Task<T>> {
         if self.is_done() {
             Ok(self.take())
