@@ -28,38 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CHECK(expr)                                                            \
-    do {                                                                       \
-        if (!(expr)) {                                                         \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__,   \
-                    #expr);                                                    \
-            exit(1);                                                           \
-        }                                                                      \
-    } while (0)
-
-#define CHECK_EQ(actual, expected)                                             \
-    do {                                                                       \
-        long long check_a_ = (long long)(actual);                              \
-        long long check_e_ = (long long)(expected);                            \
-        if (check_a_ != check_e_) {                                            \
-            fprintf(stderr, "%s:%d: CHECK_EQ failed: %s == %s (%lld vs %lld)\n", \
-                    __FILE__, __LINE__, #actual, #expected, check_a_, check_e_); \
-            exit(1);                                                           \
-        }                                                                      \
-    } while (0)
-
-#define CHECK_STATUS(call, expected)                                           \
-    do {                                                                       \
-        wsrt_status check_s_ = (call);                                         \
-        if (check_s_ != (expected)) {                                          \
-            fprintf(stderr, "%s:%d: %s returned %d (%s), expected %s\n",       \
-                    __FILE__, __LINE__, #call, (int)check_s_,                  \
-                    wsrt_status_str(check_s_), #expected);                     \
-            exit(1);                                                           \
-        }                                                                      \
-    } while (0)
-
-#define CHECK_OK(call) CHECK_STATUS(call, WSRT_OK)
+#include "check.h"
 
 #define SECTION(name) printf("test_bad_input: %s\n", name)
 
