@@ -28,45 +28,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "common.h"
 
 #define SECTION(name) printf("test_bad_input: %s\n", name)
 
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 /* ------------------------------------------------------------------ */
-
-/* A one-shot flag threads can wait for. */
-typedef struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool set;
-} event;
-
-static void event_init(event *e) {
-    CHECK(pthread_mutex_init(&e->mu, NULL) == 0);
-    CHECK(pthread_cond_init(&e->cv, NULL) == 0);
-    e->set = false;
-}
-
-static void event_destroy(event *e) {
-    pthread_cond_destroy(&e->cv);
-    pthread_mutex_destroy(&e->mu);
-}
-
-static void event_set(event *e) {
-    pthread_mutex_lock(&e->mu);
-    e->set = true;
-    pthread_cond_broadcast(&e->cv);
-    pthread_mutex_unlock(&e->mu);
-}
-
-static void event_wait(event *e) {
-    pthread_mutex_lock(&e->mu);
-    while (!e->set)
-        pthread_cond_wait(&e->cv, &e->mu);
-    pthread_mutex_unlock(&e->mu);
-}
 
 /* Blocks its worker from `started` until `release`. */
 typedef struct {

@@ -127,6 +127,34 @@ static __attribute__((unused)) uint64_t fib_nodes(long n, long cutoff) {
     return b;
 }
 
+/* fib(k) with k < g_cutoff runs sequentially (fib_seq); set by run_fib*. */
+static long g_cutoff;
+
+/* fib N with no cutoff: time one `parallel(n)`; count = forks, plus `extra`
+ * tasks the system spawns itself (wsrt's root task). */
+static __attribute__((unused)) void run_fib(long n, uint64_t (*parallel)(long), uint64_t extra) {
+    g_cutoff = 2;
+    uint64_t t0 = now_ns();
+    uint64_t r = parallel(n);
+    uint64_t t1 = now_ns();
+    report("ns=%llu count=%llu ok=%d", (unsigned long long)(t1 - t0),
+           (unsigned long long)(fib_nodes(n, g_cutoff) + extra), r == fib_seq(n));
+}
+
+/* fib_cutoff N CUTOFF: sequential then parallel, paired in the same run. */
+static __attribute__((unused)) void run_fib_cutoff(long n, long cutoff, uint64_t (*parallel)(long)) {
+    g_cutoff = cutoff;
+    uint64_t t0 = now_ns();
+    uint64_t s = fib_seq(n);
+    uint64_t t1 = now_ns();
+    settle_after_seq();
+    uint64_t t2 = now_ns();
+    uint64_t r = parallel(n);
+    uint64_t t3 = now_ns();
+    report("seq_ns=%llu par_ns=%llu ok=%d", (unsigned long long)(t1 - t0),
+           (unsigned long long)(t3 - t2), r == s);
+}
+
 static __attribute__((unused)) int cmp_u64(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;

@@ -35,8 +35,6 @@ static void w_detached(const long *p) {
     report("ns=%llu count=%ld ok=%d", (unsigned long long)(t1 - t0), n, (long)g_hits == n);
 }
 
-static long g_cutoff;
-
 static uint64_t fib_task(long n) {
     if (n < g_cutoff) return fib_seq(n);
     uint64_t a, b;
@@ -55,28 +53,13 @@ static uint64_t fib_parallel(long n) {
     return r;
 }
 
+/* fib N: no cutoff; count = forks. */
 static void w_fib(const long *p) {
-    long n = p[0];
-    g_cutoff = 2;
-    uint64_t t0 = now_ns();
-    uint64_t r = fib_parallel(n);
-    uint64_t t1 = now_ns();
-    report("ns=%llu count=%llu ok=%d", (unsigned long long)(t1 - t0),
-           (unsigned long long)fib_nodes(n, g_cutoff), r == fib_seq(n));
+    run_fib(p[0], fib_parallel, 0);
 }
 
 static void w_fib_cutoff(const long *p) {
-    long n = p[0];
-    g_cutoff = p[1];
-    uint64_t t0 = now_ns();
-    uint64_t s = fib_seq(n);
-    uint64_t t1 = now_ns();
-    settle_after_seq();
-    uint64_t t2 = now_ns();
-    uint64_t r = fib_parallel(n);
-    uint64_t t3 = now_ns();
-    report("seq_ns=%llu par_ns=%llu ok=%d", (unsigned long long)(t1 - t0),
-           (unsigned long long)(t3 - t2), r == s);
+    run_fib_cutoff(p[0], p[1], fib_parallel);
 }
 
 /* nested CHILDREN LEAVES: root task -> children tasks -> leaf tasks, each level waits. */

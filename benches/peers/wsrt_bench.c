@@ -124,8 +124,6 @@ static void w_detached(const long *p) {
 }
 
 /* fib through handles: spawn the child fib(n-1), compute fib(n-2) here, wait (helping). */
-static long g_cutoff;
-
 static int32_t fib_task(void *arg, void **result) {
     long n = (long)(intptr_t)arg;
     if (n < g_cutoff) {
@@ -152,33 +150,16 @@ static uint64_t fib_parallel(long n) {
     return (uint64_t)(intptr_t)r;
 }
 
-/* fib N: no cutoff; count = spawned tasks. */
+/* fib N: no cutoff; count = forks + the root task. */
 static void w_fib(const long *p) {
-    long n = p[0];
-    g_cutoff = 2;
     rt_start();
-    uint64_t t0 = now_ns();
-    uint64_t r = fib_parallel(n);
-    uint64_t t1 = now_ns();
-    report("ns=%llu count=%llu ok=%d", (unsigned long long)(t1 - t0),
-           (unsigned long long)fib_nodes(n, g_cutoff) + 1, r == fib_seq(n));
+    run_fib(p[0], fib_parallel, 1);
     rt_free();
 }
 
-/* fib_cutoff N CUTOFF: sequential then parallel, paired in the same run. */
 static void w_fib_cutoff(const long *p) {
-    long n = p[0];
-    g_cutoff = p[1];
     rt_start();
-    uint64_t t0 = now_ns();
-    uint64_t s = fib_seq(n);
-    uint64_t t1 = now_ns();
-    settle_after_seq();
-    uint64_t t2 = now_ns();
-    uint64_t r = fib_parallel(n);
-    uint64_t t3 = now_ns();
-    report("seq_ns=%llu par_ns=%llu ok=%d", (unsigned long long)(t1 - t0),
-           (unsigned long long)(t3 - t2), r == s);
+    run_fib_cutoff(p[0], p[1], fib_parallel);
     rt_free();
 }
 

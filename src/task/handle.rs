@@ -259,10 +259,11 @@ impl TaskRef {
         self.header().extras.remove(key)
     }
 
-    pub(crate) fn add_raw_callback(&self, f: RawCallbackFn, a: usize, b: usize) -> bool {
-        match self.add_callback(Callback::Raw { f, a, b }) {
-            Ok(_) => false,
-            Err(callback) => callback.run(self),
+    /// Adds a C callback; on a done task it runs now, on this thread.
+    pub(crate) fn add_raw_callback(&self, f: RawCallbackFn, a: usize, b: usize) {
+        if let Err(callback) = self.add_callback(Callback::Raw { f, a, b }) {
+            // A C function cannot unwind into us; nothing to count.
+            let _panicked = callback.run(self);
         }
     }
 

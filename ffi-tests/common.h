@@ -1,11 +1,14 @@
 /*
- * check.h: the assertion macros of the C tests. Unlike assert(), they are
+ * common.h: what the C tests share. The CHECK macros, unlike assert(), are
  * never compiled out, print the failing expression with file:line, and exit
- * with status 1 (which tests/ffi.rs reports).
+ * with status 1 (which tests/ffi.rs reports); `event` is a one-shot flag
+ * threads wait for, so that tests order races without sleeping.
  */
-#ifndef WSRT_FFI_TESTS_CHECK_H
-#define WSRT_FFI_TESTS_CHECK_H
+#ifndef WSRT_FFI_TESTS_COMMON_H
+#define WSRT_FFI_TESTS_COMMON_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -46,4 +49,36 @@
 
 #define CHECK_OK(call) CHECK_STATUS(call, WSRT_OK)
 
-#endif /* WSRT_FFI_TESTS_CHECK_H */
+/* A one-shot flag threads can wait for. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool set;
+} event;
+
+static inline void event_init(event *e) {
+    CHECK(pthread_mutex_init(&e->mu, NULL) == 0);
+    CHECK(pthread_cond_init(&e->cv, NULL) == 0);
+    e->set = false;
+}
+
+static inline void event_destroy(event *e) {
+    pthread_cond_destroy(&e->cv);
+    pthread_mutex_destroy(&e->mu);
+}
+
+static inline void event_set(event *e) {
+    pthread_mutex_lock(&e->mu);
+    e->set = true;
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+}
+
+static inline void event_wait(event *e) {
+    pthread_mutex_lock(&e->mu);
+    while (!e->set)
+        pthread_cond_wait(&e->cv, &e->mu);
+    pthread_mutex_unlock(&e->mu);
+}
+
+#endif /* WSRT_FFI_TESTS_COMMON_H */
