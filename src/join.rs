@@ -15,10 +15,13 @@ use std::sync::{Arc, OnceLock};
 use crate::latch::{Latch, Waiter};
 use crate::runtime::{Runtime, Shared};
 use crate::task::raw::Header;
-use crate::worker::{self, JobRef, WorkerThread};
+use crate::worker::{self, JobRef, JobVtable, WorkerThread};
 
 /// A job on its owner's stack; the owner does not return before it ran.
+#[repr(C)]
 struct StackJob<F, R> {
+    /// First, as a `JobRef` requires.
+    job: &'static JobVtable,
     f: UnsafeCell<Option<F>>,
     result: UnsafeCell<Option<Result<R, Box<dyn Any + Send>>>>,
     latch: Latch,
@@ -34,6 +37,7 @@ where
 {
     fn new(f: F, waiter: Waiter) -> Self {
         StackJob {
+            job: &Self::JOB,
             f: UnsafeCell::new(Some(f)),
             result: UnsafeCell::new(None),
             latch: Latch::new(waiter),
@@ -41,10 +45,15 @@ where
         }
     }
 
+    const JOB: JobVtable = JobVtable {
+        execute: Self::execute,
+    };
+
     fn as_job_ref(&self) -> JobRef {
-        // SAFETY: the owner keeps `self` alive until the latch is set or it
-        // popped the job back; `execute` runs at most once (one pop).
-        unsafe { JobRef::new(NonNull::from(self).cast(), Self::execute) }
+        // SAFETY: `self` starts with `&Self::JOB`; the owner keeps it alive
+        // until the latch is set or it popped the job back; `execute` runs at
+        // most once (one pop).
+        unsafe { JobRef::new(NonNull::from(self)) }
     }
 
     /// # Safety

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use crate::latch::{CountLatch, Waiter};
 use crate::runtime::Shared;
 use crate::task::raw::Header;
-use crate::worker::{self, JobRef, WorkerThread};
+use crate::worker::{self, JobRef, JobVtable, WorkerThread};
 
 /// Spawns closures that borrow from the enclosing stack frame; created by
 /// [`Handle::scope`](crate::Handle::scope).
@@ -36,9 +36,21 @@ unsafe impl Sync for Scope<'_> {}
 // SAFETY: as above.
 unsafe impl Send for Scope<'_> {}
 
+#[repr(C)]
 struct HeapJob<'scope, F> {
+    /// First, as a `JobRef` requires.
+    job: &'static JobVtable,
     f: F,
     scope: *const Scope<'scope>,
+}
+
+impl<'scope, F> HeapJob<'scope, F>
+where
+    F: FnOnce(&Scope<'scope>) + Send + 'scope,
+{
+    const JOB: JobVtable = JobVtable {
+        execute: execute::<F>,
+    };
 }
 
 impl<'scope> Scope<'scope> {
@@ -48,11 +60,15 @@ impl<'scope> Scope<'scope> {
         F: FnOnce(&Scope<'scope>) + Send + 'scope,
     {
         self.latch.increment();
-        let job = Box::new(HeapJob { f, scope: self });
-        let ptr = NonNull::from(Box::leak(job)).cast();
-        // SAFETY: `execute::<F>` matches the boxed type, and the scope waits
-        // for the job before anything it borrows goes away.
-        let job = unsafe { JobRef::new(ptr, execute::<F>) };
+        let job = Box::new(HeapJob {
+            job: &HeapJob::<'scope, F>::JOB,
+            f,
+            scope: self,
+        });
+        // SAFETY: the job starts with the vtable of `execute::<F>`, which
+        // matches the boxed type, and the scope waits for the job before
+        // anything it borrows goes away.
+        let job = unsafe { JobRef::new(NonNull::from(Box::leak(job))) };
         match WorkerThread::current_of(&self.shared) {
             Some(w) => w.push(job),
             // The `Runtime` was dropped: its threads are gone, run here.

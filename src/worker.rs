@@ -23,12 +23,19 @@ use crate::stats::Counter;
 use crate::task::raw::Header;
 use crate::task::{Callback, TaskRef};
 
-/// A unit of work in a deque: a task, a stack job of `join`, a scope job.
-#[derive(Clone, Copy)]
-pub(crate) struct JobRef {
-    ptr: NonNull<()>,
-    exec: unsafe fn(NonNull<()>),
+/// The first word of every job (task header, stack job, scope job) points to
+/// one of these, so a queued job is a single pointer: a deque slot and an
+/// injector slot are 8 bytes plus crossbeam's own word, not 16.
+#[repr(C)]
+pub(crate) struct JobVtable {
+    /// Runs the job; called once per push.
+    pub(crate) execute: unsafe fn(NonNull<()>),
 }
+
+/// A unit of work in a deque: a pointer to a job whose first word is a
+/// `&'static JobVtable` (every job type is `repr(C)` with it first).
+#[derive(Clone, Copy)]
+pub(crate) struct JobRef(NonNull<&'static JobVtable>);
 
 // SAFETY: every job type is safe to run on another thread (tasks and job
 // closures are `Send`); the pointer is only used by `execute`.
@@ -36,29 +43,31 @@ unsafe impl Send for JobRef {}
 
 impl JobRef {
     /// # Safety
-    /// `exec(ptr)` must be sound to call exactly once, on any worker thread.
-    pub(crate) unsafe fn new(ptr: NonNull<()>, exec: unsafe fn(NonNull<()>)) -> JobRef {
-        JobRef { ptr, exec }
+    /// `job` must start with a `&'static JobVtable` whose `execute(job)` is
+    /// sound to call exactly once, on any worker thread.
+    pub(crate) unsafe fn new<J>(job: NonNull<J>) -> JobRef {
+        JobRef(job.cast())
     }
 
     /// The job that runs a task; it owns one reference of the task.
     pub(crate) fn task(header: NonNull<Header>) -> JobRef {
-        // SAFETY: the caller hands over a scheduler reference, which is what
-        // `run` consumes.
-        let exec = unsafe { header.as_ref().vtable.run };
-        JobRef {
-            ptr: header.cast(),
-            exec,
-        }
+        // SAFETY: a task header starts with its vtable, whose first field is
+        // the `JobVtable` of `raw::run`, which consumes the scheduler
+        // reference the caller hands over.
+        unsafe { JobRef::new(header) }
     }
 
     pub(crate) fn is(&self, other: &JobRef) -> bool {
-        self.ptr == other.ptr
+        self.0 == other.0
     }
 
     pub(crate) fn execute(self) {
-        // SAFETY: `new`'s contract; a job is popped from a deque once.
-        unsafe { (self.exec)(self.ptr) }
+        // SAFETY: `new`'s contract: the job starts with its vtable pointer,
+        // and a job is popped from a deque once.
+        unsafe {
+            let vtable = *self.0.as_ptr();
+            (vtable.execute)(self.0.cast())
+        }
     }
 }
 

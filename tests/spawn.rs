@@ -77,6 +77,43 @@ fn join_through_two_clones_gives_the_value_once() {
     assert_eq!(other.join(), Err(TaskError::ResultTaken));
 }
 
+/// Counts its drops in the given counter.
+struct Output(Arc<AtomicUsize>);
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn the_output_is_dropped_exactly_once_taken_or_not() {
+    let rt = runtime(2);
+    // Taken by `join`: dropped by the joiner, never again with the task.
+    let drops = Arc::new(AtomicUsize::new(0));
+    let d = drops.clone();
+    let t = rt.spawn(move || Output(d));
+    let clone = t.clone();
+    let value = t.join().map_err(|_| ()).expect("succeeds");
+    assert_eq!(drops.load(Ordering::SeqCst), 0);
+    drop(value);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    assert!(clone.is_done());
+    drop(clone);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+
+    // Never taken: dropped with the last reference, which is the handle's
+    // or, a moment later, the worker's; all gone once the runtime is.
+    let drops = Arc::new(AtomicUsize::new(0));
+    let d = drops.clone();
+    let t = rt.spawn(move || Output(d));
+    t.wait();
+    assert_eq!(drops.load(Ordering::SeqCst), 0);
+    drop(t);
+    drop(rt);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
 #[test]
 fn try_join_before_done_hands_the_task_back() {
     let rt = runtime(1);

@@ -15,13 +15,14 @@ use super::{Body, Callback, Failure, Step, TaskRef};
 use crate::registry::Links;
 use crate::runtime::Shared;
 use crate::stats::Counter;
-use crate::worker::{self, JobRef};
+use crate::worker::{self, JobRef, JobVtable};
 
 /// The type-independent part of every task, at offset 0 of its `Cell`.
 #[repr(C)]
 pub(crate) struct Header {
-    pub(crate) state: State,
+    /// First, so that a pointer to the header is a job (`worker::JobRef`).
     pub(crate) vtable: &'static Vtable,
+    pub(crate) state: State,
     pub(crate) id: u64,
     /// The runtime it was spawned on. See "Who may touch what" in `mod.rs`.
     pub(crate) runtime: *const Shared,
@@ -31,10 +32,11 @@ pub(crate) struct Header {
 }
 
 /// Operations that need the body type.
+#[repr(C)]
 pub(crate) struct Vtable {
-    /// Runs the task once (the argument is its header); consumes the
-    /// scheduler's reference. Typed as a job entry point (`JobRef`).
-    pub(crate) run: unsafe fn(NonNull<()>),
+    /// First: runs the task once (the argument is its header), consuming
+    /// the scheduler's reference; what a queued `JobRef` of the task calls.
+    job: JobVtable,
     drop_body: unsafe fn(NonNull<Header>),
     dealloc: unsafe fn(NonNull<Header>),
     failure: unsafe fn(NonNull<Header>) -> Option<Failure>,
@@ -43,10 +45,20 @@ pub(crate) struct Vtable {
     body_type: fn() -> TypeId,
 }
 
-enum Stage<B: Body> {
-    Running(B),
-    Finished(Result<B::Output, Failure>),
-    Consumed,
+/// The body until it is released, then the outcome of a task that ran to
+/// SUCCEEDED or FAILED. Untagged: the state word says which field is live,
+/// so the cell pays no discriminant (a C task fits 88 bytes, one malloc
+/// class below 96 + 8):
+///
+/// - not done, or CANCELLED with the body not yet released by the
+///   canceller that won the transition: `body`;
+/// - SUCCEEDED without TAKEN, or FAILED: `outcome` (written before the
+///   state became final, by the thread that ran the task);
+/// - CANCELLED after the canceller released the body, or SUCCEEDED with
+///   TAKEN: nothing.
+union Stage<B: Body> {
+    body: ManuallyDrop<B>,
+    outcome: ManuallyDrop<Result<B::Output, Failure>>,
 }
 
 #[repr(C)]
@@ -58,7 +70,7 @@ struct Cell<B: Body> {
 
 impl<B: Body> Cell<B> {
     const VTABLE: Vtable = Vtable {
-        run: run::<B>,
+        job: JobVtable { execute: run::<B> },
         drop_body: drop_body::<B>,
         dealloc: dealloc::<B>,
         failure: failure_of::<B>,
@@ -86,15 +98,17 @@ pub(crate) fn allocate<B: Body>(
 ) -> NonNull<Header> {
     let cell = Box::new(Cell {
         header: Header {
-            state: State::new(refs, shard),
             vtable: &Cell::<B>::VTABLE,
+            state: State::new(refs, shard),
             id,
             runtime,
             extras: Extras::new(),
             links: Links::new(),
         },
         tag,
-        stage: UnsafeCell::new(Stage::Running(body)),
+        stage: UnsafeCell::new(Stage {
+            body: ManuallyDrop::new(body),
+        }),
     });
     NonNull::from(Box::leak(cell)).cast()
 }
@@ -147,11 +161,9 @@ unsafe fn run<B: Body>(ptr: NonNull<()>) {
     }
     // SAFETY: `ptr` is a `Cell<B>` (it was allocated with this vtable).
     let cell = unsafe { Cell::<B>::from_header(ptr) };
-    // SAFETY: winning the transition to RUNNING gives us the stage.
-    let stage = unsafe { &mut *cell.stage.get() };
-    let Stage::Running(body) = stage else {
-        unreachable!("a running task without a body")
-    };
+    // SAFETY: winning the transition to RUNNING gives us the stage, which
+    // holds the body (the task is not done).
+    let body = unsafe { &mut *(*cell.stage.get()).body };
     // A borrowed handle: the queue's reference (now ours) keeps it alive.
     let this = ManuallyDrop::new(TaskRef::from_header(ptr));
     let outer = worker::set_current_task(Some(ptr));
@@ -159,24 +171,14 @@ unsafe fn run<B: Body>(ptr: NonNull<()>) {
     worker::set_current_task(outer);
     rt.count_at(here, Counter::RunsEnded);
 
-    let end = match step {
-        Ok(Step::Ready(value)) => {
-            settle(cell, stage, Stage::Finished(Ok(value)));
-            TaskState::Succeeded
-        }
-        Ok(Step::Failed(code)) => {
-            settle(cell, stage, Stage::Finished(Err(Failure::Code(code))));
-            TaskState::Failed
-        }
+    let (end, outcome) = match step {
+        Ok(Step::Ready(value)) => (TaskState::Succeeded, Some(Ok(value))),
+        Ok(Step::Failed(code)) => (TaskState::Failed, Some(Err(Failure::Code(code)))),
         Err(payload) => {
             let failure = Failure::Panicked(panic_message(&*payload));
-            settle(cell, stage, Stage::Finished(Err(failure)));
-            TaskState::Failed
+            (TaskState::Failed, Some(Err(failure)))
         }
-        Ok(Step::Cancelled) => {
-            settle(cell, stage, Stage::Consumed);
-            TaskState::Cancelled
-        }
+        Ok(Step::Cancelled) => (TaskState::Cancelled, None),
         Ok(Step::Yield) => {
             // SAFETY: we own the stage and the scheduler's reference.
             unsafe { suspend(ptr, rt, true, None) };
@@ -193,8 +195,15 @@ unsafe fn run<B: Body>(ptr: NonNull<()>) {
             return;
         }
     };
-    // The body was dropped above (for a C task: `arg_drop` ran) before the
-    // state becomes final, so a thread that sees "done" sees it dropped.
+    // SAFETY: we own the stage, which still holds the body.
+    unsafe { release_body(cell) };
+    if let Some(outcome) = outcome {
+        // SAFETY: as above; the body is gone, the outcome becomes live.
+        unsafe { (*cell.stage.get()).outcome = ManuallyDrop::new(outcome) };
+    }
+    // The body was released above (for a C task: `arg_drop` ran) and the
+    // outcome written before the state becomes final, so a thread that sees
+    // "done" sees both.
     let now = header.state.transition_to_complete(end);
     // SAFETY: we made the task final; the queue's reference is still ours.
     unsafe { finish(ptr, rt, now.has_callbacks(), end, false) };
@@ -452,57 +461,73 @@ pub(crate) unsafe fn output_of<B: Body>(ptr: NonNull<Header>) -> Option<&'static
     if (vtable.body_type)() != TypeId::of::<B>() {
         return None;
     }
-    // SAFETY: the type matches; a finished stage is only read from now on.
+    // SAFETY: the type matches; a SUCCEEDED task's outcome is live (nobody
+    // takes it, caller's duty) and only read from now on.
     let cell = unsafe { Cell::<B>::from_header(ptr) };
-    match unsafe { &*cell.stage.get() } {
-        Stage::Finished(Ok(value)) => Some(value),
-        _ => None,
-    }
+    unsafe { &*(*cell.stage.get()).outcome }.as_ref().ok()
 }
 
 /// # Safety
-/// The caller owns the stage (won RUNNING or CANCELLED).
+/// The caller owns the stage (won RUNNING or CANCELLED) and it holds the
+/// body.
 unsafe fn drop_body<B: Body>(ptr: NonNull<Header>) {
-    // SAFETY: the cell is a `Cell<B>`.
-    let cell = unsafe { Cell::<B>::from_header(ptr) };
-    // SAFETY: the caller owns the stage.
-    settle(cell, unsafe { &mut *cell.stage.get() }, Stage::Consumed);
+    // SAFETY: the cell is a `Cell<B>`; the rest is the caller's duty.
+    unsafe { release_body(Cell::<B>::from_header(ptr)) };
 }
 
-/// Moves the stage on to `next`, releasing the body if it held one.
-fn settle<B: Body>(cell: &Cell<B>, stage: &mut Stage<B>, next: Stage<B>) {
-    if let Stage::Running(body) = std::mem::replace(stage, next) {
-        body.release(&cell.tag);
-    }
+/// Moves the body out of the stage and releases it; the stage then holds
+/// nothing until an outcome is written.
+///
+/// # Safety
+/// The caller owns the stage and it holds the body.
+unsafe fn release_body<B: Body>(cell: &Cell<B>) {
+    // SAFETY: caller's duty; the body is never read again.
+    let body = unsafe { ManuallyDrop::take(&mut (*cell.stage.get()).body) };
+    body.release(&cell.tag);
 }
 
 /// # Safety
 /// The last reference was dropped.
 unsafe fn dealloc<B: Body>(ptr: NonNull<Header>) {
-    // SAFETY: allocated by `allocate::<B>` as a `Box<Cell<B>>`; no references remain.
-    drop(unsafe { Box::from_raw(ptr.cast::<Cell<B>>().as_ptr()) });
+    // SAFETY: allocated by `allocate::<B>` as a `Box<Cell<B>>`; no references
+    // remain, and `ref_dec`'s AcqRel made every write to the cell visible.
+    let mut cell = unsafe { Box::from_raw(ptr.cast::<Cell<B>>().as_ptr()) };
+    let now = cell.header.state.load();
+    debug_assert!(now.is_done(), "a task freed before it was done");
+    let stage = cell.stage.get_mut();
+    let outcome_live = match now.lifecycle() {
+        TaskState::Succeeded => !now.is_taken(),
+        TaskState::Failed => true,
+        _ => false,
+    };
+    if outcome_live {
+        // SAFETY: the stage's rule (on `Stage`): the outcome is live.
+        unsafe { ManuallyDrop::drop(&mut stage.outcome) };
+    }
 }
 
 /// # Safety
-/// The task is done (Acquire-observed) and the caller holds a reference.
+/// The task is FAILED (Acquire-observed) and the caller holds a reference.
 unsafe fn failure_of<B: Body>(ptr: NonNull<Header>) -> Option<Failure> {
-    // SAFETY: a finished stage is only read (the failure is never taken).
-    match unsafe { &*Cell::<B>::from_header(ptr).stage.get() } {
-        Stage::Finished(Err(f)) => Some(f.clone()),
-        _ => None,
+    // SAFETY: a FAILED task's outcome is live and only read from now on.
+    match unsafe { &*(*Cell::<B>::from_header(ptr).stage.get()).outcome } {
+        Err(f) => Some(f.clone()),
+        Ok(_) => None,
     }
 }
 
 /// # Safety
 /// The caller won `take_output` and `out` points to a `MaybeUninit<B::Output>`.
 unsafe fn take_output_of<B: Body>(ptr: NonNull<Header>, out: *mut ()) {
-    // SAFETY: `take_output` is won by one thread only, so this is the only
-    // mutable access to a finished stage.
-    let stage = unsafe { &mut *Cell::<B>::from_header(ptr).stage.get() };
-    match std::mem::replace(stage, Stage::Consumed) {
+    // SAFETY: `take_output` is won by one thread only, once the task
+    // SUCCEEDED, so the outcome is live and this is the only access that
+    // moves it; TAKEN tells `dealloc` it is gone.
+    let outcome =
+        unsafe { ManuallyDrop::take(&mut (*Cell::<B>::from_header(ptr).stage.get()).outcome) };
+    match outcome {
         // SAFETY: `out` is valid for a write of `B::Output` (caller's duty).
-        Stage::Finished(Ok(value)) => unsafe { out.cast::<B::Output>().write(value) },
-        _ => unreachable!("took the output of a task that did not succeed"),
+        Ok(value) => unsafe { out.cast::<B::Output>().write(value) },
+        Err(_) => unreachable!("took the output of a task that did not succeed"),
     }
 }
 

@@ -107,6 +107,10 @@ impl Snapshot {
     pub(crate) fn has_callbacks(self) -> bool {
         self.0 & CALLBACKS != 0
     }
+    /// The success value was moved out by `take_output`.
+    pub(crate) fn is_taken(self) -> bool {
+        self.0 & TAKEN != 0
+    }
     pub(crate) fn shard(self) -> usize {
         ((self.0 >> SHARD_SHIFT) as usize) & (SHARDS_MAX - 1)
     }
