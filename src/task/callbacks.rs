@@ -153,6 +153,11 @@ impl Extras {
     /// Lists `callback` unless the task is done; then it is handed back for
     /// the caller to run at once. Returns the entry's key.
     pub(crate) fn add(&self, state: &State, callback: Callback) -> Result<u64, Callback> {
+        // A done task never lists anything again: skip the list (and its
+        // allocation). Only an optimisation; rule 1 below decides.
+        if state.load().is_done() {
+            return Err(callback);
+        }
         let mut inner = self.lock();
         // Rule 1: the flag is set (and the task checked not done) with the
         // lock held, so the finishing thread cannot drain before we push.
