@@ -8,16 +8,21 @@
 //! its own shard (tasks it spawns are mostly finished by itself, from its
 //! own deque), other threads spread theirs by task id over the remaining
 //! shards. The shard is recorded in the task's state word. Cost per task:
-//! one mostly uncontended lock/unlock at spawn and one at finish, four
-//! pointer writes each, and two pointers in the header. The registry holds no reference: a task unlinks
-//! itself (in `finish`) before the reference that kept it alive is dropped,
-//! so a listed task is always alive while the shard lock is held.
+//! one mostly uncontended lock/unlock at spawn and one at finish (a
+//! compare-exchange and a plain store each, see [`SpinLock`]), four pointer
+//! writes each, and two pointers in the header. The registry holds no
+//! reference: a task unlinks itself (in `finish`) before the reference that
+//! kept it alive is dropped, so a listed task is always alive while the
+//! shard lock is held.
+//!
+//! While `live_tasks` walks a shard, spawns and finishes that need that
+//! shard wait (spinning, then yielding); it is an introspection call.
 
 use std::cell::UnsafeCell;
 use std::ptr::{self, NonNull};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use crossbeam_utils::CachePadded;
+use crossbeam_utils::{Backoff, CachePadded};
 
 use crate::task::raw::Header;
 use crate::task::state::SHARDS_MAX;
@@ -42,11 +47,76 @@ struct Shard {
     head: *const Header,
 }
 
-// SAFETY: the raw pointers are only followed under the shard's mutex.
+// SAFETY: the raw pointers are only followed under the shard's lock.
 unsafe impl Send for Shard {}
 
+/// A shard's lock. Its critical sections are a few pointer writes (and the
+/// walk of `live_tasks`), never user code and never a panic, so waiters
+/// spin, then yield, instead of parking. What that buys is the unlock: a
+/// plain `Release` store where a parking mutex needs a read-modify-write to
+/// look for sleepers, one atomic less at every spawn and every finish
+/// (`std::sync::Mutex` → this: spawn_wait Rust 324 → 278–291 ns, nested
+/// 149 → 129–137, cancel 134 → 122–125; see the commit).
+struct SpinLock<T> {
+    locked: AtomicBool,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: `value` is only reached through a guard, and one guard exists at a
+// time (the `locked` flag); `T: Send` is enough to hand it between threads.
+unsafe impl<T: Send> Sync for SpinLock<T> {}
+
+struct SpinGuard<'a, T>(&'a SpinLock<T>);
+
+impl<T> SpinLock<T> {
+    fn new(value: T) -> Self {
+        SpinLock {
+            locked: AtomicBool::new(false),
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    fn lock(&self) -> SpinGuard<'_, T> {
+        let backoff = Backoff::new();
+        // Acquire: pairs with the Release of the previous holder's unlock.
+        while self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            // Wait on a plain load so waiters do not bounce the line.
+            while self.locked.load(Ordering::Relaxed) {
+                backoff.snooze();
+            }
+        }
+        SpinGuard(self)
+    }
+}
+
+impl<T> std::ops::Deref for SpinGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: we hold the lock.
+        unsafe { &*self.0.value.get() }
+    }
+}
+
+impl<T> std::ops::DerefMut for SpinGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: we hold the lock.
+        unsafe { &mut *self.0.value.get() }
+    }
+}
+
+impl<T> Drop for SpinGuard<'_, T> {
+    fn drop(&mut self) {
+        // Release: everything done under the lock is visible to the next holder.
+        self.0.locked.store(false, Ordering::Release);
+    }
+}
+
 pub(crate) struct Registry {
-    shards: Box<[CachePadded<Mutex<Shard>>]>,
+    shards: Box<[CachePadded<SpinLock<Shard>>]>,
     /// Shards `0..worker_shards` belong to workers, the rest to other threads.
     worker_shards: usize,
 }
@@ -59,7 +129,7 @@ impl Registry {
         let n = worker_shards + worker_shards.max(8);
         Registry {
             shards: (0..n)
-                .map(|_| CachePadded::new(Mutex::new(Shard { head: ptr::null() })))
+                .map(|_| CachePadded::new(SpinLock::new(Shard { head: ptr::null() })))
                 .collect(),
             worker_shards,
         }
@@ -74,10 +144,8 @@ impl Registry {
         }
     }
 
-    fn shard(&self, header: &Header) -> std::sync::MutexGuard<'_, Shard> {
-        let i = header.state.load().shard();
-        // Poison is impossible: nothing under this lock can panic.
-        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
+    fn shard(&self, header: &Header) -> SpinGuard<'_, Shard> {
+        self.shards[header.state.load().shard()].lock()
     }
 
     /// Links a newly spawned task.
@@ -116,7 +184,7 @@ impl Registry {
     pub(crate) fn live_tasks(&self) -> Vec<TaskRef> {
         let mut out = Vec::new();
         for i in 0..self.shards.len() {
-            let shard = self.shards[i].lock().unwrap_or_else(|e| e.into_inner());
+            let shard = self.shards[i].lock();
             let mut p = shard.head;
             // SAFETY: listed tasks are alive while the lock is held; we add a
             // reference before the lock is released.
