@@ -260,3 +260,119 @@ mod await_self {
         assert_eq!(wsrt_runtime_free(rt), wsrt_status::WSRT_OK);
     }
 }
+
+/// A `!Unpin` future that remembers where it was first polled and checks,
+/// when dropped, that it is still there (the `Pin` drop guarantee).
+struct StaysPut {
+    signal: Signal,
+    polled_at: usize,
+    moved: Arc<AtomicUsize>,
+    dropped: Arc<AtomicUsize>,
+    _pin: std::marker::PhantomPinned,
+}
+
+impl StaysPut {
+    fn new(signal: Signal, moved: &Arc<AtomicUsize>, dropped: &Arc<AtomicUsize>) -> Self {
+        StaysPut {
+            signal,
+            polled_at: 0,
+            moved: moved.clone(),
+            dropped: dropped.clone(),
+            _pin: std::marker::PhantomPinned,
+        }
+    }
+}
+
+impl Future for StaysPut {
+    type Output = u32;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
+        // SAFETY: no field is moved out; `polled_at` is plain data.
+        let this = unsafe { self.get_unchecked_mut() };
+        this.polled_at = this as *const StaysPut as usize;
+        // SAFETY: `signal` is never moved while `this` is pinned.
+        match unsafe { Pin::new_unchecked(&mut this.signal) }.poll(cx) {
+            Poll::Ready(()) => Poll::Ready(7),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for StaysPut {
+    fn drop(&mut self) {
+        if self.polled_at != 0 && self.polled_at != self as *const StaysPut as usize {
+            self.moved.fetch_add(1, Ordering::SeqCst);
+        }
+        self.dropped.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_pinned_future_is_dropped_where_it_was_polled() {
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let (moved, dropped) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+
+    // Completes after one suspension: dropped once it returned its value.
+    let signal = Signal::default();
+    let done = rt.spawn_async(StaysPut::new(signal.clone(), &moved, &dropped));
+    while !(signal.has_waiter() && done.state() == TaskState::Suspended) {
+        std::thread::yield_now();
+    }
+    signal.fire();
+    assert_eq!(done.join(), Ok(7));
+
+    // Cancelled while suspended: dropped by the canceller.
+    let signal = Signal::default();
+    let cancelled = rt.spawn_async(StaysPut::new(signal.clone(), &moved, &dropped));
+    while !(signal.has_waiter() && cancelled.state() == TaskState::Suspended) {
+        std::thread::yield_now();
+    }
+    assert!(cancelled.cancel());
+    assert_eq!(cancelled.state(), TaskState::Cancelled);
+
+    drop(rt);
+    assert_eq!(dropped.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        moved.load(Ordering::SeqCst),
+        0,
+        "a pinned future was moved before its drop"
+    );
+}
+
+/// Panics when dropped.
+struct PanicsOnDrop;
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("boom in drop");
+    }
+}
+
+/// Ready at once with 3; its destructor panics.
+struct ReadyThenPanics(PanicsOnDrop);
+impl Future for ReadyThenPanics {
+    type Output = u32;
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<u32> {
+        Poll::Ready(3)
+    }
+}
+
+#[test]
+fn a_future_whose_drop_panics_keeps_its_outcome_and_the_worker() {
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    // Dropped by the worker after it returned its value.
+    let t = rt.spawn_async(ReadyThenPanics(PanicsOnDrop));
+    assert_eq!(t.join(), Ok(3));
+
+    // Dropped by the canceller (this thread) while suspended.
+    let t = rt.spawn_async(async {
+        let _armed = PanicsOnDrop;
+        std::future::pending::<()>().await;
+    });
+    while t.state() != TaskState::Suspended {
+        std::thread::yield_now();
+    }
+    assert!(t.cancel());
+    assert_eq!(t.state(), TaskState::Cancelled);
+
+    // The single worker survived both and still runs tasks.
+    assert_eq!(rt.spawn(|| 5).join(), Ok(5));
+}

@@ -153,7 +153,7 @@ impl Body for CTask {
         }
     }
 
-    fn release(self, arg: &SendPtr) {
+    fn release(&mut self, arg: &SendPtr) {
         if let Some(drop_arg) = self.arg_drop {
             // SAFETY: `release` runs once per task, as `arg_drop` promises.
             unsafe { drop_arg(arg.0) };

@@ -31,7 +31,7 @@ where
         let waker = ManuallyDrop::new(unsafe_waker(task.as_ptr()));
         let mut cx = Context::from_waker(&waker);
         // SAFETY: the future lives inside the task's heap cell, which never
-        // moves, and is dropped in place (`Stage::Consumed`), never moved out.
+        // moves, and is dropped in place (`raw::release_body`), never moved out.
         let future = unsafe { Pin::new_unchecked(&mut self.0) };
         match future.poll(&mut cx) {
             Poll::Ready(value) => Step::Ready(value),

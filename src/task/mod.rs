@@ -91,15 +91,12 @@ pub(crate) trait Body: Send + 'static {
     /// transition to RUNNING.
     fn run(&mut self, tag: &Self::Tag, task: &TaskRef) -> Step<Self::Output>;
 
-    /// Disposes of the body once the task is done (or cancelled before it
-    /// ran): exactly once, by the thread that ends the task, before the
+    /// Cleans up once the task is done (or cancelled before it ran):
+    /// exactly once, by the thread that ends the task, right before the body
+    /// is dropped in place (a pinned future is never moved), and before the
     /// state becomes final when it ran. `tag` is there for bodies whose
     /// clean-up needs it (the C `arg_drop(arg)`).
-    fn release(self, _tag: &Self::Tag)
-    where
-        Self: Sized,
-    {
-    }
+    fn release(&mut self, _tag: &Self::Tag) {}
 }
 
 /// A closure run once.

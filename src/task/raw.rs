@@ -475,15 +475,24 @@ unsafe fn drop_body<B: Body>(ptr: NonNull<Header>) {
     unsafe { release_body(Cell::<B>::from_header(ptr)) };
 }
 
-/// Moves the body out of the stage and releases it; the stage then holds
-/// nothing until an outcome is written.
+/// Releases the body and drops it in place (a future is pinned there); the
+/// stage then holds nothing until an outcome is written.
+///
+/// A panic from a destructor (a closure's captures, a future's state) is
+/// caught and dropped: the task's outcome is already decided, and the
+/// thread here is a worker or a canceller that must go on to finish it.
 ///
 /// # Safety
 /// The caller owns the stage and it holds the body.
 unsafe fn release_body<B: Body>(cell: &Cell<B>) {
-    // SAFETY: caller's duty; the body is never read again.
-    let body = unsafe { ManuallyDrop::take(&mut (*cell.stage.get()).body) };
-    body.release(&cell.tag);
+    // SAFETY: caller's duty; the stage is ours and holds the body.
+    let body = unsafe { &mut (*cell.stage.get()).body };
+    let _ = panic::catch_unwind(AssertUnwindSafe(|| {
+        body.release(&cell.tag);
+        // SAFETY: the body is live and never touched again; if its drop
+        // panics, unwinding drops the rest of it, still in place.
+        unsafe { ManuallyDrop::drop(body) };
+    }));
 }
 
 /// # Safety
