@@ -49,6 +49,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub(crate) mod alloc;
 pub mod ffi;
 pub(crate) mod join;
 pub(crate) mod latch;

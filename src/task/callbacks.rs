@@ -5,11 +5,12 @@
 //! protocol between adders and the finishing thread is in `task/mod.rs`.
 
 use std::collections::VecDeque;
-use std::ptr;
+use std::ptr::{self, NonNull};
 use std::thread::Thread;
 
 use super::state::State;
 use super::TaskRef;
+use crate::alloc;
 use crate::loom::sync::atomic::{AtomicPtr, Ordering};
 use crate::loom::sync::{Mutex, MutexGuard};
 
@@ -120,17 +121,19 @@ impl Extras {
         if let Some(inner) = self.get() {
             return inner;
         }
-        let fresh = Box::into_raw(Box::new(Mutex::new(Inner::default())));
-        match self
-            .0
-            .compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire)
-        {
+        let fresh = alloc::boxed(Mutex::new(Inner::default()));
+        match self.0.compare_exchange(
+            ptr::null_mut(),
+            fresh.as_ptr(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
             // SAFETY: we just published `fresh`; it lives as long as `self`.
-            Ok(_) => unsafe { &*fresh },
+            Ok(_) => unsafe { fresh.as_ref() },
             Err(winner) => {
                 // SAFETY: `fresh` was never shared; `winner` was published.
                 unsafe {
-                    drop(Box::from_raw(fresh));
+                    alloc::free(fresh);
                     &*winner
                 }
             }
@@ -198,10 +201,10 @@ impl Extras {
 
 impl Drop for Extras {
     fn drop(&mut self) {
-        let p = self.0.load(Ordering::Acquire);
-        if !p.is_null() {
-            // SAFETY: the task is being freed, nobody else can reach `p`.
-            drop(unsafe { Box::from_raw(p) });
+        if let Some(p) = NonNull::new(self.0.load(Ordering::Acquire)) {
+            // SAFETY: published by `get_or_init` (so from `alloc::boxed`); the
+            // task is being freed, nobody else can reach it.
+            unsafe { alloc::free(p) };
         }
     }
 }

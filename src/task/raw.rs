@@ -12,6 +12,7 @@ use std::sync::Arc;
 use super::callbacks::Extras;
 use super::state::{State, TaskState, ToCancelled, ToNotified, ToRunning, ToSuspended};
 use super::{Body, Callback, Failure, Step, TaskRef};
+use crate::alloc;
 use crate::registry::Links;
 use crate::runtime::Shared;
 use crate::stats::Counter;
@@ -96,7 +97,7 @@ pub(crate) fn allocate<B: Body>(
     refs: u64,
     shard: usize,
 ) -> NonNull<Header> {
-    let cell = Box::new(Cell {
+    let cell = alloc::boxed(Cell {
         header: Header {
             vtable: &Cell::<B>::VTABLE,
             state: State::new(refs, shard),
@@ -110,7 +111,7 @@ pub(crate) fn allocate<B: Body>(
             body: ManuallyDrop::new(body),
         }),
     });
-    NonNull::from(Box::leak(cell)).cast()
+    cell.cast()
 }
 
 /// The message carried by a panic payload.
@@ -498,9 +499,10 @@ unsafe fn release_body<B: Body>(cell: &Cell<B>) {
 /// # Safety
 /// The last reference was dropped.
 unsafe fn dealloc<B: Body>(ptr: NonNull<Header>) {
-    // SAFETY: allocated by `allocate::<B>` as a `Box<Cell<B>>`; no references
-    // remain, and `ref_dec`'s AcqRel made every write to the cell visible.
-    let mut cell = unsafe { Box::from_raw(ptr.cast::<Cell<B>>().as_ptr()) };
+    let mut ptr = ptr.cast::<Cell<B>>();
+    // SAFETY: no references remain, and `ref_dec`'s AcqRel made every write
+    // to the cell visible.
+    let cell = unsafe { ptr.as_mut() };
     let now = cell.header.state.load();
     debug_assert!(now.is_done(), "a task freed before it was done");
     let stage = cell.stage.get_mut();
@@ -510,9 +512,17 @@ unsafe fn dealloc<B: Body>(ptr: NonNull<Header>) {
         _ => false,
     };
     if outcome_live {
-        // SAFETY: the stage's rule (on `Stage`): the outcome is live.
-        unsafe { ManuallyDrop::drop(&mut stage.outcome) };
+        // A panicking destructor of the output is caught (as the body's in
+        // `release_body`): this may run on a worker, and the cell must
+        // still be freed.
+        let _ = panic::catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: the stage's rule (on `Stage`): the outcome is live.
+            unsafe { ManuallyDrop::drop(&mut stage.outcome) };
+        }));
     }
+    // SAFETY: allocated by `allocate::<B>`; no reference remains. Drops the
+    // header (and its callback list) and the tag in place, then frees.
+    unsafe { alloc::free(ptr) };
 }
 
 /// # Safety
