@@ -68,6 +68,32 @@ fn removed_callback_never_runs_and_others_keep_their_order() {
 }
 
 #[test]
+fn removing_the_first_callback_keeps_the_order_of_the_rest_and_of_later_ones() {
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let (t, gate) = gated(&rt);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let add = |i: u32| {
+        let log = log.clone();
+        t.on_done(move |_| log.lock().unwrap().push(i))
+    };
+    // The first entry is kept in the task itself, the rest in a list.
+    let first = add(0);
+    add(1);
+    add(2);
+    assert!(t.remove_done_callback(first));
+    assert!(
+        !t.remove_done_callback(first),
+        "second removal finds nothing"
+    );
+    // A later callback goes after the others, not into the freed place.
+    add(3);
+    gate.wait();
+    t.wait();
+    rt.shutdown(wsrt::ShutdownMode::Drain).unwrap();
+    assert_eq!(*log.lock().unwrap(), vec![1, 2, 3]);
+}
+
+#[test]
 fn a_callback_may_remove_a_later_one() {
     let rt = Runtime::builder().workers(1).build().unwrap();
     let (t, gate) = gated(&rt);

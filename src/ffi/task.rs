@@ -9,6 +9,7 @@ use super::{ffi_boundary, try_ref, utf8, wsrt_runtime, wsrt_state, wsrt_status};
 use super::{
     WSRT_TASK_AWAIT_SELF, WSRT_TASK_CANCELLED, WSRT_TASK_OK, WSRT_TASK_PANICKED, WSRT_TASK_YIELD,
 };
+use crate::task::callbacks::CDoneFn;
 use crate::task::raw::{self, Header};
 use crate::task::{Body, Failure, Step, TaskRef};
 use crate::worker;
@@ -388,15 +389,13 @@ pub extern "C" fn wsrt_task_wait(t: *mut wsrt_task, timeout_ns: i64) -> wsrt_sta
     })
 }
 
-/// Calls a C done-callback stored as `(cb, user)`.
-///
-/// # Safety
-/// `cb` is a `wsrt_done_fn` transmuted to `usize` by `add_done_callback`.
-unsafe fn call_done_fn(task: &TaskRef, cb: usize, user: usize) {
-    // SAFETY: `cb` came from a non-NULL `wsrt_done_fn` (see above).
-    let cb: unsafe extern "C" fn(*mut wsrt_task, *mut c_void) = unsafe { std::mem::transmute(cb) };
-    // SAFETY: the C caller registered `cb` with `user`; `task` is borrowed.
-    unsafe { cb(task.as_ptr().as_ptr().cast(), user as *mut c_void) };
+/// The core stores C callbacks untyped, with the task's handle passed as
+/// `void *`.
+fn untyped(cb: unsafe extern "C" fn(*mut wsrt_task, *mut c_void)) -> CDoneFn {
+    // SAFETY: both are `extern "C"` functions of two pointer arguments, which
+    // are ABI-compatible whatever they point to; the core passes the task's
+    // handle (the address of its header, as `into_c`) as the first.
+    unsafe { std::mem::transmute::<unsafe extern "C" fn(*mut wsrt_task, *mut c_void), CDoneFn>(cb) }
 }
 
 /// Adds `cb(task, user)` to run once the task is done: exactly once, after
@@ -415,7 +414,7 @@ pub extern "C" fn wsrt_task_add_done_callback(
     ffi_boundary!(WSRT_ERR_PANIC, {
         with_task!(t, WSRT_ERR_NULL, |task| {
             let Some(cb) = cb else { return WSRT_ERR_NULL };
-            task.add_raw_callback(call_done_fn, cb as usize, user as usize);
+            task.add_c_callback(untyped(cb), user as usize);
             WSRT_OK
         })
     })
@@ -432,7 +431,7 @@ pub extern "C" fn wsrt_task_remove_done_callback(
     ffi_boundary!(0, {
         with_task!(t, 0, |task| {
             let Some(cb) = cb else { return 0 };
-            task.remove_raw_callback(call_done_fn, cb as usize, user as usize)
+            task.remove_c_callback(untyped(cb), user as usize)
         })
     })
 }

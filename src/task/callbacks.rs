@@ -1,32 +1,40 @@
-//! The rarely used parts of a task: its name and its done-callback list.
+//! A task's done-callbacks and its name.
 //!
-//! They live in a second allocation made on first use, so a task that is
-//! never named and never waited on from outside pays one null pointer. The
-//! protocol between adders and the finishing thread is in `task/mod.rs`.
+//! The first callback (or waiter) goes in a 16-byte slot inside the task,
+//! claimed and published through the state word: no allocation and no lock,
+//! which is what most tasks need. Later callbacks, and the name, live in a
+//! second allocation made on first use. The protocol between adders and the
+//! finishing thread is in `task/mod.rs`.
 
+use std::cell::UnsafeCell;
 use std::collections::VecDeque;
+use std::ffi::c_void;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::ptr::{self, NonNull};
 use std::thread::Thread;
 
-use super::state::State;
+use super::state::{ClaimSlot, Snapshot, State};
 use super::TaskRef;
 use crate::alloc;
 use crate::loom::sync::atomic::{AtomicPtr, Ordering};
 use crate::loom::sync::{Mutex, MutexGuard};
 
-/// A C callback: `f(task, a, b)`, removable by `(f, a, b)`.
-pub(crate) type RawCallbackFn = unsafe fn(&TaskRef, usize, usize);
+/// A C done-callback, `cb(task handle, user)`.
+pub(crate) type CDoneFn = unsafe extern "C" fn(*mut c_void, *mut c_void);
 
-/// One entry of the callback list.
+/// The key of the entry in the slot; list entries count from 1.
+const SLOT_KEY: u64 = 0;
+
+/// A Rust done-callback (`on_done`).
+pub(crate) type BoxedFn = Box<dyn FnOnce(&TaskRef) + Send>;
+
+/// One callback, in the slot or the list.
 pub(crate) enum Callback {
     /// A Rust closure (`on_done`).
-    Boxed(Box<dyn FnOnce(&TaskRef) + Send>),
-    /// A C function pointer with its user data, no allocation.
-    Raw {
-        f: RawCallbackFn,
-        a: usize,
-        b: usize,
-    },
+    Boxed(BoxedFn),
+    /// A C function with its user data (`wsrt_task_add_done_callback`),
+    /// removable by `(cb, user)`.
+    C { cb: CDoneFn, user: usize },
     /// Wake a thread blocked in `wait`/`join`.
     Unpark(Thread),
     /// Reschedule a task suspended on this one (`wsrt_await`); holds the
@@ -42,11 +50,15 @@ impl Callback {
             Callback::Boxed(f) => {
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(task))).is_err()
             }
-            Callback::Raw { f, a, b } => {
-                // SAFETY: `f` was registered together with `a` and `b` by the
-                // C layer, which promises they stay valid until the call.
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { f(task, a, b) }))
-                    .is_err()
+            Callback::C { cb, user } => {
+                // The C handle of a task is its header's address.
+                let handle = task.as_ptr().as_ptr().cast::<c_void>();
+                // SAFETY: the C caller registered `cb` with `user` and promises
+                // both stay valid until the call; `task` is borrowed for it.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
+                    cb(handle, user as *mut c_void)
+                }))
+                .is_err()
             }
             Callback::Unpark(thread) => {
                 thread.unpark();
@@ -65,14 +77,83 @@ struct Entry {
     callback: Callback,
 }
 
+/// The slot's contents; which field is live is the kind in the state word.
+/// 16 bytes: every kind fits without a discriminant of its own.
+union SlotData {
+    boxed: ManuallyDrop<BoxedFn>,
+    c: (CDoneFn, usize),
+    unpark: ManuallyDrop<Thread>,
+    resume: ManuallyDrop<TaskRef>,
+}
+
+const _: () = assert!(std::mem::size_of::<SlotData>() <= 16);
+
+const KIND_BOXED: u8 = 0;
+const KIND_C: u8 = 1;
+const KIND_UNPARK: u8 = 2;
+const KIND_RESUME: u8 = 3;
+
+impl Callback {
+    fn into_slot(self) -> (u8, SlotData) {
+        match self {
+            Callback::Boxed(f) => (
+                KIND_BOXED,
+                SlotData {
+                    boxed: ManuallyDrop::new(f),
+                },
+            ),
+            Callback::C { cb, user } => (KIND_C, SlotData { c: (cb, user) }),
+            Callback::Unpark(t) => (
+                KIND_UNPARK,
+                SlotData {
+                    unpark: ManuallyDrop::new(t),
+                },
+            ),
+            Callback::Resume(t) => (
+                KIND_RESUME,
+                SlotData {
+                    resume: ManuallyDrop::new(t),
+                },
+            ),
+        }
+    }
+
+    /// # Safety
+    /// `data` was made by `into_slot` with this `kind`, and is used once.
+    unsafe fn from_slot(kind: u8, data: SlotData) -> Callback {
+        // SAFETY: the field read is the one `into_slot` wrote (caller's duty).
+        unsafe {
+            match kind {
+                KIND_BOXED => Callback::Boxed(ManuallyDrop::into_inner(data.boxed)),
+                KIND_C => Callback::C {
+                    cb: data.c.0,
+                    user: data.c.1,
+                },
+                KIND_UNPARK => Callback::Unpark(ManuallyDrop::into_inner(data.unpark)),
+                _ => Callback::Resume(ManuallyDrop::into_inner(data.resume)),
+            }
+        }
+    }
+}
+
 /// The list is `first` then `rest`: most tasks have at most one callback
 /// (or one waiter), which then costs no allocation beyond `Extras` itself.
-#[derive(Default)]
 struct Inner {
     name: Option<Box<str>>,
     first: Option<Entry>,
     rest: VecDeque<Entry>,
     next_key: u64,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Inner {
+            name: None,
+            first: None,
+            rest: VecDeque::new(),
+            next_key: SLOT_KEY + 1,
+        }
+    }
 }
 
 impl Inner {
@@ -101,17 +182,25 @@ impl Inner {
     }
 }
 
-/// Lazily allocated name and callback list.
-pub(crate) struct Extras(AtomicPtr<Mutex<Inner>>);
+/// The first callback's slot, then the lazily allocated name and list.
+pub(crate) struct Extras {
+    /// Written by the adder that claimed it, before it publishes; then
+    /// owned by whoever wins the entry (the finisher, or one remover).
+    slot: UnsafeCell<MaybeUninit<SlotData>>,
+    list: AtomicPtr<Mutex<Inner>>,
+}
 
 impl Extras {
     pub(crate) fn new() -> Extras {
-        Extras(AtomicPtr::new(ptr::null_mut()))
+        Extras {
+            slot: UnsafeCell::new(MaybeUninit::uninit()),
+            list: AtomicPtr::new(ptr::null_mut()),
+        }
     }
 
     fn get(&self) -> Option<&Mutex<Inner>> {
         // Acquire: pairs with the Release of the CAS that published it.
-        let p = self.0.load(Ordering::Acquire);
+        let p = self.list.load(Ordering::Acquire);
         // SAFETY: a non-null pointer was published by `get_or_init` and is
         // freed only in `drop`, when no reference to the task remains.
         unsafe { p.as_ref() }
@@ -122,7 +211,7 @@ impl Extras {
             return inner;
         }
         let fresh = alloc::boxed(Mutex::new(Inner::default()));
-        match self.0.compare_exchange(
+        match self.list.compare_exchange(
             ptr::null_mut(),
             fresh.as_ptr(),
             Ordering::AcqRel,
@@ -156,10 +245,23 @@ impl Extras {
     /// Lists `callback` unless the task is done; then it is handed back for
     /// the caller to run at once. Returns the entry's key.
     pub(crate) fn add(&self, state: &State, callback: Callback) -> Result<u64, Callback> {
-        // A done task never lists anything again: skip the list (and its
-        // allocation). Only an optimisation; rule 1 below decides.
-        if state.load().is_done() {
-            return Err(callback);
+        match state.claim_slot() {
+            ClaimSlot::Done => return Err(callback),
+            ClaimSlot::Claimed => {
+                let (kind, data) = callback.into_slot();
+                // SAFETY: the claim makes us the slot's only user until we
+                // publish (rule 1 of `task/mod.rs`).
+                unsafe { (*self.slot.get()).write(data) };
+                if state.publish_slot(kind) {
+                    return Ok(SLOT_KEY);
+                }
+                // Done meanwhile; its finisher saw the slot empty and left it.
+                // SAFETY: still ours; written just above.
+                let data = unsafe { (*self.slot.get()).assume_init_read() };
+                // SAFETY: made by `into_slot` with `kind`, read once.
+                return Err(unsafe { Callback::from_slot(kind, data) });
+            }
+            ClaimSlot::Used => {}
         }
         let mut inner = self.lock();
         // Rule 1: the flag is set (and the task checked not done) with the
@@ -174,7 +276,10 @@ impl Extras {
     }
 
     /// Removes the entry with `key`; true if it had not been run yet.
-    pub(crate) fn remove(&self, key: u64) -> bool {
+    pub(crate) fn remove(&self, state: &State, key: u64) -> bool {
+        if key == SLOT_KEY {
+            return self.unpublish(state).is_some();
+        }
         let Some(inner) = self.get() else {
             return false;
         };
@@ -182,17 +287,64 @@ impl Extras {
         lock(inner).remove_where(|e| e.key == key) == 1
     }
 
-    /// Removes every raw entry equal to `(f, a, b)`; returns how many.
-    pub(crate) fn remove_raw(&self, f: RawCallbackFn, a: usize, b: usize) -> usize {
-        let Some(inner) = self.get() else { return 0 };
-        lock(inner).remove_where(|e| {
-            matches!(e.callback, Callback::Raw { f: ef, a: ea, b: eb }
-                if ef as usize == f as usize && ea == a && eb == b)
-        })
+    /// Removes every C entry equal to `(cb, user)`; returns how many.
+    pub(crate) fn remove_c(&self, state: &State, cb: CDoneFn, user: usize) -> usize {
+        let same = |f: CDoneFn, u: usize| f as usize == cb as usize && u == user;
+        let mut removed = 0;
+        if state.load().slot() == Some(KIND_C) {
+            // SAFETY: a published slot is only read from here on (by us, and
+            // by the finisher when it takes it), and a C entry is plain data.
+            let (f, u) = unsafe { (*self.slot.get()).assume_init_ref().c };
+            if same(f, u) && self.unpublish(state).is_some() {
+                removed += 1;
+            }
+        }
+        if let Some(inner) = self.get() {
+            removed += lock(inner).remove_where(
+                |e| matches!(e.callback, Callback::C { cb: f, user: u } if same(f, u)),
+            );
+        }
+        removed
     }
 
-    /// Rule 2: the next entry to run, in insertion order.
-    pub(crate) fn pop_front(&self) -> Option<Callback> {
+    /// Withdraws the slot's entry if it is still published; the caller gets it.
+    fn unpublish(&self, state: &State) -> Option<Callback> {
+        let kind = state.load().slot()?;
+        if !state.unpublish_slot() {
+            return None;
+        }
+        // SAFETY: winning the withdrawal makes the published entry ours.
+        let data = unsafe { (*self.slot.get()).assume_init_read() };
+        // SAFETY: published with `kind` (the slot is written once per task).
+        Some(unsafe { Callback::from_slot(kind, data) })
+    }
+
+    /// Rule 2: runs every entry, slot first then the list in insertion
+    /// order, as `now` (the state the caller made final) says there are.
+    pub(crate) fn drain(&self, now: Snapshot, mut run: impl FnMut(Callback)) {
+        if let Some(callback) = self.take_slot(now) {
+            run(callback);
+        }
+        if now.has_callbacks() {
+            while let Some(callback) = self.pop_front() {
+                run(callback);
+            }
+        }
+    }
+
+    /// The slot's entry, if `now` shows it published. The caller owns it.
+    fn take_slot(&self, now: Snapshot) -> Option<Callback> {
+        debug_assert!(now.is_done());
+        let kind = now.slot()?;
+        // SAFETY: published before the task became final and not withdrawn
+        // (withdrawal fails once done), so it is live and ours alone.
+        let data = unsafe { (*self.slot.get()).assume_init_read() };
+        // SAFETY: published with `kind`.
+        Some(unsafe { Callback::from_slot(kind, data) })
+    }
+
+    /// The next list entry to run, in insertion order.
+    fn pop_front(&self) -> Option<Callback> {
         let inner = self.get()?;
         let entry = lock(inner).pop();
         entry.map(|e| e.callback)
@@ -200,8 +352,10 @@ impl Extras {
 }
 
 impl Drop for Extras {
+    /// Frees the list. The slot needs nothing: a published entry is always
+    /// taken, by the finisher or a remover, before the task can be freed.
     fn drop(&mut self) {
-        if let Some(p) = NonNull::new(self.0.load(Ordering::Acquire)) {
+        if let Some(p) = NonNull::new(self.list.load(Ordering::Acquire)) {
             // SAFETY: published by `get_or_init` (so from `alloc::boxed`); the
             // task is being freed, nobody else can reach it.
             unsafe { alloc::free(p) };

@@ -7,7 +7,7 @@ use std::ops::Deref;
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
-use super::callbacks::{Callback, RawCallbackFn};
+use super::callbacks::{CDoneFn, Callback};
 use super::raw::{self, Header};
 use super::state::TaskState;
 use super::Failure;
@@ -64,8 +64,9 @@ pub struct TaskRef {
 }
 
 // SAFETY: the handle only reaches the task through atomics, the extras lock,
-// and the output (moved out once, under the TAKEN flag); task bodies and
-// outputs are `Send`.
+// the first callback's slot (owned by one thread at a time through the state
+// word, `task/mod.rs`), and the output (moved out once, under the TAKEN
+// flag); task bodies, outputs and callbacks are `Send`.
 unsafe impl Send for TaskRef {}
 // SAFETY: as above; every `&self` method is thread-safe.
 unsafe impl Sync for TaskRef {}
@@ -247,7 +248,8 @@ impl TaskRef {
     /// Removes a callback added by `on_done`; true if it was removed before it
     /// ran, in which case it never runs.
     pub fn remove_done_callback(&self, key: CallbackKey) -> bool {
-        self.header().extras.remove(key.0)
+        let header = self.header();
+        header.extras.remove(&header.state, key.0)
     }
 
     pub(crate) fn add_callback(&self, callback: Callback) -> Result<u64, Callback> {
@@ -256,19 +258,21 @@ impl TaskRef {
     }
 
     pub(crate) fn remove_callback_key(&self, key: u64) -> bool {
-        self.header().extras.remove(key)
+        let header = self.header();
+        header.extras.remove(&header.state, key)
     }
 
     /// Adds a C callback; on a done task it runs now, on this thread.
-    pub(crate) fn add_raw_callback(&self, f: RawCallbackFn, a: usize, b: usize) {
-        if let Err(callback) = self.add_callback(Callback::Raw { f, a, b }) {
+    pub(crate) fn add_c_callback(&self, cb: CDoneFn, user: usize) {
+        if let Err(callback) = self.add_callback(Callback::C { cb, user }) {
             // A C function cannot unwind into us; nothing to count.
             let _panicked = callback.run(self);
         }
     }
 
-    pub(crate) fn remove_raw_callback(&self, f: RawCallbackFn, a: usize, b: usize) -> usize {
-        self.header().extras.remove_raw(f, a, b)
+    pub(crate) fn remove_c_callback(&self, cb: CDoneFn, user: usize) -> usize {
+        let header = self.header();
+        header.extras.remove_c(&header.state, cb, user)
     }
 
     /// Queues the task again if it is parked (suspended, unscheduled).

@@ -1,4 +1,4 @@
-//! loom models of the task state word and the callback list: every
+//! loom models of the task state word and the callbacks (slot and list): every
 //! interleaving (up to the preemption bound) of the races the runtime
 //! relies on. Run with
 //!
@@ -51,11 +51,7 @@ fn running(refs: u64) -> Arc<State> {
 /// The finishing thread: make it final, then drain the list (rule 2).
 fn complete_and_drain(st: &State, extras: &Extras) {
     let now = st.transition_to_complete(TaskState::Succeeded);
-    if now.has_callbacks() {
-        while let Some(callback) = extras.pop_front() {
-            run(callback);
-        }
-    }
+    extras.drain(now, run);
 }
 
 /// A callback that counts its runs and checks the state is final.
@@ -172,9 +168,34 @@ fn loom_removed_callback_runs_xor_is_removed() {
             let (st, extras) = (st.clone(), extras.clone());
             thread::spawn(move || complete_and_drain(&st, &extras))
         };
-        let removed = extras.remove(key);
+        let removed = extras.remove(&st, key);
         finisher.join().unwrap();
         assert_eq!(runs.load(Ordering::SeqCst) + usize::from(removed), 1);
+    });
+}
+
+#[test]
+fn loom_removed_list_callback_runs_xor_is_removed() {
+    model(|| {
+        let st = running(1);
+        let extras = Arc::new(Extras::new());
+        let (first, second) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        // The first goes to the slot, the second to the list.
+        let slot_key = extras
+            .add(&st, counting(st.clone(), first.clone()))
+            .unwrap_or_else(|_| unreachable!("not done yet"));
+        let list_key = extras
+            .add(&st, counting(st.clone(), second.clone()))
+            .unwrap_or_else(|_| unreachable!("not done yet"));
+        assert_ne!(slot_key, list_key);
+        let finisher = {
+            let (st, extras) = (st.clone(), extras.clone());
+            thread::spawn(move || complete_and_drain(&st, &extras))
+        };
+        let removed = extras.remove(&st, list_key);
+        finisher.join().unwrap();
+        assert_eq!(first.load(Ordering::SeqCst), 1);
+        assert_eq!(second.load(Ordering::SeqCst) + usize::from(removed), 1);
     });
 }
 

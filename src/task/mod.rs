@@ -32,16 +32,24 @@
 //!   a task that is not yet counted as done keeps the runtime from finishing
 //!   shutdown, so the runtime is alive at that moment.
 //!
-//! # The callback list
+//! # The callbacks: a slot, then a list
 //!
-//! 1. An entry is added under the list lock, and only after a successful
-//!    `set_callbacks` CAS, which fails once the task is done. On failure the
-//!    adder runs the callback itself, at once, on its own thread.
-//! 2. The thread that makes the task final reads CALLBACKS from the same CAS
-//!    that makes it final; if set, it takes the lock and pops entries one at
-//!    a time, in insertion order, running each with the lock released.
-//! 3. So each entry runs exactly once, after the state is final; an entry
-//!    removed before it was popped never runs.
+//! 1. The first adder claims the task's slot (`claim_slot`: SLOT_USED, once
+//!    per task, only while not done), writes its entry, then publishes it
+//!    (`publish_slot`: SLOT_FULL and the kind, only while not done). If the
+//!    task became done in between, its finisher saw the slot empty, so the
+//!    adder takes its entry back and runs it itself. Every later adder uses
+//!    the list: under the list lock, and only after a successful
+//!    `set_callbacks` CAS, which fails once the task is done. An adder that
+//!    finds the task done runs its callback itself, at once, on its thread.
+//! 2. The thread that makes the task final reads SLOT_FULL and CALLBACKS
+//!    from the same CAS that makes it final. It runs the slot's entry if
+//!    full, then, if CALLBACKS, takes the list lock and pops entries one at
+//!    a time, in insertion order, running each with the lock released. The
+//!    slot's entry was added before any list entry, so order holds.
+//! 3. A removal withdraws a slot entry with `unpublish_slot` (only while
+//!    not done) or takes a list entry out under the lock. So each entry runs
+//!    exactly once, after the state is final, or is removed and never runs.
 
 pub(crate) mod callbacks;
 pub(crate) mod future;

@@ -10,7 +10,7 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 
 use super::callbacks::Extras;
-use super::state::{State, TaskState, ToCancelled, ToNotified, ToRunning, ToSuspended};
+use super::state::{Snapshot, State, TaskState, ToCancelled, ToNotified, ToRunning, ToSuspended};
 use super::{Body, Callback, Failure, Step, TaskRef};
 use crate::alloc;
 use crate::registry::Links;
@@ -207,7 +207,7 @@ unsafe fn run<B: Body>(ptr: NonNull<()>) {
     // "done" sees both.
     let now = header.state.transition_to_complete(end);
     // SAFETY: we made the task final; the queue's reference is still ours.
-    unsafe { finish(ptr, rt, now.has_callbacks(), end, false) };
+    unsafe { finish(ptr, rt, now, false) };
     // SAFETY: the scheduler's reference is ours to drop.
     unsafe { drop_ref(ptr) };
 }
@@ -243,7 +243,7 @@ unsafe fn suspend(ptr: NonNull<Header>, rt: &Shared, yield_now: bool, other: Opt
             // SAFETY: we still own the stage.
             unsafe { (header.vtable.drop_body)(ptr) };
             // SAFETY: we made the task final and hold a reference.
-            unsafe { finish(ptr, rt, now.has_callbacks(), TaskState::Cancelled, false) };
+            unsafe { finish(ptr, rt, now, false) };
             // SAFETY: the scheduler's reference is ours to drop.
             unsafe { drop_ref(ptr) };
         }
@@ -273,13 +273,7 @@ pub(crate) unsafe fn cancel(ptr: NonNull<Header>) -> bool {
                     // Winning the transition gave us the stage.
                     (header.vtable.drop_body)(ptr);
                     // We made the task final and hold a reference.
-                    finish(
-                        ptr,
-                        rt,
-                        now.has_callbacks(),
-                        TaskState::Cancelled,
-                        !rt.is_own_worker(),
-                    );
+                    finish(ptr, rt, now, !rt.is_own_worker());
                 })
             };
             if parked {
@@ -306,7 +300,7 @@ unsafe fn cancel_queued(ptr: NonNull<Header>, rt: &Shared) {
         // SAFETY: winning the transition gave us the stage.
         unsafe { (header.vtable.drop_body)(ptr) };
         // SAFETY: we made the task final and hold a reference.
-        unsafe { finish(ptr, rt, now.has_callbacks(), TaskState::Cancelled, false) };
+        unsafe { finish(ptr, rt, now, false) };
     }
 }
 
@@ -332,26 +326,19 @@ pub(crate) unsafe fn cancel_unscheduled(ptr: NonNull<Header>) {
 /// runtime through this task afterwards.
 ///
 /// # Safety
-/// The caller made the task final and holds a reference to it and to `rt`.
-unsafe fn finish(
-    ptr: NonNull<Header>,
-    rt: &Shared,
-    callbacks: bool,
-    end: TaskState,
-    external: bool,
-) {
+/// The caller made the task final (`now` is the state it made) and holds a
+/// reference to it and to `rt`.
+unsafe fn finish(ptr: NonNull<Header>, rt: &Shared, now: Snapshot, external: bool) {
     // SAFETY: the caller's reference keeps the header alive.
     let header = unsafe { ptr.as_ref() };
     rt.registry.remove(header);
-    if callbacks {
-        let this = ManuallyDrop::new(TaskRef::from_header(ptr));
-        while let Some(callback) = header.extras.pop_front() {
-            if callback.run(&this) {
-                rt.count(Counter::CallbackPanics);
-            }
+    let this = ManuallyDrop::new(TaskRef::from_header(ptr));
+    header.extras.drain(now, |callback| {
+        if callback.run(&this) {
+            rt.count(Counter::CallbackPanics);
         }
-    }
-    rt.count(match end {
+    });
+    rt.count(match now.lifecycle() {
         TaskState::Succeeded => Counter::Succeeded,
         TaskState::Failed => Counter::Failed,
         _ => Counter::Cancelled,

@@ -1,15 +1,16 @@
-//! The task state word: one `AtomicU64` holding the lifecycle, three flags
-//! and the reference count.
+//! The task state word: one `AtomicU64` holding the lifecycle, the flags,
+//! the first callback's slot state and the reference count.
 //!
 //! This file is the only place that knows the bit layout. Every change of the
 //! word goes through [`State::fetch_update`], so each named transition is one
 //! CAS loop whose precondition and effect can be read in one place.
 //!
 //! ```text
-//!  63                              16 15    7  6   5   4   3   2..0
-//! +----------------------------------+-------+---+---+---+---+-------+
-//! |          reference count         | shard | T | C | X | S | life  |
-//! +----------------------------------+-------+---+---+---+---+-------+
+//!  63                    20 19 18  17  16  15    7  6   5   4   3   2..0
+//! +------------------------+-----+---+---+-------+---+---+---+---+-------+
+//! |    reference count     |kind | F | U | shard | T | C | X | S | life  |
+//! +------------------------+-----+---+---+-------+---+---+---+---+-------+
+//!   kind, F, U = the first callback's slot: its kind, SLOT_FULL, SLOT_USED;
 //!   shard = registry shard (immutable), T = TAKEN, C = CALLBACKS,
 //!   X = CANCEL_REQUESTED, S = SCHEDULED, life = TaskState
 //! ```
@@ -68,7 +69,16 @@ const TAKEN: u64 = 1 << 6;
 const SHARD_SHIFT: u32 = 7;
 /// Number of registry shards the word can name.
 pub(crate) const SHARDS_MAX: usize = 1 << 9;
-const REF_SHIFT: u32 = 16;
+/// The first callback's slot (`callbacks.rs`) was claimed by an adder. Set
+/// once, never cleared: later callbacks go to the list, after it.
+const SLOT_USED: u64 = 1 << 16;
+/// The slot holds a published entry, of kind `SLOT_KIND`. Set only while
+/// the task is not done; cleared only by a removal while not done. So the
+/// thread that makes the task final owns a slot it sees full.
+const SLOT_FULL: u64 = 1 << 17;
+const SLOT_KIND_SHIFT: u32 = 18;
+const SLOT_KIND_MASK: u64 = 0b11 << SLOT_KIND_SHIFT;
+const REF_SHIFT: u32 = 20;
 /// One reference in the count.
 const REF_ONE: u64 = 1 << REF_SHIFT;
 const REF_MASK: u64 = !(REF_ONE - 1);
@@ -111,6 +121,10 @@ impl Snapshot {
     pub(crate) fn is_taken(self) -> bool {
         self.0 & TAKEN != 0
     }
+    /// The kind of the entry in the first callback's slot, if it is full.
+    pub(crate) fn slot(self) -> Option<u8> {
+        (self.0 & SLOT_FULL != 0).then_some(((self.0 & SLOT_KIND_MASK) >> SLOT_KIND_SHIFT) as u8)
+    }
     pub(crate) fn shard(self) -> usize {
         ((self.0 >> SHARD_SHIFT) as usize) & (SHARDS_MAX - 1)
     }
@@ -133,6 +147,7 @@ impl std::fmt::Debug for Snapshot {
             .field("scheduled", &self.is_scheduled())
             .field("cancel_requested", &self.is_cancel_requested())
             .field("callbacks", &self.has_callbacks())
+            .field("slot", &self.slot())
             .field("refs", &self.ref_count())
             .finish()
     }
@@ -184,6 +199,18 @@ pub(crate) enum ToCancelled {
     Requested,
     /// It was already done; nothing changed.
     AlreadyDone,
+}
+
+/// Result of [`State::claim_slot`].
+#[must_use]
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ClaimSlot {
+    /// The caller alone may write the slot, then publish it.
+    Claimed,
+    /// Some earlier callback claimed it: use the list.
+    Used,
+    /// The task is done: the caller runs its callback itself.
+    Done,
 }
 
 /// Result of [`State::transition_to_notified`].
@@ -353,6 +380,51 @@ impl State {
                 return Err(());
             }
             s.set_flag(CALLBACKS, true);
+            Ok(s)
+        })
+        .is_ok()
+    }
+
+    /// Claim the first callback's slot: once per task, while not done.
+    pub(crate) fn claim_slot(&self) -> ClaimSlot {
+        let result = self.fetch_update(|mut s| {
+            if s.is_done() {
+                return Err(ClaimSlot::Done);
+            }
+            if s.0 & SLOT_USED != 0 {
+                return Err(ClaimSlot::Used);
+            }
+            s.set_flag(SLOT_USED, true);
+            Ok(s)
+        });
+        result.map_or_else(|e| e, |_| ClaimSlot::Claimed)
+    }
+
+    /// Publish the entry the claimer wrote in the slot (`kind` < 4). False
+    /// if the task became done meanwhile: its finisher did not look, so the
+    /// claimer runs the entry itself. `AcqRel`: the finisher that sees the
+    /// slot full sees what was written in it.
+    pub(crate) fn publish_slot(&self, kind: u8) -> bool {
+        debug_assert!(kind < 4);
+        self.fetch_update(|mut s| {
+            if s.is_done() {
+                return Err(());
+            }
+            debug_assert!(s.0 & SLOT_USED != 0 && s.0 & SLOT_FULL == 0);
+            s.0 = (s.0 & !SLOT_KIND_MASK) | SLOT_FULL | (u64::from(kind) << SLOT_KIND_SHIFT);
+            Ok(s)
+        })
+        .is_ok()
+    }
+
+    /// Withdraw the slot's entry (a removal). True for one caller, only while
+    /// the task is not done; the caller then owns the entry.
+    pub(crate) fn unpublish_slot(&self) -> bool {
+        self.fetch_update(|mut s| {
+            if s.is_done() || s.0 & SLOT_FULL == 0 {
+                return Err(());
+            }
+            s.set_flag(SLOT_FULL, false);
             Ok(s)
         })
         .is_ok()
