@@ -27,16 +27,25 @@ use std::ptr::NonNull;
 /// `layout` has a non-zero size.
 #[cfg(all(feature = "mimalloc", not(loom)))]
 unsafe fn alloc(layout: Layout) -> *mut u8 {
-    // SAFETY: forwarded.
-    unsafe { std::alloc::GlobalAlloc::alloc(&mimalloc::MiMalloc, layout) }
+    use libmimalloc_sys::{mi_malloc, mi_malloc_aligned};
+    // `mi_malloc` returns pointer-aligned memory (at least) and skips the
+    // aligned path's extra work, which showed in the profiles.
+    // SAFETY: plain C allocation calls; a null result is handled by `boxed`.
+    unsafe {
+        if layout.align() <= std::mem::align_of::<usize>() {
+            mi_malloc(layout.size()).cast()
+        } else {
+            mi_malloc_aligned(layout.size(), layout.align()).cast()
+        }
+    }
 }
 
 /// # Safety
-/// `ptr` came from [`alloc`] with `layout`.
+/// `ptr` came from [`alloc`].
 #[cfg(all(feature = "mimalloc", not(loom)))]
-unsafe fn dealloc(ptr: *mut u8, layout: Layout) {
-    // SAFETY: forwarded.
-    unsafe { std::alloc::GlobalAlloc::dealloc(&mimalloc::MiMalloc, ptr, layout) }
+unsafe fn dealloc(ptr: *mut u8, _layout: Layout) {
+    // SAFETY: `mi_free` takes any pointer from either `mi_malloc` function.
+    unsafe { libmimalloc_sys::mi_free(ptr.cast()) }
 }
 
 #[cfg(not(all(feature = "mimalloc", not(loom))))]
