@@ -45,6 +45,16 @@
 //!   [`TaskError::ResultTaken`].
 //! - Outside the pool, [`join`] and [`spawn`] use a process-wide default
 //!   runtime ([`global`]), started on first use.
+//! - A panic from the destructor of a task's closure, future or output is
+//!   caught and ignored: the task's outcome is already decided, and the
+//!   worker (or canceller) goes on.
+//!
+//! # Cargo features
+//!
+//! - `mimalloc` (default): task cells and callback lists come from
+//!   mimalloc, called directly; the global allocator is not replaced.
+//!   Without it they come from the global allocator (what valgrind and the
+//!   sanitizers track).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
