@@ -48,8 +48,8 @@ pub(crate) struct Vtable {
 
 /// The body until it is released, then the outcome of a task that ran to
 /// SUCCEEDED or FAILED. Untagged: the state word says which field is live,
-/// so the cell pays no discriminant (a C task fits 88 bytes, one malloc
-/// class below 96 + 8):
+/// so the cell pays no discriminant (8 bytes, which for a C task is the
+/// difference between two allocator size classes):
 ///
 /// - not done, or CANCELLED with the body not yet released by the
 ///   canceller that won the transition: `body`;
@@ -449,9 +449,10 @@ pub(crate) unsafe fn output_of<B: Body>(ptr: NonNull<Header>) -> Option<&'static
     if (vtable.body_type)() != TypeId::of::<B>() {
         return None;
     }
-    // SAFETY: the type matches; a SUCCEEDED task's outcome is live (nobody
-    // takes it, caller's duty) and only read from now on.
+    // SAFETY: the type matches.
     let cell = unsafe { Cell::<B>::from_header(ptr) };
+    // SAFETY: a SUCCEEDED task's outcome is live (nobody takes it, caller's
+    // duty) and only read from now on.
     unsafe { &*(*cell.stage.get()).outcome }.as_ref().ok()
 }
 
