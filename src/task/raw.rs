@@ -526,11 +526,12 @@ unsafe fn failure_of<B: Body>(ptr: NonNull<Header>) -> Option<Failure> {
 /// # Safety
 /// The caller won `take_output` and `out` points to a `MaybeUninit<B::Output>`.
 unsafe fn take_output_of<B: Body>(ptr: NonNull<Header>, out: *mut ()) {
+    // SAFETY: the cell is a `Cell<B>` (caller's duty).
+    let stage = unsafe { Cell::<B>::from_header(ptr) }.stage.get();
     // SAFETY: `take_output` is won by one thread only, once the task
     // SUCCEEDED, so the outcome is live and this is the only access that
     // moves it; TAKEN tells `dealloc` it is gone.
-    let outcome =
-        unsafe { ManuallyDrop::take(&mut (*Cell::<B>::from_header(ptr).stage.get()).outcome) };
+    let outcome = unsafe { ManuallyDrop::take(&mut (*stage).outcome) };
     match outcome {
         // SAFETY: `out` is valid for a write of `B::Output` (caller's duty).
         Ok(value) => unsafe { out.cast::<B::Output>().write(value) },
