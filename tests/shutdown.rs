@@ -181,6 +181,57 @@ fn drain_waits_for_tasks_spawned_by_running_tasks() {
 }
 
 #[test]
+fn all_tasks_while_tasks_are_spawned_and_finished_everywhere() {
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let first = rt.spawn(|| ()).id();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    const PER_SPAWNER: usize = 20_000;
+    // Two outside spawners, and tasks that spawn children from the workers:
+    // registry shards of both kinds are written while we read them.
+    let spawners: Vec<_> = (0..2)
+        .map(|_| {
+            let (rt, runs) = (rt.handle().clone(), runs.clone());
+            std::thread::spawn(move || {
+                for _ in 0..PER_SPAWNER {
+                    let (inner_rt, runs) = (rt.clone(), runs.clone());
+                    rt.spawn_detached(move || {
+                        runs.fetch_add(1, Ordering::Relaxed);
+                        let runs = runs.clone();
+                        inner_rt.spawn_detached(move || {
+                            runs.fetch_add(1, Ordering::Relaxed);
+                        });
+                    });
+                }
+            })
+        })
+        .collect();
+    let lister = {
+        let (rt, stop) = (rt.handle().clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut listings = 0;
+            while !stop.load(Ordering::Relaxed) || listings == 0 {
+                let mut ids: Vec<u64> = rt.all_tasks().iter().map(|t| t.id()).collect();
+                let n = ids.len();
+                ids.sort_unstable();
+                ids.dedup();
+                assert_eq!(ids.len(), n, "a task listed twice");
+                assert!(ids.iter().all(|&id| id > first), "a task from before");
+                listings += 1;
+            }
+        })
+    };
+    for s in spawners {
+        s.join().unwrap();
+    }
+    rt.shutdown(ShutdownMode::Drain).unwrap();
+    stop.store(true, Ordering::Relaxed);
+    lister.join().unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 2 * 2 * PER_SPAWNER);
+    assert!(rt.all_tasks().is_empty());
+}
+
+#[test]
 fn all_tasks_lists_the_live_ones() {
     let rt = Runtime::builder().workers(1).build().unwrap();
     let gate = Arc::new(Barrier::new(2));
