@@ -14,8 +14,8 @@
 //! B/task.
 //!
 //! Without the feature they come from the global allocator (yours, if you
-//! set one), which is what ASan and valgrind track: `.ci/run` runs them that way, so a task
-//! freed too early or never is reported.
+//! set one), which is what ASan and valgrind track: `.ci/run` runs them that
+//! way, so a task freed too early or never is reported.
 //!
 //! mimalloc is built with local-dynamic TLS so that `libwsrt.so` can be
 //! `dlopen`ed (from Python, or as a plugin) like any other library.
@@ -52,11 +52,11 @@ unsafe fn dealloc(ptr: *mut u8, _layout: Layout) {
 use std::alloc::{alloc, dealloc};
 
 /// Moves `value` to the heap. `T` is never zero-sized here (task cells and
-/// callback lists have fields).
+/// callback lists have fields); the compiler checks it.
 pub(crate) fn boxed<T>(value: T) -> NonNull<T> {
+    const { assert!(std::mem::size_of::<T>() > 0) };
     let layout = Layout::new::<T>();
-    debug_assert!(layout.size() > 0);
-    // SAFETY: the layout has a non-zero size.
+    // SAFETY: the layout has a non-zero size (checked above).
     let ptr = unsafe { alloc(layout) }.cast::<T>();
     let Some(ptr) = NonNull::new(ptr) else {
         handle_alloc_error(layout)
