@@ -656,6 +656,48 @@ mod tests {
     }
 
     #[test]
+    fn the_callback_slot_is_claimed_once_and_owned_by_one_side() {
+        let st = pending();
+        assert_eq!(st.claim_slot(), ClaimSlot::Claimed);
+        assert_eq!(st.claim_slot(), ClaimSlot::Used, "claimed once per task");
+        assert_eq!(st.load().slot(), None, "claimed is not published");
+        assert!(st.publish_slot(2));
+        assert_eq!(st.load().slot(), Some(2));
+        // A removal withdraws it once; the slot stays used.
+        assert!(st.unpublish_slot());
+        assert!(!st.unpublish_slot());
+        assert_eq!(st.load().slot(), None);
+        assert_eq!(st.claim_slot(), ClaimSlot::Used);
+        // Flags and refs are untouched by the slot bits.
+        let s = st.load();
+        assert_eq!(
+            (s.lifecycle(), s.shard(), s.ref_count()),
+            (TaskState::Pending, 5, 2)
+        );
+    }
+
+    #[test]
+    fn a_done_task_refuses_the_slot_and_its_finisher_keeps_a_published_entry() {
+        // Claimed, then done before publishing: the claimer keeps it.
+        let st = pending();
+        assert_eq!(st.claim_slot(), ClaimSlot::Claimed);
+        assert!(
+            matches!(st.transition_to_cancelled(), ToCancelled::Cancelled { now, .. } if now.slot().is_none())
+        );
+        assert!(!st.publish_slot(1));
+        assert_eq!(st.claim_slot(), ClaimSlot::Done);
+
+        // Published, then done: the final state carries it, removal fails.
+        let st = pending();
+        assert_eq!(st.claim_slot(), ClaimSlot::Claimed);
+        assert!(st.publish_slot(3));
+        assert!(
+            matches!(st.transition_to_cancelled(), ToCancelled::Cancelled { now, .. } if now.slot() == Some(3))
+        );
+        assert!(!st.unpublish_slot());
+    }
+
+    #[test]
     #[cfg(debug_assertions)]
     #[should_panic]
     fn completing_a_pending_task_is_illegal() {
