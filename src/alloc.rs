@@ -6,7 +6,8 @@
 //! outside, finished by a worker); glibc's malloc pays for that on both
 //! sides, mimalloc batches remote frees per page. Measured with
 //! `cargo run --release [--no-default-features] --example bench`, two
-//! alternating runs each (medians of 5 per run), without → with:
+//! alternating runs each (medians of 5 per run, before the release profile
+//! had LTO), without → with:
 //! spawn_wait Rust 302–320 → 252–255 ns, C 339–354 → 190–193 ns; detached
 //! Rust 327–364 → 246–249 ns, C 371–410 → 236–253 ns; nested Rust 127–141 →
 //! 100–106 ns; callbacks Rust 571–574 → 433–471 ns; cancel unchanged
