@@ -64,9 +64,8 @@ where
         // SAFETY: only the one thread that popped the job touches `f`/`result`
         // until the latch is set.
         let f = unsafe { (*this.f.get()).take() }.expect("stack job ran twice");
-        let outer = worker::set_current_task(this.task);
-        let result = panic::catch_unwind(AssertUnwindSafe(f));
-        worker::set_current_task(outer);
+        let result =
+            worker::with_current_task(this.task, || panic::catch_unwind(AssertUnwindSafe(f)));
         // SAFETY: as above.
         unsafe { *this.result.get() = Some(result) };
         // SAFETY: `this` is alive until the latch is set; not touched after.

@@ -118,13 +118,9 @@ impl Shared {
         WorkerThread::current_of(self).is_some()
     }
 
-    /// Counts an event from whatever thread this is.
-    pub(crate) fn count(&self, c: Counter) {
-        self.count_at(WorkerThread::current_of(self), c);
-    }
-
-    /// Counts an event; `here` is `WorkerThread::current_of(self)`, looked
-    /// up once by callers that count several events.
+    /// Counts an event; `here` is `WorkerThread::current_of(self)`, which
+    /// callers look up once per task (a thread-local access is a call in
+    /// `libwsrt.so`).
     pub(crate) fn count_at(&self, here: Option<&WorkerThread>, c: Counter) {
         match here {
             Some(w) => self.counters.add_owned(w.index, c),

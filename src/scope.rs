@@ -97,11 +97,12 @@ where
     // SAFETY: the scope outlives its jobs (it waits on the latch).
     let scope = unsafe { &*job.scope };
     let f = job.f;
-    let outer = worker::set_current_task(scope.task);
-    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| f(scope))) {
+    let result = worker::with_current_task(scope.task, || {
+        panic::catch_unwind(AssertUnwindSafe(|| f(scope)))
+    });
+    if let Err(payload) = result {
         scope.record_panic(payload);
     }
-    worker::set_current_task(outer);
     // SAFETY: `scope` may be freed once the count is zero; not used after.
     unsafe { CountLatch::decrement(&scope.latch) };
 }

@@ -76,9 +76,20 @@ thread_local! {
     static CURRENT_TASK: Cell<Option<NonNull<Header>>> = const { Cell::new(None) };
 }
 
-/// Sets the task `current_task()` reports on this thread; returns the old one.
-pub(crate) fn set_current_task(task: Option<NonNull<Header>>) -> Option<NonNull<Header>> {
-    CURRENT_TASK.with(|c| c.replace(task))
+/// Runs `f` with `task` as what `current_task()` reports on this thread,
+/// then restores the previous one (also if `f` unwinds). One thread-local
+/// access for both, which matters in `libwsrt.so`, where each is a call.
+pub(crate) fn with_current_task<R>(task: Option<NonNull<Header>>, f: impl FnOnce() -> R) -> R {
+    struct Restore<'a>(&'a Cell<Option<NonNull<Header>>>, Option<NonNull<Header>>);
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            self.0.set(self.1);
+        }
+    }
+    CURRENT_TASK.with(|c| {
+        let _restore = Restore(c, c.replace(task));
+        f()
+    })
 }
 
 pub(crate) fn current_task_ptr() -> Option<NonNull<Header>> {

@@ -136,10 +136,13 @@ impl Body for CTask {
         let mut result = ptr::null_mut();
         // A task run by a helping wait inside another task's function must
         // not see (or take) that task's pending `wsrt_await`.
-        let outer = AWAITING.with(|a| a.borrow_mut().take());
-        // SAFETY: `func` and `arg` were given together to `wsrt_spawn`.
-        let code = unsafe { (self.func)(arg.0, &mut result) };
-        let awaiting = AWAITING.with(|a| std::mem::replace(&mut *a.borrow_mut(), outer));
+        // One thread-local access around the call (each is a call in the .so).
+        let (code, awaiting) = AWAITING.with(|a| {
+            let outer = a.borrow_mut().take();
+            // SAFETY: `func` and `arg` were given together to `wsrt_spawn`.
+            let code = unsafe { (self.func)(arg.0, &mut result) };
+            (code, std::mem::replace(&mut *a.borrow_mut(), outer))
+        });
         match code {
             WSRT_TASK_OK => Step::Ready(CResult {
                 value: SendPtr(result),

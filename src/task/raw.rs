@@ -16,7 +16,7 @@ use crate::alloc;
 use crate::registry::Links;
 use crate::runtime::Shared;
 use crate::stats::Counter;
-use crate::worker::{self, JobRef, JobVtable};
+use crate::worker::{self, JobRef, JobVtable, WorkerThread};
 
 /// The type-independent part of every task, at offset 0 of its `Cell`.
 #[repr(C)]
@@ -136,16 +136,16 @@ unsafe fn run<B: Body>(ptr: NonNull<()>) {
     // SAFETY: a queued task belongs to the calling worker's runtime, and the
     // worker holds an `Arc` of it.
     let rt = unsafe { &*header.runtime };
+    let here = worker::WorkerThread::current();
+    debug_assert!(here.is_some_and(|w| std::ptr::eq(Arc::as_ptr(&w.shared), rt)));
     if rt.is_cancelling() {
         // Shutdown(Cancel): queued tasks end without running.
         // SAFETY: we hold the queue's reference.
-        unsafe { cancel_queued(ptr, rt) };
+        unsafe { cancel_queued(ptr, rt, here) };
         // SAFETY: the queue's reference is ours to drop.
         unsafe { drop_ref(ptr) };
         return;
     }
-    let here = worker::WorkerThread::current();
-    debug_assert!(here.is_some_and(|w| std::ptr::eq(Arc::as_ptr(&w.shared), rt)));
     match header.state.transition_to_running() {
         ToRunning::Done => {
             // Cancelled while queued: the canceller finished it.
@@ -167,9 +167,9 @@ unsafe fn run<B: Body>(ptr: NonNull<()>) {
     let body = unsafe { &mut *(*cell.stage.get()).body };
     // A borrowed handle: the queue's reference (now ours) keeps it alive.
     let this = ManuallyDrop::new(TaskRef::from_header(ptr));
-    let outer = worker::set_current_task(Some(ptr));
-    let step = panic::catch_unwind(AssertUnwindSafe(|| body.run(&cell.tag, &this)));
-    worker::set_current_task(outer);
+    let step = worker::with_current_task(Some(ptr), || {
+        panic::catch_unwind(AssertUnwindSafe(|| body.run(&cell.tag, &this)))
+    });
     rt.count_at(here, Counter::RunsEnded);
 
     let (end, outcome) = match step {
@@ -182,17 +182,17 @@ unsafe fn run<B: Body>(ptr: NonNull<()>) {
         Ok(Step::Cancelled) => (TaskState::Cancelled, None),
         Ok(Step::Yield) => {
             // SAFETY: we own the stage and the scheduler's reference.
-            unsafe { suspend(ptr, rt, true, None) };
+            unsafe { suspend(ptr, rt, here, true, None) };
             return;
         }
         Ok(Step::Await(other)) => {
             // SAFETY: as above.
-            unsafe { suspend(ptr, rt, false, Some(other)) };
+            unsafe { suspend(ptr, rt, here, false, Some(other)) };
             return;
         }
         Ok(Step::Wait) => {
             // SAFETY: as above.
-            unsafe { suspend(ptr, rt, false, None) };
+            unsafe { suspend(ptr, rt, here, false, None) };
             return;
         }
     };
@@ -207,7 +207,7 @@ unsafe fn run<B: Body>(ptr: NonNull<()>) {
     // "done" sees both.
     let now = header.state.transition_to_complete(end);
     // SAFETY: we made the task final; the queue's reference is still ours.
-    unsafe { finish(ptr, rt, now, false) };
+    unsafe { finish(ptr, rt, now, here) };
     // SAFETY: the scheduler's reference is ours to drop.
     unsafe { drop_ref(ptr) };
 }
@@ -218,17 +218,23 @@ unsafe fn run<B: Body>(ptr: NonNull<()>) {
 ///
 /// # Safety
 /// Called by `run` only, with the stage and the scheduler reference owned.
-unsafe fn suspend(ptr: NonNull<Header>, rt: &Shared, yield_now: bool, other: Option<TaskRef>) {
+unsafe fn suspend(
+    ptr: NonNull<Header>,
+    rt: &Shared,
+    here: Option<&WorkerThread>,
+    yield_now: bool,
+    other: Option<TaskRef>,
+) {
     // SAFETY: we hold the scheduler's reference.
     let header = unsafe { ptr.as_ref() };
     match header.state.transition_to_suspended(yield_now) {
         ToSuspended::Reschedule => {
-            rt.count(Counter::Suspends);
+            rt.count_at(here, Counter::Suspends);
             rt.schedule(JobRef::task(ptr), true);
         }
         ToSuspended::Parked => {
             // The task keeps the scheduler reference while parked.
-            rt.count(Counter::Suspends);
+            rt.count_at(here, Counter::Suspends);
             if let Some(other) = other {
                 let me = ManuallyDrop::new(TaskRef::from_header(ptr));
                 let entry = Callback::Resume(TaskRef::clone(&me));
@@ -243,7 +249,7 @@ unsafe fn suspend(ptr: NonNull<Header>, rt: &Shared, yield_now: bool, other: Opt
             // SAFETY: we still own the stage.
             unsafe { (header.vtable.drop_body)(ptr) };
             // SAFETY: we made the task final and hold a reference.
-            unsafe { finish(ptr, rt, now, false) };
+            unsafe { finish(ptr, rt, now, here) };
             // SAFETY: the scheduler's reference is ours to drop.
             unsafe { drop_ref(ptr) };
         }
@@ -267,13 +273,14 @@ pub(crate) unsafe fn cancel(ptr: NonNull<Header>) -> bool {
             // SAFETY: see the comment above.
             unsafe {
                 with_runtime(header, |rt| {
+                    let here = WorkerThread::current_of(rt);
                     if was == TaskState::Suspended {
-                        rt.count(Counter::Unsuspends);
+                        rt.count_at(here, Counter::Unsuspends);
                     }
                     // Winning the transition gave us the stage.
                     (header.vtable.drop_body)(ptr);
                     // We made the task final and hold a reference.
-                    finish(ptr, rt, now, !rt.is_own_worker());
+                    finish(ptr, rt, now, here);
                 })
             };
             if parked {
@@ -288,19 +295,19 @@ pub(crate) unsafe fn cancel(ptr: NonNull<Header>) -> bool {
 /// Shutdown(Cancel): ends a task popped from a queue without running it.
 ///
 /// # Safety
-/// Called by a worker of `rt` holding the queue's reference.
-unsafe fn cancel_queued(ptr: NonNull<Header>, rt: &Shared) {
+/// Called by a worker of `rt` (`here`) holding the queue's reference.
+unsafe fn cancel_queued(ptr: NonNull<Header>, rt: &Shared, here: Option<&WorkerThread>) {
     // SAFETY: the caller's reference keeps the header alive.
     let header = unsafe { ptr.as_ref() };
     if let ToCancelled::Cancelled { was, parked, now } = header.state.transition_to_cancelled() {
         debug_assert!(!parked, "a queued task is scheduled, not parked");
         if was == TaskState::Suspended {
-            rt.count(Counter::Unsuspends);
+            rt.count_at(here, Counter::Unsuspends);
         }
         // SAFETY: winning the transition gave us the stage.
         unsafe { (header.vtable.drop_body)(ptr) };
         // SAFETY: we made the task final and hold a reference.
-        unsafe { finish(ptr, rt, now, false) };
+        unsafe { finish(ptr, rt, now, here) };
     }
 }
 
@@ -327,23 +334,24 @@ pub(crate) unsafe fn cancel_unscheduled(ptr: NonNull<Header>) {
 ///
 /// # Safety
 /// The caller made the task final (`now` is the state it made) and holds a
-/// reference to it and to `rt`.
-unsafe fn finish(ptr: NonNull<Header>, rt: &Shared, now: Snapshot, external: bool) {
+/// reference to it and to `rt`; `here` is `WorkerThread::current_of(rt)`.
+unsafe fn finish(ptr: NonNull<Header>, rt: &Shared, now: Snapshot, here: Option<&WorkerThread>) {
     // SAFETY: the caller's reference keeps the header alive.
     let header = unsafe { ptr.as_ref() };
     rt.registry.remove(header);
     let this = ManuallyDrop::new(TaskRef::from_header(ptr));
     header.extras.drain(now, |callback| {
         if callback.run(&this) {
-            rt.count(Counter::CallbackPanics);
+            rt.count_at(here, Counter::CallbackPanics);
         }
     });
-    rt.count(match now.lifecycle() {
+    let end = match now.lifecycle() {
         TaskState::Succeeded => Counter::Succeeded,
         TaskState::Failed => Counter::Failed,
         _ => Counter::Cancelled,
-    });
-    if external {
+    };
+    rt.count_at(here, end);
+    if here.is_none() {
         rt.after_external_completion();
     }
 }
