@@ -8,13 +8,20 @@
 //! need children to finish), CANCELLING refuses them and cancels every
 //! queued or suspended task (running ones get a cancel request).
 //!
+//! Shutdown first *closes* the counters of threads outside the pool (a flag
+//! bit in their spawn and done counters, `stats.rs`), then moves the mode,
+//! then checks. An outside spawn counts itself with a CAS that fails once
+//! the counter is closed: counted means ordered before the close, so
+//! shutdown sees it and waits for the task; refused means nothing counted.
+//! An outside thread that finishes a task (a cancel) counts it the same
+//! way: while open, the count is all it does, and shutdown's own check sees
+//! it; once closed, it pins the runtime, counts, and checks itself.
+//!
 //! The runtime is STOPPED by whichever thread first sees every spawned task
 //! counted as done while shutting down: an idle worker (after its sleep
-//! fence), or a thread that finished a task from outside the pool (after a
-//! fence of its own). The two fences make it impossible for both to miss
-//! the last completion. External spawns count themselves (`SeqCst`) before
-//! they read the mode (`SeqCst`), and shutdown writes the mode before it
-//! reads the counts, so a spawn that saw RUNNING is always waited for.
+//! fence), shutdown itself, or an outside thread that finished a task after
+//! the close (after a fence of its own). The fences make it impossible for
+//! all of them to miss the last completion.
 //!
 //! STOPPED means no task is live and none can start. Worker threads keep
 //! serving non-task jobs (`join`, `scope`) until the `Runtime` is dropped,
@@ -149,7 +156,8 @@ impl Shared {
         }
     }
 
-    /// After a task was finished (or a spawn refused) outside the pool.
+    /// After a task was finished outside the pool once shutdown began, or
+    /// by shutdown itself.
     pub(crate) fn after_external_completion(&self) {
         fence(Ordering::SeqCst);
         self.check_quiescent();
@@ -173,8 +181,8 @@ impl Shared {
         self.sleep.notify_all();
     }
 
-    /// Admits a spawn: counts it and checks the mode, in the order the
-    /// module docs require. False: refused (and not counted).
+    /// Admits a spawn and counts it, as the module docs require. False:
+    /// refused (and not counted).
     fn admit(&self, here: Option<&WorkerThread>) -> bool {
         match here {
             Some(w) => {
@@ -186,16 +194,8 @@ impl Shared {
                     false
                 }
             }
-            None => {
-                self.counters.add_external(Counter::Spawned);
-                if self.mode() == RUNNING {
-                    true
-                } else {
-                    self.counters.undo_external_spawn();
-                    self.after_external_completion();
-                    false
-                }
-            }
+            // Closed once shutdown began (module docs).
+            None => self.counters.add_external_while_open(Counter::Spawned),
         }
     }
 
@@ -246,6 +246,8 @@ impl Shared {
             ShutdownMode::Drain => DRAINING,
             ShutdownMode::Cancel => CANCELLING,
         };
+        // Outside spawns are refused from here on, outside cancels check.
+        self.counters.close_external();
         // Forward only; STOPPED stays STOPPED.
         let _ = self
             .mode

@@ -23,6 +23,10 @@ pub(crate) enum Counter {
 
 const N: usize = 10;
 
+/// Set by shutdown in the external slot's spawn and done counters; a count
+/// never reaches it.
+const CLOSED: u64 = 1 << 63;
+
 pub(crate) struct Slot([AtomicU64; N]);
 
 pub(crate) struct Counters {
@@ -78,16 +82,36 @@ impl Counters {
         cell.store(cell.load(Ordering::Relaxed) + n, Ordering::Release);
     }
 
-    /// Adds one from any other thread. `SeqCst` so the shutdown check,
-    /// which flips the mode and then reads, cannot miss it (`runtime.rs`).
+    /// Adds one from any other thread, whether or not shutdown has begun.
+    /// `SeqCst`, so a shutdown check, which reads after closing, cannot miss
+    /// it (`runtime.rs`).
     pub(crate) fn add_external(&self, c: Counter) {
         self.external(c).fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Takes back an external `Spawned` count for a spawn that was refused.
-    pub(crate) fn undo_external_spawn(&self) {
-        self.external(Counter::Spawned)
-            .fetch_sub(1, Ordering::SeqCst);
+    /// Adds one from another thread unless shutdown has closed the external
+    /// counters; false (nothing counted) once it has. A count made here is
+    /// ordered before the close in that counter's modification order, so
+    /// the shutdown check, which reads it after closing, sees it.
+    pub(crate) fn add_external_while_open(&self, c: Counter) -> bool {
+        self.external(c)
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n & CLOSED == 0).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Shutdown: from now on `add_external_while_open` fails for the spawn
+    /// and done counters.
+    pub(crate) fn close_external(&self) {
+        for c in [
+            Counter::Spawned,
+            Counter::Succeeded,
+            Counter::Failed,
+            Counter::Cancelled,
+        ] {
+            self.external(c).fetch_or(CLOSED, Ordering::SeqCst);
+        }
     }
 
     fn external(&self, c: Counter) -> &AtomicU64 {
@@ -97,7 +121,7 @@ impl Counters {
     fn sum(&self, c: Counter) -> u64 {
         self.slots
             .iter()
-            .map(|s| s.0[c as usize].load(Ordering::SeqCst))
+            .map(|s| s.0[c as usize].load(Ordering::SeqCst) & !CLOSED)
             .sum()
     }
 

@@ -235,6 +235,92 @@ fn all_tasks_while_tasks_are_spawned_and_finished_everywhere() {
 }
 
 #[test]
+fn shutdown_while_outside_threads_cancel_pending_tasks() {
+    for round in 0..200 {
+        let rt = Runtime::builder().workers(1).build().unwrap();
+        // The only worker spins until released, so the rest stay pending.
+        let release = Arc::new(AtomicBool::new(false));
+        let r = release.clone();
+        let blocker = rt.spawn(move || {
+            while !r.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+        });
+        let tasks: Arc<Vec<_>> = Arc::new((0..40).map(|_| rt.spawn(|| ())).collect());
+        // The last canceller to finish releases the worker, so every task
+        // is still pending (or already cancelled) when it is cancelled.
+        let finished = Arc::new(AtomicUsize::new(0));
+        let cancellers: Vec<_> = (0..2)
+            .map(|half| {
+                let (tasks, release) = (tasks.clone(), release.clone());
+                let finished = finished.clone();
+                std::thread::spawn(move || {
+                    let mine = tasks.iter().skip(half).step_by(2);
+                    let cancelled = mine.filter(|t| t.cancel()).count();
+                    if finished.fetch_add(1, Ordering::SeqCst) == 1 {
+                        release.store(true, Ordering::SeqCst);
+                    }
+                    cancelled
+                })
+            })
+            .collect();
+        let mode = if round % 2 == 0 {
+            ShutdownMode::Drain
+        } else {
+            ShutdownMode::Cancel
+        };
+        // Races the cancels: must neither hang nor lose a count.
+        rt.shutdown(mode).unwrap();
+        let by_cancellers: usize = cancellers.into_iter().map(|c| c.join().unwrap()).sum();
+        assert!(blocker.is_done());
+        assert!(tasks.iter().all(|t| t.is_done()));
+        let ended_cancelled = tasks.iter().filter(|t| t.is_cancelled()).count();
+        if mode == ShutdownMode::Drain {
+            assert_eq!(ended_cancelled, by_cancellers);
+        }
+        // Shutdown(Cancel) may also catch the blocker before it started.
+        let st = rt.stats();
+        assert_eq!(st.spawned, 41);
+        let blocker_cancelled = usize::from(blocker.is_cancelled());
+        assert_eq!(st.cancelled as usize, ended_cancelled + blocker_cancelled);
+        assert_eq!(st.succeeded + st.failed + st.cancelled, st.spawned);
+    }
+}
+
+#[test]
+fn an_outside_cancel_that_ends_the_last_task_finishes_the_drain() {
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    // Suspended forever: in no queue, so no worker will ever end it.
+    let parked = rt.spawn_async(std::future::pending::<()>());
+    while parked.state() != TaskState::Suspended {
+        std::thread::yield_now();
+    }
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let handle = rt.handle().clone();
+    let drainer = std::thread::spawn(move || {
+        let result = handle.shutdown(ShutdownMode::Drain);
+        done_tx.send(result).unwrap();
+    });
+    // Wait until the drain has begun (outside spawns refused); accepted
+    // probes run on the worker and end before the cancel below.
+    while let Ok(probe) = rt.try_spawn(|| ()) {
+        probe.wait();
+    }
+    // The last live task ends here, on this thread: this cancel must be
+    // the one that lets the drain finish.
+    assert!(parked.cancel());
+    // A watchdog, not a timing: a lost wake-up would hang forever. On
+    // failure the runtime is leaked, since dropping it would hang as well.
+    let Ok(result) = done_rx.recv_timeout(std::time::Duration::from_secs(60)) else {
+        std::mem::forget(rt);
+        panic!("the drain never finished after the last task was cancelled");
+    };
+    assert!(result.is_ok(), "{result:?}");
+    drainer.join().unwrap();
+    assert_eq!(parked.state(), TaskState::Cancelled);
+}
+
+#[test]
 fn all_tasks_lists_the_live_ones() {
     let rt = Runtime::builder().workers(1).build().unwrap();
     let gate = Arc::new(Barrier::new(2));

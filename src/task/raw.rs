@@ -267,22 +267,19 @@ pub(crate) unsafe fn cancel(ptr: NonNull<Header>) -> bool {
         ToCancelled::AlreadyDone => false,
         ToCancelled::Requested => true,
         ToCancelled::Cancelled { was, parked, now } => {
-            // The task is final but not yet counted as done, so its runtime
-            // cannot have finished shutting down: it is alive, and
-            // `with_runtime` keeps it alive for the rest of this call.
-            // SAFETY: see the comment above.
-            unsafe {
-                with_runtime(header, |rt| {
-                    let here = WorkerThread::current_of(rt);
-                    if was == TaskState::Suspended {
-                        rt.count_at(here, Counter::Unsuspends);
-                    }
-                    // Winning the transition gave us the stage.
-                    (header.vtable.drop_body)(ptr);
-                    // We made the task final and hold a reference.
-                    finish(ptr, rt, now, here);
-                })
-            };
+            // SAFETY: the task is final but not yet counted as done, so its
+            // runtime cannot have finished shutting down: it is alive until
+            // `finish` counts the task, after which `finish` pins it if it
+            // still needs it.
+            let rt = unsafe { &*header.runtime };
+            let here = WorkerThread::current_of(rt);
+            if was == TaskState::Suspended {
+                rt.count_at(here, Counter::Unsuspends);
+            }
+            // SAFETY: winning the transition gave us the stage.
+            unsafe { (header.vtable.drop_body)(ptr) };
+            // SAFETY: we made the task final and hold a reference.
+            unsafe { finish(ptr, rt, now, here) };
             if parked {
                 // SAFETY: the reference a parked task kept is now ours.
                 unsafe { drop_ref(ptr) };
@@ -328,13 +325,15 @@ pub(crate) unsafe fn cancel_unscheduled(ptr: NonNull<Header>) {
 }
 
 /// Everything after a task became final: callbacks (rule 2 of `mod.rs`),
-/// registry, counters, and a shutdown check. The counters come last: a
-/// task counted as done lets shutdown finish, so nothing may touch the
-/// runtime through this task afterwards.
+/// registry, counters, and a shutdown check if needed. The count comes
+/// last: a task counted as done lets shutdown finish, so nothing touches
+/// the runtime through this task afterwards unless it pinned it first.
 ///
 /// # Safety
 /// The caller made the task final (`now` is the state it made) and holds a
-/// reference to it and to `rt`; `here` is `WorkerThread::current_of(rt)`.
+/// reference to it; `rt` is its runtime, alive because the task is not
+/// counted yet (and held by the caller if it is a worker); `here` is
+/// `WorkerThread::current_of(rt)`.
 unsafe fn finish(ptr: NonNull<Header>, rt: &Shared, now: Snapshot, here: Option<&WorkerThread>) {
     // SAFETY: the caller's reference keeps the header alive.
     let header = unsafe { ptr.as_ref() };
@@ -350,8 +349,17 @@ unsafe fn finish(ptr: NonNull<Header>, rt: &Shared, now: Snapshot, here: Option<
         TaskState::Failed => Counter::Failed,
         _ => Counter::Cancelled,
     };
-    rt.count_at(here, end);
-    if here.is_none() {
+    if here.is_some() {
+        rt.count_at(here, end);
+    } else if rt.counters.add_external_while_open(end) {
+        // Counted before shutdown began: shutdown's own check sees it
+        // (`runtime.rs`). The runtime may be gone from here on.
+    } else {
+        // Shutdown has begun and this count may be the last one: the check
+        // after it needs the runtime alive.
+        // SAFETY: not counted yet, so the runtime is alive (caller's duty).
+        let rt = unsafe { pin_runtime(header) };
+        rt.counters.add_external(end);
         rt.after_external_completion();
     }
 }
