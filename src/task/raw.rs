@@ -267,10 +267,10 @@ pub(crate) unsafe fn cancel(ptr: NonNull<Header>) -> bool {
         ToCancelled::AlreadyDone => false,
         ToCancelled::Requested => true,
         ToCancelled::Cancelled { was, parked, now } => {
-            // SAFETY: the task is final but not yet counted as done, so its
-            // runtime cannot have finished shutting down: it is alive until
-            // `finish` counts the task, after which `finish` pins it if it
-            // still needs it.
+            // The task is final but not yet counted as done, so its runtime
+            // cannot have finished shutting down: it is alive until `finish`
+            // counts the task (which pins it first if it still needs it).
+            // SAFETY: see above.
             let rt = unsafe { &*header.runtime };
             let here = WorkerThread::current_of(rt);
             if was == TaskState::Suspended {
