@@ -136,12 +136,12 @@ impl Callback {
     }
 }
 
-/// The list is `first` then `rest`: most tasks have at most one callback
-/// (or one waiter), which then costs no allocation beyond `Extras` itself.
+/// The name and the callbacks after the slot's, in insertion order. (The
+/// slot already spares the common single callback any allocation, so the
+/// list needs no inline first entry of its own.)
 struct Inner {
     name: Option<Box<str>>,
-    first: Option<Entry>,
-    rest: VecDeque<Entry>,
+    entries: VecDeque<Entry>,
     next_key: u64,
 }
 
@@ -149,36 +149,18 @@ impl Default for Inner {
     fn default() -> Self {
         Inner {
             name: None,
-            first: None,
-            rest: VecDeque::new(),
+            entries: VecDeque::new(),
             next_key: SLOT_KEY + 1,
         }
     }
 }
 
 impl Inner {
-    fn push(&mut self, entry: Entry) {
-        if self.first.is_none() && self.rest.is_empty() {
-            self.first = Some(entry);
-        } else {
-            self.rest.push_back(entry);
-        }
-    }
-
-    fn pop(&mut self) -> Option<Entry> {
-        self.first.take().or_else(|| self.rest.pop_front())
-    }
-
     /// Removes the entries matching `pred`; returns how many.
     fn remove_where(&mut self, mut pred: impl FnMut(&Entry) -> bool) -> usize {
-        let mut removed = 0;
-        if self.first.as_ref().is_some_and(&mut pred) {
-            self.first = None;
-            removed += 1;
-        }
-        let before = self.rest.len();
-        self.rest.retain(|e| !pred(e));
-        removed + before - self.rest.len()
+        let before = self.entries.len();
+        self.entries.retain(|e| !pred(e));
+        before - self.entries.len()
     }
 }
 
@@ -271,7 +253,7 @@ impl Extras {
         }
         let key = inner.next_key;
         inner.next_key += 1;
-        inner.push(Entry { key, callback });
+        inner.entries.push_back(Entry { key, callback });
         Ok(key)
     }
 
@@ -346,7 +328,7 @@ impl Extras {
     /// The next list entry to run, in insertion order.
     fn pop_front(&self) -> Option<Callback> {
         let inner = self.get()?;
-        let entry = lock(inner).pop();
+        let entry = lock(inner).entries.pop_front();
         entry.map(|e| e.callback)
     }
 }
