@@ -6,9 +6,10 @@
 //! finds nothing spins briefly (`Backoff`), then sleeps (`sleep.rs`).
 //!
 //! A worker that must wait (a `join`, a task handle, a scope) keeps running
-//! other jobs in the same order instead of blocking, and sleeps only when
-//! there is nothing at all to run; whoever completes what it waits for
-//! unparks it.
+//! other jobs in the same order instead of blocking, spins briefly when
+//! there is nothing to run (what it waits for is usually a stolen half that
+//! ends within microseconds), and only then sleeps; whoever completes what
+//! it waits for unparks it.
 
 use std::cell::Cell;
 use std::ptr::{self, NonNull};
@@ -212,9 +213,12 @@ impl WorkerThread {
     }
 
     /// Runs jobs until `done()` is true (or `deadline` passes; returns
-    /// `done()`). Before the first sleep it calls `prepare()`, which arranges
-    /// for this thread to be unparked when `done()` becomes true and returns
-    /// false if it already is.
+    /// `done()`). With nothing to run it spins (`Backoff`, as the main loop
+    /// does) before it sleeps: a sleeping worker needs a futex wake-up, and
+    /// on a busy machine the kernel may then queue it on the CPU of the
+    /// thread that woke it. Before the first sleep it calls `prepare()`,
+    /// which arranges for this thread to be unparked when `done()` becomes
+    /// true and returns false if it already is.
     pub(crate) fn help_until(
         &self,
         done: impl Fn() -> bool,
@@ -222,6 +226,7 @@ impl WorkerThread {
         deadline: Option<Instant>,
     ) -> bool {
         let mut prepared = false;
+        let backoff = Backoff::new();
         loop {
             if done() {
                 return true;
@@ -231,6 +236,11 @@ impl WorkerThread {
             }
             if let Some(job) = self.find_work() {
                 job.execute();
+                backoff.reset();
+                continue;
+            }
+            if !backoff.is_completed() {
+                backoff.snooze();
                 continue;
             }
             if !prepared {
