@@ -129,3 +129,52 @@ fn scope_propagates_a_job_panic_after_all_jobs() {
     assert!(result.is_err());
     assert_eq!(done.load(Ordering::SeqCst), 10);
 }
+
+#[test]
+fn a_timed_wait_on_a_worker_gives_up_at_its_deadline_then_waits_again() {
+    use std::sync::mpsc::channel;
+    use std::time::{Duration, Instant};
+
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let (started_tx, started_rx) = channel();
+    let (release_tx, release_rx) = channel::<()>();
+    // Occupies one worker until released, so it is running, not queued
+    // where the waiter could pick it up and block itself.
+    let blocked = rt.spawn(move || {
+        started_tx.send(()).unwrap();
+        release_rx.recv().unwrap();
+        7
+    });
+    started_rx.recv().unwrap();
+
+    // On the other worker: a helping wait with a deadline and nothing to run
+    // (it spins, then sleeps until the deadline), then an unbounded one.
+    let (timed_out_tx, timed_out_rx) = channel();
+    let target = blocked.clone();
+    let waiter = rt.spawn(move || {
+        let before = Instant::now();
+        let first = target.wait_timeout(Duration::from_millis(20));
+        let waited = before.elapsed();
+        timed_out_tx.send(()).unwrap();
+        let second = target.wait_timeout(Duration::from_secs(3600));
+        (first, waited, second, target.is_done())
+    });
+    // A deadline that is not honoured fails here instead of hanging (the
+    // unwinding drops `release_tx`, which ends the blocked task).
+    timed_out_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the 20 ms wait did not return");
+    assert!(!blocked.is_done());
+    release_tx.send(()).unwrap();
+
+    let (first, waited, second, done_after) = waiter.join().unwrap();
+    assert!(!first, "the 20 ms wait must time out: the task was blocked");
+    assert!(
+        waited >= Duration::from_millis(19),
+        "gave up after {waited:?}"
+    );
+    assert!(second && done_after);
+    assert_eq!(blocked.join(), Ok(7));
+    rt.shutdown(wsrt::ShutdownMode::Drain).unwrap();
+    assert_eq!(rt.stats().succeeded, 2);
+}
