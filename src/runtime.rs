@@ -8,14 +8,14 @@
 //! need children to finish), CANCELLING refuses them and cancels every
 //! queued or suspended task (running ones get a cancel request).
 //!
-//! Shutdown first *closes* the counters of threads outside the pool (a flag
-//! bit in their spawn and done counters, `stats.rs`), then moves the mode,
-//! then checks. An outside spawn counts itself with a CAS that fails once
-//! the counter is closed: counted means ordered before the close, so
-//! shutdown sees it and waits for the task; refused means nothing counted.
-//! An outside thread that finishes a task (a cancel) counts it the same
-//! way: while open, the count is all it does, and shutdown's own check sees
-//! it; once closed, it pins the runtime, counts, and checks itself.
+//! Shutdown first *closes* the registry's outside shards, where threads
+//! outside the pool count their spawns and ends (`registry.rs`), then moves
+//! the mode, then checks. An outside spawn checks and counts under its
+//! shard's lock: counted means ordered before the close, so shutdown sees
+//! it and waits for the task; refused means nothing counted. An outside
+//! thread that finishes a task (a cancel) counts it the same way: while
+//! open, the count is all it does, and shutdown's own check sees it; once
+//! closed, it pins the runtime, counts, and checks itself.
 //!
 //! The runtime is STOPPED by whichever thread first sees every spawned task
 //! counted as done while shutting down: an idle worker (after its sleep
@@ -167,7 +167,7 @@ impl Shared {
     /// issue a `SeqCst` fence after their own counts (module docs).
     pub(crate) fn check_quiescent(&self) {
         let mode = self.mode();
-        if (mode == DRAINING || mode == CANCELLING) && self.counters.all_done() {
+        if (mode == DRAINING || mode == CANCELLING) && self.counters.all_done(&self.registry) {
             self.stop();
         }
     }
@@ -181,21 +181,16 @@ impl Shared {
         self.sleep.notify_all();
     }
 
-    /// Admits a spawn and counts it, as the module docs require. False:
-    /// refused (and not counted).
-    fn admit(&self, here: Option<&WorkerThread>) -> bool {
-        match here {
-            Some(w) => {
-                let mode = self.mode();
-                if mode == RUNNING || mode == DRAINING {
-                    self.counters.add_owned(w.index, Counter::Spawned);
-                    true
-                } else {
-                    false
-                }
-            }
-            // Closed once shutdown began (module docs).
-            None => self.counters.add_external_while_open(Counter::Spawned),
+    /// Admits a spawn from one of this runtime's workers and counts it.
+    /// False: refused (and not counted). Spawns from outside are admitted
+    /// and counted by the registry (`insert_outside`).
+    fn admit(&self, w: &WorkerThread) -> bool {
+        let mode = self.mode();
+        if mode == RUNNING || mode == DRAINING {
+            self.counters.add_owned(w.index, Counter::Spawned);
+            true
+        } else {
+            false
         }
     }
 
@@ -209,7 +204,7 @@ impl Shared {
         name: Option<&str>,
     ) -> Result<Option<TaskRef>, B> {
         let here = WorkerThread::current_of(self);
-        if !self.admit(here) {
+        if here.is_some_and(|w| !self.admit(w)) {
             return Err(body);
         }
         // Relaxed: only uniqueness and per-thread order matter, and the
@@ -229,7 +224,12 @@ impl Shared {
         if let Some(name) = name {
             header.extras.set_name(name);
         }
-        self.registry.insert(header);
+        if here.is_some() {
+            self.registry.insert(header);
+        } else if !self.registry.insert_outside(header) {
+            // SAFETY: neither listed nor queued: every reference is ours.
+            return Err(unsafe { raw::unspawn::<B>(ptr) });
+        }
         let task = handle.then(|| {
             // SAFETY: one of the initial references is the handle's.
             unsafe { TaskRef::from_raw(ptr) }
@@ -247,7 +247,7 @@ impl Shared {
             ShutdownMode::Cancel => CANCELLING,
         };
         // Outside spawns are refused from here on, outside cancels check.
-        self.counters.close_external();
+        self.registry.close_outside();
         // Forward only; STOPPED stays STOPPED.
         let _ = self
             .mode
@@ -428,7 +428,9 @@ impl Handle {
 
     /// Counters since start; exact once the runtime is shut down.
     pub fn stats(&self) -> Stats {
-        self.shared.counters.snapshot(self.shared.workers())
+        self.shared
+            .counters
+            .snapshot(self.shared.workers(), &self.shared.registry)
     }
 
     /// Number of worker threads.

@@ -1,12 +1,17 @@
 //! Counters: one cache-padded slot per worker (written only by that worker,
 //! so an increment is a plain load and store) and one shared slot for every
-//! other thread (atomic increments).
+//! other thread (atomic increments). Spawns and ends counted by threads
+//! outside the pool live in the registry's outside shards instead
+//! (`registry.rs`); the sums here add them.
 
 use crossbeam_utils::CachePadded;
 
 use crate::loom::sync::atomic::{AtomicU64, Ordering};
+use crate::registry::Registry;
 
 /// What is counted. `Unsuspends` counts SUSPENDED → RUNNING or CANCELLED.
+/// The first four are also kept by the registry's outside shards, in this
+/// order.
 #[derive(Clone, Copy)]
 pub(crate) enum Counter {
     Spawned,
@@ -22,10 +27,6 @@ pub(crate) enum Counter {
 }
 
 const N: usize = 10;
-
-/// Set by shutdown in the external slot's spawn and done counters; a count
-/// never reaches it.
-const CLOSED: u64 = 1 << 63;
 
 pub(crate) struct Slot([AtomicU64; N]);
 
@@ -82,69 +83,43 @@ impl Counters {
         cell.store(cell.load(Ordering::Relaxed) + n, Ordering::Release);
     }
 
-    /// Adds one from any other thread, whether or not shutdown has begun.
-    /// `SeqCst`, so a shutdown check, which reads after closing, cannot miss
-    /// it (`runtime.rs`).
+    /// Adds one from any other thread. Only statistics reach here (spawns
+    /// and ends from outside are counted by the registry), so `Relaxed`.
     pub(crate) fn add_external(&self, c: Counter) {
-        self.external(c).fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// Adds one from another thread unless shutdown has closed the external
-    /// counters; false (nothing counted) once it has. A count made here is
-    /// ordered before the close in that counter's modification order, so
-    /// the shutdown check, which reads it after closing, sees it.
-    pub(crate) fn add_external_while_open(&self, c: Counter) -> bool {
-        self.external(c)
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n & CLOSED == 0).then_some(n + 1)
-            })
-            .is_ok()
-    }
-
-    /// Shutdown: from now on `add_external_while_open` fails for the spawn
-    /// and done counters.
-    pub(crate) fn close_external(&self) {
-        for c in [
-            Counter::Spawned,
-            Counter::Succeeded,
-            Counter::Failed,
-            Counter::Cancelled,
-        ] {
-            self.external(c).fetch_or(CLOSED, Ordering::SeqCst);
-        }
+        self.external(c).fetch_add(1, Ordering::Relaxed);
     }
 
     fn external(&self, c: Counter) -> &AtomicU64 {
         &self.slots[self.slots.len() - 1].0[c as usize]
     }
 
-    fn sum(&self, c: Counter) -> u64 {
-        self.slots
+    fn sum(&self, c: Counter, registry: &Registry) -> u64 {
+        let here: u64 = self
+            .slots
             .iter()
-            .map(|s| s.0[c as usize].load(Ordering::SeqCst) & !CLOSED)
-            .sum()
+            .map(|s| s.0[c as usize].load(Ordering::SeqCst))
+            .sum();
+        here + registry.outside_count(c)
     }
 
     /// True if every spawned task is counted done. Done counts are read
     /// first: a done count can only include tasks whose spawn is visible by
     /// then (Release/Acquire chain), so equality means nothing is live.
-    pub(crate) fn all_done(&self) -> bool {
-        let done =
-            self.sum(Counter::Succeeded) + self.sum(Counter::Failed) + self.sum(Counter::Cancelled);
-        done == self.sum(Counter::Spawned)
+    pub(crate) fn all_done(&self, registry: &Registry) -> bool {
+        let done = self.sum(Counter::Succeeded, registry)
+            + self.sum(Counter::Failed, registry)
+            + self.sum(Counter::Cancelled, registry);
+        done == self.sum(Counter::Spawned, registry)
     }
 
-    pub(crate) fn snapshot(&self, workers: usize) -> Stats {
-        let succeeded = self.sum(Counter::Succeeded);
-        let failed = self.sum(Counter::Failed);
-        let cancelled = self.sum(Counter::Cancelled);
-        let running = self
-            .sum(Counter::RunsStarted)
-            .saturating_sub(self.sum(Counter::RunsEnded));
-        let suspended = self
-            .sum(Counter::Suspends)
-            .saturating_sub(self.sum(Counter::Unsuspends));
-        let spawned = self.sum(Counter::Spawned);
+    pub(crate) fn snapshot(&self, workers: usize, registry: &Registry) -> Stats {
+        let sum = |c| self.sum(c, registry);
+        let succeeded = sum(Counter::Succeeded);
+        let failed = sum(Counter::Failed);
+        let cancelled = sum(Counter::Cancelled);
+        let running = sum(Counter::RunsStarted).saturating_sub(sum(Counter::RunsEnded));
+        let suspended = sum(Counter::Suspends).saturating_sub(sum(Counter::Unsuspends));
+        let spawned = sum(Counter::Spawned);
         Stats {
             spawned,
             succeeded,
@@ -153,9 +128,9 @@ impl Counters {
             pending: spawned.saturating_sub(succeeded + failed + cancelled + running + suspended),
             running,
             suspended,
-            steals: self.sum(Counter::Steals),
+            steals: sum(Counter::Steals),
             workers: workers as u64,
-            callback_panics: self.sum(Counter::CallbackPanics),
+            callback_panics: sum(Counter::CallbackPanics),
         }
     }
 }

@@ -58,7 +58,15 @@ fn drain_runs_everything_queued() {
     }
     let refused = rt.spawn(|| 5);
     assert_eq!(refused.state(), TaskState::Cancelled);
-    assert!(rt.try_spawn(|| 5).is_err());
+    // A refused closure comes back whole: its captures neither dropped nor copied.
+    let token = Arc::new(());
+    let captured = token.clone();
+    let back = rt
+        .try_spawn(move || Arc::strong_count(&captured))
+        .expect_err("refused after shutdown began");
+    assert_eq!(Arc::strong_count(&token), 2);
+    assert_eq!(back(), 2);
+    assert_eq!(Arc::strong_count(&token), 1);
     b.release.wait();
     shutdown.join().unwrap().unwrap();
     assert_eq!(b.running.join(), Ok(false));

@@ -325,9 +325,11 @@ pub(crate) unsafe fn cancel_unscheduled(ptr: NonNull<Header>) {
 }
 
 /// Everything after a task became final: callbacks (rule 2 of `mod.rs`),
-/// registry, counters, and a shutdown check if needed. The count comes
-/// last: a task counted as done lets shutdown finish, so nothing touches
-/// the runtime through this task afterwards unless it pinned it first.
+/// then registry and counters, and a shutdown check if needed. The count
+/// comes last: a task counted as done lets shutdown finish, so nothing
+/// touches the runtime through this task afterwards unless it pinned it
+/// first. (The task stays listed while its callbacks run; `live_tasks`
+/// skips done tasks.)
 ///
 /// # Safety
 /// The caller made the task final (`now` is the state it made) and holds a
@@ -337,7 +339,6 @@ pub(crate) unsafe fn cancel_unscheduled(ptr: NonNull<Header>) {
 unsafe fn finish(ptr: NonNull<Header>, rt: &Shared, now: Snapshot, here: Option<&WorkerThread>) {
     // SAFETY: the caller's reference keeps the header alive.
     let header = unsafe { ptr.as_ref() };
-    rt.registry.remove(header);
     let this = ManuallyDrop::new(TaskRef::from_header(ptr));
     header.extras.drain(now, |callback| {
         if callback.run(&this) {
@@ -349,17 +350,22 @@ unsafe fn finish(ptr: NonNull<Header>, rt: &Shared, now: Snapshot, here: Option<
         TaskState::Failed => Counter::Failed,
         _ => Counter::Cancelled,
     };
-    if here.is_some() {
-        rt.count_at(here, end);
-    } else if rt.counters.add_external_while_open(end) {
-        // Counted before shutdown began: shutdown's own check sees it
-        // (`runtime.rs`). The runtime may be gone from here on.
-    } else {
+    if let Some(w) = here {
+        rt.registry.remove(header);
+        rt.counters.add_owned(w.index, end);
+        return;
+    }
+    let mut pinned = None;
+    rt.registry.remove_outside(header, end, || {
         // Shutdown has begun and this count may be the last one: the check
         // after it needs the runtime alive.
         // SAFETY: not counted yet, so the runtime is alive (caller's duty).
-        let rt = unsafe { pin_runtime(header) };
-        rt.counters.add_external(end);
+        pinned = Some(unsafe { pin_runtime(header) });
+    });
+    // Counted before shutdown began: shutdown's own check sees it
+    // (`runtime.rs`), and the runtime may be gone from here on. Otherwise
+    // check now.
+    if let Some(rt) = pinned {
         rt.after_external_completion();
     }
 }
@@ -406,6 +412,23 @@ unsafe fn pin_runtime(header: &Header) -> Arc<Shared> {
         Arc::increment_strong_count(header.runtime);
         Arc::from_raw(header.runtime)
     }
+}
+
+/// Takes the body back out of a task that was allocated but never listed
+/// nor queued (a spawn refused by shutdown), and frees the task.
+///
+/// # Safety
+/// `ptr` is a `Cell<B>` fresh from `allocate` that nobody else can reach.
+pub(crate) unsafe fn unspawn<B: Body>(ptr: NonNull<Header>) -> B {
+    let cell = ptr.cast::<Cell<B>>();
+    // SAFETY: the task never ran, so its stage holds the body; nobody else
+    // can reach the cell (caller's duty).
+    let body = unsafe { ManuallyDrop::take(&mut (*(*cell.as_ptr()).stage.get()).body) };
+    // SAFETY: allocated by `allocate::<B>`. Drops the header (a name set at
+    // spawn) and the tag in place, and not the stage, whose body is moved
+    // out; then frees.
+    unsafe { alloc::free(cell) };
+    body
 }
 
 /// Drops one reference, freeing the task if it was the last.
