@@ -15,25 +15,28 @@
 //! that kept it alive is dropped, so a listed task is always alive while
 //! the shard lock is held.
 //!
-//! # Counting spawns and ends from outside the pool
+//! # Counting spawns from outside, and every end
 //!
-//! Workers count what they spawn and finish in their own counter slots
-//! (`stats.rs`, plain stores). Other threads count in the outside shards,
-//! under the lock they take anyway: a spawn from outside is counted where
-//! it is listed, an end (a cancel from outside) in the shard of its task
-//! (or, for a task a worker spawned, in an outside shard chosen by id).
-//! The lock, the list and the counts share one cache line, so counting
-//! costs no atomic read-modify-write of its own (before: a `SeqCst` CAS per
-//! spawn and a `fetch_add` per cancel, on a counter line of their own; the
-//! C cancel workload went from 118–130 to 105–111 ns per task, see the
-//! commit).
+//! Workers count what they spawn in their own counter slots (`stats.rs`,
+//! plain stores). Other threads count their spawns in the outside shard
+//! that lists the task, and every thread counts an end (a task becoming
+//! SUCCEEDED, FAILED or CANCELLED) in the shard that listed it, under the
+//! lock that it takes anyway to list or unlist the task. The lock, the
+//! list and the counts share one cache line, so counting costs no atomic
+//! read-modify-write of its own, and an end needs no look-up of the
+//! current worker (a thread-local access, which in `libwsrt.so` is a call).
+//! Before, a spawn from outside paid a `SeqCst` CAS on a shared counter, a
+//! cancel from outside a `fetch_add`, and a cancel the thread-local
+//! look-up; per task of the C cancel workload, the two atomics cost 13–19
+//! ns and the look-up 3–6 (see the commits).
 //!
-//! The lock also orders those counts against shutdown, which *closes* every
-//! outside shard (under its lock) before it checks whether all is done
-//! (`runtime.rs`): a spawn or end counted in an open shard is ordered before
-//! the close, so shutdown's check sees it; a spawn finding its shard closed
-//! is refused; an end finding it closed is told so (under the lock, before
-//! it counts) and must check for itself.
+//! The lock also orders those counts against shutdown, which *closes*
+//! every shard (under its lock) before it checks whether all is done
+//! (`runtime.rs`): a spawn or end counted in an open shard is ordered
+//! before the close, so shutdown's check sees it; a spawn from outside
+//! finding its shard closed is refused; an end finding it closed is told so
+//! (under the lock, before it counts), and a thread outside the pool then
+//! checks for itself (a worker checks when it next goes idle).
 //!
 //! While `live_tasks` walks a shard, spawns and finishes that need that
 //! shard wait (spinning, then yielding); it is an introspection call.
@@ -66,7 +69,7 @@ impl Links {
 
 struct Shard {
     head: *const Header,
-    /// Outside shards only: set by shutdown; see "Counting" in the module docs.
+    /// Set by shutdown; see "Counting" in the module docs.
     closed: bool,
 }
 
@@ -138,25 +141,24 @@ impl<T> Drop for SpinGuard<'_, T> {
     }
 }
 
-/// One shard: its lock and list, and (outside shards) its counts, on one
-/// cache line.
+/// One shard: its lock, its list and its counts, on one cache line.
 struct Bucket {
     list: SpinLock<Shard>,
-    /// Spawned, Succeeded, Failed, Cancelled (in `Counter` order): written
-    /// under the lock, read without it.
-    counts: [AtomicU64; OUTSIDE_COUNTERS],
+    /// See [`SHARD_COUNTERS`]: written under the lock, read without it.
+    counts: [AtomicU64; SHARD_COUNTERS],
 }
 
-/// The counters kept in outside shards: `Counter::Spawned` up to
-/// `Counter::Cancelled`.
-const OUTSIDE_COUNTERS: usize = 4;
+/// The counts a shard keeps: spawns from outside (outside shards only),
+/// then ends by state, `Succeeded`, `Failed`, `Cancelled` (every shard).
+const SHARD_COUNTERS: usize = 4;
+const SPAWNED: usize = 0;
 
-fn outside_index(c: Counter) -> Option<usize> {
-    match c {
-        Counter::Spawned | Counter::Succeeded | Counter::Failed | Counter::Cancelled => {
-            Some(c as usize)
-        }
-        _ => None,
+fn end_index(end: Counter) -> usize {
+    match end {
+        Counter::Succeeded => 1,
+        Counter::Failed => 2,
+        Counter::Cancelled => 3,
+        _ => unreachable!("not an end state"),
     }
 }
 
@@ -220,54 +222,41 @@ impl Registry {
             return false;
         }
         link(&mut shard, header);
-        bump(&bucket.counts[Counter::Spawned as usize]);
+        bump(&bucket.counts[SPAWNED]);
         true
     }
 
-    /// Unlinks a task that became final on a worker (which counts it).
-    pub(crate) fn remove(&self, header: &Header) {
-        unlink(&mut self.bucket(header).list.lock(), header);
-    }
-
-    /// Unlinks a task that became final outside the pool and counts its
-    /// `end`. If shutdown closed the shard it is counted in, `closed` runs
-    /// first, under the lock: this count may be the last one, so the caller
-    /// must keep the runtime alive (the count lets shutdown finish) and
-    /// check for itself afterwards.
-    pub(crate) fn remove_outside(&self, header: &Header, end: Counter, closed: impl FnOnce()) {
-        let listed = header.state.load().shard();
-        let counted = if listed >= self.worker_shards {
-            listed
-        } else {
-            self.outside_shard(header.id)
-        };
-        let mut shard = self.shards[listed].list.lock();
+    /// Unlinks a task that became final and counts its `end` in its shard,
+    /// on whatever thread that is. If shutdown already closed the shard,
+    /// `closed` runs first, under the lock: this count may be the last one,
+    /// so a thread outside the pool must keep the runtime alive (the count
+    /// lets shutdown finish) and check for itself afterwards.
+    pub(crate) fn remove(&self, header: &Header, end: Counter, closed: impl FnOnce()) {
+        let bucket = self.bucket(header);
+        let mut shard = bucket.list.lock();
         unlink(&mut shard, header);
-        if counted != listed {
-            drop(shard);
-            shard = self.shards[counted].list.lock();
-        }
         if shard.closed {
             closed();
         }
-        let index = outside_index(end).expect("an end state");
-        bump(&self.shards[counted].counts[index]);
+        bump(&bucket.counts[end_index(end)]);
     }
 
     /// Shutdown: spawns from outside are refused from here on, and ends
-    /// counted outside report that they came after (module docs).
-    pub(crate) fn close_outside(&self) {
-        for bucket in &self.shards[self.worker_shards..] {
+    /// report that they came after (module docs).
+    pub(crate) fn close(&self) {
+        for bucket in self.shards.iter() {
             bucket.list.lock().closed = true;
         }
     }
 
-    /// The part of counter `c` kept in the outside shards.
-    pub(crate) fn outside_count(&self, c: Counter) -> u64 {
-        let Some(index) = outside_index(c) else {
-            return 0;
+    /// The part of counter `c` kept in the shards.
+    pub(crate) fn count(&self, c: Counter) -> u64 {
+        let index = match c {
+            Counter::Spawned => SPAWNED,
+            Counter::Succeeded | Counter::Failed | Counter::Cancelled => end_index(c),
+            _ => return 0,
         };
-        self.shards[self.worker_shards..]
+        self.shards
             .iter()
             .map(|b| b.counts[index].load(Ordering::SeqCst))
             .sum()

@@ -8,9 +8,9 @@
 //! need children to finish), CANCELLING refuses them and cancels every
 //! queued or suspended task (running ones get a cancel request).
 //!
-//! Shutdown first *closes* the registry's outside shards, where threads
-//! outside the pool count their spawns and ends (`registry.rs`), then moves
-//! the mode, then checks. An outside spawn checks and counts under its
+//! Shutdown first *closes* the registry's shards, where threads outside
+//! the pool count their spawns and every thread counts ends
+//! (`registry.rs`), then moves the mode, then checks. An outside spawn checks and counts under its
 //! shard's lock: counted means ordered before the close, so shutdown sees
 //! it and waits for the task; refused means nothing counted. An outside
 //! thread that finishes a task (a cancel) counts it the same way: while
@@ -135,6 +135,11 @@ impl Shared {
         }
     }
 
+    /// Counts a rare event on a thread that has not looked itself up.
+    pub(crate) fn count(&self, c: Counter) {
+        self.count_at(WorkerThread::current_of(self), c);
+    }
+
     pub(crate) fn has_work(&self) -> bool {
         !self.injector.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
     }
@@ -247,7 +252,7 @@ impl Shared {
             ShutdownMode::Cancel => CANCELLING,
         };
         // Outside spawns are refused from here on, outside cancels check.
-        self.registry.close_outside();
+        self.registry.close();
         // Forward only; STOPPED stays STOPPED.
         let _ = self
             .mode

@@ -1,8 +1,8 @@
 //! Counters: one cache-padded slot per worker (written only by that worker,
 //! so an increment is a plain load and store) and one shared slot for every
-//! other thread (atomic increments). Spawns and ends counted by threads
-//! outside the pool live in the registry's outside shards instead
-//! (`registry.rs`); the sums here add them.
+//! other thread (atomic increments). Spawns from outside the pool and
+//! every end (succeeded, failed, cancelled) are counted in the registry's
+//! shards instead (`registry.rs`); the sums here add them.
 
 use crossbeam_utils::CachePadded;
 
@@ -10,8 +10,6 @@ use crate::loom::sync::atomic::{AtomicU64, Ordering};
 use crate::registry::Registry;
 
 /// What is counted. `Unsuspends` counts SUSPENDED → RUNNING or CANCELLED.
-/// The first four are also kept by the registry's outside shards, in this
-/// order.
 #[derive(Clone, Copy)]
 pub(crate) enum Counter {
     Spawned,
@@ -84,7 +82,7 @@ impl Counters {
     }
 
     /// Adds one from any other thread. Only statistics reach here (spawns
-    /// and ends from outside are counted by the registry), so `Relaxed`.
+    /// from outside and ends are counted by the registry), so `Relaxed`.
     pub(crate) fn add_external(&self, c: Counter) {
         self.external(c).fetch_add(1, Ordering::Relaxed);
     }
@@ -99,7 +97,7 @@ impl Counters {
             .iter()
             .map(|s| s.0[c as usize].load(Ordering::SeqCst))
             .sum();
-        here + registry.outside_count(c)
+        here + registry.count(c)
     }
 
     /// True if every spawned task is counted done. Done counts are read

@@ -207,7 +207,7 @@ unsafe fn run<B: Body>(ptr: NonNull<()>) {
     // "done" sees both.
     let now = header.state.transition_to_complete(end);
     // SAFETY: we made the task final; the queue's reference is still ours.
-    unsafe { finish(ptr, rt, now, here) };
+    unsafe { finish(ptr, rt, now) };
     // SAFETY: the scheduler's reference is ours to drop.
     unsafe { drop_ref(ptr) };
 }
@@ -249,7 +249,7 @@ unsafe fn suspend(
             // SAFETY: we still own the stage.
             unsafe { (header.vtable.drop_body)(ptr) };
             // SAFETY: we made the task final and hold a reference.
-            unsafe { finish(ptr, rt, now, here) };
+            unsafe { finish(ptr, rt, now) };
             // SAFETY: the scheduler's reference is ours to drop.
             unsafe { drop_ref(ptr) };
         }
@@ -272,14 +272,13 @@ pub(crate) unsafe fn cancel(ptr: NonNull<Header>) -> bool {
             // counts the task (which pins it first if it still needs it).
             // SAFETY: see above.
             let rt = unsafe { &*header.runtime };
-            let here = WorkerThread::current_of(rt);
             if was == TaskState::Suspended {
-                rt.count_at(here, Counter::Unsuspends);
+                rt.count(Counter::Unsuspends);
             }
             // SAFETY: winning the transition gave us the stage.
             unsafe { (header.vtable.drop_body)(ptr) };
             // SAFETY: we made the task final and hold a reference.
-            unsafe { finish(ptr, rt, now, here) };
+            unsafe { finish(ptr, rt, now) };
             if parked {
                 // SAFETY: the reference a parked task kept is now ours.
                 unsafe { drop_ref(ptr) };
@@ -304,7 +303,7 @@ unsafe fn cancel_queued(ptr: NonNull<Header>, rt: &Shared, here: Option<&WorkerT
         // SAFETY: winning the transition gave us the stage.
         unsafe { (header.vtable.drop_body)(ptr) };
         // SAFETY: we made the task final and hold a reference.
-        unsafe { finish(ptr, rt, now, here) };
+        unsafe { finish(ptr, rt, now) };
     }
 }
 
@@ -325,7 +324,7 @@ pub(crate) unsafe fn cancel_unscheduled(ptr: NonNull<Header>) {
 }
 
 /// Everything after a task became final: callbacks (rule 2 of `mod.rs`),
-/// then registry and counters, and a shutdown check if needed. The count
+/// then registry and count, and a shutdown check if needed. The count
 /// comes last: a task counted as done lets shutdown finish, so nothing
 /// touches the runtime through this task afterwards unless it pinned it
 /// first. (The task stays listed while its callbacks run; `live_tasks`
@@ -334,15 +333,14 @@ pub(crate) unsafe fn cancel_unscheduled(ptr: NonNull<Header>) {
 /// # Safety
 /// The caller made the task final (`now` is the state it made) and holds a
 /// reference to it; `rt` is its runtime, alive because the task is not
-/// counted yet (and held by the caller if it is a worker); `here` is
-/// `WorkerThread::current_of(rt)`.
-unsafe fn finish(ptr: NonNull<Header>, rt: &Shared, now: Snapshot, here: Option<&WorkerThread>) {
+/// counted yet (and held by the caller if it is a worker).
+unsafe fn finish(ptr: NonNull<Header>, rt: &Shared, now: Snapshot) {
     // SAFETY: the caller's reference keeps the header alive.
     let header = unsafe { ptr.as_ref() };
     let this = ManuallyDrop::new(TaskRef::from_header(ptr));
     header.extras.drain(now, |callback| {
         if callback.run(&this) {
-            rt.count_at(here, Counter::CallbackPanics);
+            rt.count(Counter::CallbackPanics);
         }
     });
     let end = match now.lifecycle() {
@@ -350,21 +348,19 @@ unsafe fn finish(ptr: NonNull<Header>, rt: &Shared, now: Snapshot, here: Option<
         TaskState::Failed => Counter::Failed,
         _ => Counter::Cancelled,
     };
-    if let Some(w) = here {
-        rt.registry.remove(header);
-        rt.counters.add_owned(w.index, end);
-        return;
-    }
     let mut pinned = None;
-    rt.registry.remove_outside(header, end, || {
-        // Shutdown has begun and this count may be the last one: the check
-        // after it needs the runtime alive.
-        // SAFETY: not counted yet, so the runtime is alive (caller's duty).
-        pinned = Some(unsafe { pin_runtime(header) });
+    rt.registry.remove(header, end, || {
+        // Shutdown has begun and this count may be the last one. A worker
+        // checks when it next goes idle (after its sleep fence); another
+        // thread checks below, which needs the runtime alive.
+        if !rt.is_own_worker() {
+            // SAFETY: not counted yet, so the runtime is alive (caller's duty).
+            pinned = Some(unsafe { pin_runtime(header) });
+        }
     });
     // Counted before shutdown began: shutdown's own check sees it
-    // (`runtime.rs`), and the runtime may be gone from here on. Otherwise
-    // check now.
+    // (`runtime.rs`), and the runtime may be gone from here on unless this
+    // is one of its workers. Otherwise check now.
     if let Some(rt) = pinned {
         rt.after_external_completion();
     }
