@@ -284,7 +284,7 @@ impl Registry {
     }
 }
 
-/// Adds one to a count of an outside shard; the caller holds its lock, so
+/// Adds one to a count of a shard; the caller holds its lock, so
 /// a load and a store do. `Release`, as a worker's own counts (`stats.rs`).
 fn bump(count: &AtomicU64) {
     count.store(count.load(Ordering::Relaxed) + 1, Ordering::Release);
