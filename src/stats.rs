@@ -10,6 +10,9 @@ use crate::loom::sync::atomic::{AtomicU64, Ordering};
 use crate::registry::Registry;
 
 /// What is counted. `Unsuspends` counts SUSPENDED → RUNNING or CANCELLED.
+/// `Succeeded`, `Failed` and `Cancelled` are counted only by the registry
+/// (every end is counted in its shard), so their slots here stay zero;
+/// they keep their place so that every counter is summed the same way.
 #[derive(Clone, Copy)]
 pub(crate) enum Counter {
     Spawned,
