@@ -64,6 +64,7 @@ pub mod ffi;
 pub(crate) mod join;
 pub(crate) mod latch;
 pub(crate) mod loom;
+pub(crate) mod placement;
 pub(crate) mod registry;
 pub(crate) mod runtime;
 pub(crate) mod scope;

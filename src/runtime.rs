@@ -154,7 +154,11 @@ impl Shared {
     fn schedule_at(&self, here: Option<&WorkerThread>, job: JobRef, fifo: bool) {
         match here {
             Some(w) if !fifo => w.push(job),
-            _ => {
+            Some(_) => {
+                self.injector.push(job);
+                self.sleep.notify_from_worker();
+            }
+            None => {
                 self.injector.push(job);
                 self.sleep.notify_one();
             }
@@ -433,9 +437,11 @@ impl Handle {
 
     /// Counters since start; exact once the runtime is shut down.
     pub fn stats(&self) -> Stats {
-        self.shared
-            .counters
-            .snapshot(self.shared.workers(), &self.shared.registry)
+        self.shared.counters.snapshot(
+            self.shared.workers(),
+            &self.shared.registry,
+            self.shared.sleep.steered_wakes(),
+        )
     }
 
     /// Number of worker threads.

@@ -23,16 +23,22 @@
 //! is woken per push; a worker that steals a batch and leaves work behind
 //! wakes the next one (`worker.rs`), so wake-ups grow with the work.
 
-use std::sync::atomic::{fence, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread::Thread;
 use std::time::Instant;
+
+use crate::placement::{self, Place};
 
 pub(crate) struct Sleep {
     sleepers: Mutex<Vec<usize>>,
     /// `sleepers.len()`, readable without the lock.
     count: AtomicUsize,
     threads: Box<[OnceLock<Thread>]>,
+    /// To wake a worker off its waker's CPU (`placement.rs`).
+    places: Box<[Place]>,
+    /// Wake-ups that steered the sleeper (a statistic).
+    steered: AtomicU64,
 }
 
 impl Sleep {
@@ -41,12 +47,15 @@ impl Sleep {
             sleepers: Mutex::new(Vec::with_capacity(workers)),
             count: AtomicUsize::new(0),
             threads: (0..workers).map(|_| OnceLock::new()).collect(),
+            places: (0..workers).map(|_| Place::default()).collect(),
+            steered: AtomicU64::new(0),
         }
     }
 
     /// Called once by each worker thread before it can sleep.
     pub(crate) fn register(&self, index: usize) {
         let _ = self.threads[index].set(std::thread::current());
+        self.places[index].register();
     }
 
     fn list(&self) -> std::sync::MutexGuard<'_, Vec<usize>> {
@@ -74,17 +83,47 @@ impl Sleep {
             list.swap_remove(i);
             self.count.store(list.len(), Ordering::Relaxed);
         }
+        // Still under the list lock: a waker that steered us did so under it.
+        self.places[index].restore();
     }
 
     /// After making work available: wake one sleeper, if there is one.
+    /// For threads outside the pool; workers call [`Sleep::notify_from_worker`].
     pub(crate) fn notify_one(&self) {
         fence(Ordering::SeqCst);
-        if self.count.load(Ordering::Relaxed) == 0 {
-            return;
+        if self.count.load(Ordering::Relaxed) != 0 {
+            self.wake_one(None);
         }
+    }
+
+    /// [`Sleep::notify_one`] for a worker, which keeps running after the
+    /// wake-up: the sleeper is kept off this CPU (`placement.rs`).
+    pub(crate) fn notify_from_worker(&self) {
+        fence(Ordering::SeqCst);
+        if self.count.load(Ordering::Relaxed) != 0 {
+            self.wake_one(Some(placement::current_cpu()));
+        }
+    }
+
+    /// After a worker pushed on its own deque: wake a sleeper if one is
+    /// visible, without the fence (see the module docs for why that is safe).
+    pub(crate) fn notify_local(&self) {
+        if self.count.load(Ordering::Relaxed) != 0 {
+            self.notify_from_worker();
+        }
+    }
+
+    /// Wakes the sleeper that went to sleep last; a worker waker passes its
+    /// CPU, `here`, which the sleeper is steered off.
+    fn wake_one(&self, here: Option<i32>) {
         let woken = {
             let mut list = self.list();
             let woken = list.pop();
+            if let (Some(index), Some(cpu)) = (woken, here) {
+                if self.places[index].steer_away_from(cpu) {
+                    self.steered.fetch_add(1, Ordering::Relaxed);
+                }
+            }
             self.count.store(list.len(), Ordering::Relaxed);
             woken
         };
@@ -93,12 +132,9 @@ impl Sleep {
         }
     }
 
-    /// After a worker pushed on its own deque: wake a sleeper if one is
-    /// visible, without the fence (see the module docs for why that is safe).
-    pub(crate) fn notify_local(&self) {
-        if self.count.load(Ordering::Relaxed) != 0 {
-            self.notify_one();
-        }
+    /// How many wake-ups steered their sleeper so far.
+    pub(crate) fn steered_wakes(&self) -> u64 {
+        self.steered.load(Ordering::Relaxed)
     }
 
     /// Wake every worker (shutdown).
@@ -123,5 +159,54 @@ impl Sleep {
         if let Some(thread) = self.threads[index].get() {
             thread.unpark();
         }
+    }
+}
+
+#[cfg(all(test, target_os = "linux", not(loom)))]
+mod tests {
+    use crate::placement::linux_own_cpus;
+    use crate::Runtime;
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::{Duration, Instant};
+
+    /// Spins (yielding) until `cond`, failing after a minute instead of hanging.
+    fn wait_for(what: &str, cond: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn a_worker_woken_by_a_worker_is_steered_and_runs_with_its_whole_set() {
+        let home = linux_own_cpus();
+        if home.len() < 2 {
+            eprintln!("one CPU available: nothing to steer away from");
+            return;
+        }
+        let rt = Runtime::builder().workers(2).build().unwrap();
+        let shared = rt.handle().shared.clone();
+        wait_for("both workers asleep", || {
+            shared.sleep.count.load(Relaxed) == 2
+        });
+        let before = rt.stats().steered_wakes;
+        let task = rt.spawn(move || {
+            // On one worker, woken from outside (not steered); the other sleeps.
+            wait_for("the other worker asleep", || {
+                shared.sleep.count.load(Relaxed) == 1
+            });
+            // A push on our own deque wakes the sleeper, steered off this CPU.
+            let child = crate::spawn(linux_own_cpus);
+            // Spin rather than wait: a helping wait could run the child here.
+            wait_for("the child run by the other worker", || child.is_done());
+            child.join().unwrap()
+        });
+        let child_cpus = task.join().unwrap();
+        assert_eq!(rt.stats().steered_wakes, before + 1);
+        assert_eq!(
+            child_cpus, home,
+            "the woken worker restored its CPUs before running"
+        );
     }
 }

@@ -61,6 +61,11 @@ pub struct Stats {
     pub workers: u64,
     /// Done-callbacks that panicked (caught).
     pub callback_panics: u64,
+    /// Wake-ups of a sleeping worker by another worker that first narrowed
+    /// the sleeper's CPU affinity to keep it off the waker's CPU, where Linux
+    /// would often queue it (Linux only; the sleeper widens its affinity back
+    /// as soon as it is awake).
+    pub steered_wakes: u64,
 }
 
 impl Counters {
@@ -113,7 +118,12 @@ impl Counters {
         done == self.sum(Counter::Spawned, registry)
     }
 
-    pub(crate) fn snapshot(&self, workers: usize, registry: &Registry) -> Stats {
+    pub(crate) fn snapshot(
+        &self,
+        workers: usize,
+        registry: &Registry,
+        steered_wakes: u64,
+    ) -> Stats {
         let sum = |c| self.sum(c, registry);
         let succeeded = sum(Counter::Succeeded);
         let failed = sum(Counter::Failed);
@@ -132,6 +142,7 @@ impl Counters {
             steals: sum(Counter::Steals),
             workers: workers as u64,
             callback_panics: sum(Counter::CallbackPanics),
+            steered_wakes,
         }
     }
 }

@@ -176,7 +176,7 @@ impl WorkerThread {
             match shared.injector.steal_batch_and_pop(&self.local) {
                 Steal::Success(job) => {
                     if !shared.injector.is_empty() {
-                        shared.sleep.notify_one();
+                        shared.sleep.notify_from_worker();
                     }
                     return Some(job);
                 }
@@ -198,7 +198,7 @@ impl WorkerThread {
                             .counters
                             .add_owned_n(self.index, Counter::Steals, stolen);
                         if !shared.stealers[victim].is_empty() {
-                            shared.sleep.notify_one();
+                            shared.sleep.notify_from_worker();
                         }
                         return Some(job);
                     }
