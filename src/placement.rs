@@ -96,9 +96,21 @@ pub(crate) fn current_cpu() -> i32 {
 }
 
 /// The CPUs the calling thread may run on now (for tests).
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(all(test, target_os = "linux", not(loom)))]
 pub(crate) fn linux_own_cpus() -> Vec<usize> {
     linux::own_cpus()
+}
+
+/// For tests that steer: this thread's CPUs, or `None` (saying so) when
+/// there is only one and so nothing to steer away from.
+#[cfg(all(test, target_os = "linux", not(loom)))]
+pub(crate) fn cpus_to_steer_between() -> Option<Vec<usize>> {
+    let cpus = linux::own_cpus();
+    if cpus.len() < 2 {
+        eprintln!("one CPU available: nothing to steer away from");
+        return None;
+    }
+    Some(cpus)
 }
 
 #[cfg(target_os = "linux")]
@@ -116,10 +128,10 @@ mod linux {
             // SAFETY: cpu_set_t is a plain bit array; all zeroes is the
             // empty set, a valid value.
             let mut home: libc::cpu_set_t = unsafe { mem::zeroed() };
-            // SAFETY: gettid has no preconditions. sched_getaffinity(0, ..)
-            // writes at most `size_of::<cpu_set_t>()` bytes into `home`,
-            // which is that large; on failure `home` stays empty, which
-            // `exclude` treats as "never steer".
+            // On failure `home` is emptied, which `exclude` treats as "never
+            // steer".
+            // SAFETY: gettid has no preconditions; sched_getaffinity(0, ..)
+            // writes at most size_of::<cpu_set_t>() bytes, `home`'s size.
             let tid = unsafe {
                 if libc::sched_getaffinity(0, mem::size_of::<libc::cpu_set_t>(), &mut home) != 0 {
                     home = mem::zeroed();
@@ -140,11 +152,11 @@ mod linux {
                 }
                 _ => return false,
             }
-            // SAFETY: CPU_COUNT reads the set it is given. `set` is a
-            // valid cpu_set_t of the size passed; `tid` is a live worker of
-            // this process: the waker took it off the sleeper list, and it
-            // leaves `Sleep::sleep` (and can exit) only after taking that
-            // list's lock, which the waker still holds.
+            // `tid` is a live worker of this process: the waker took it off
+            // the sleeper list, and it leaves `Sleep::sleep` (and can exit)
+            // only after taking that list's lock, which the waker holds.
+            // SAFETY: CPU_COUNT reads `set`, a valid cpu_set_t of the size
+            // passed to sched_setaffinity, which only reads it.
             unsafe {
                 libc::CPU_COUNT(&set) > 0
                     && libc::sched_setaffinity(self.tid, mem::size_of_val(&set), &set) == 0
@@ -169,7 +181,7 @@ mod linux {
     }
 
     /// The CPUs the calling thread may run on now.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(super) fn own_cpus() -> Vec<usize> {
         let now = Thread::current().home;
         (0..libc::CPU_SETSIZE as usize)
@@ -181,16 +193,14 @@ mod linux {
 #[cfg(all(test, target_os = "linux", not(loom)))]
 mod tests {
     use super::*;
-    use crate::placement::linux_own_cpus as own_cpus;
+    use crate::placement::{cpus_to_steer_between, linux_own_cpus as own_cpus};
     use std::sync::{mpsc, Arc};
 
     #[test]
     fn a_steered_thread_loses_one_cpu_until_it_restores() {
-        let home = own_cpus();
-        if home.len() < 2 {
-            eprintln!("one CPU available: nothing to steer away from");
+        let Some(home) = cpus_to_steer_between() else {
             return;
-        }
+        };
         let place = Arc::new(Place::default());
         let (ready_tx, ready_rx) = mpsc::channel();
         let (go_tx, go_rx) = mpsc::channel();

@@ -164,7 +164,7 @@ impl Sleep {
 
 #[cfg(all(test, target_os = "linux", not(loom)))]
 mod tests {
-    use crate::placement::linux_own_cpus;
+    use crate::placement::{cpus_to_steer_between, linux_own_cpus};
     use crate::Runtime;
     use std::sync::atomic::Ordering::Relaxed;
     use std::time::{Duration, Instant};
@@ -180,11 +180,9 @@ mod tests {
 
     #[test]
     fn a_worker_woken_by_a_worker_is_steered_and_runs_with_its_whole_set() {
-        let home = linux_own_cpus();
-        if home.len() < 2 {
-            eprintln!("one CPU available: nothing to steer away from");
+        let Some(home) = cpus_to_steer_between() else {
             return;
-        }
+        };
         let rt = Runtime::builder().workers(2).build().unwrap();
         let shared = rt.handle().shared.clone();
         wait_for("both workers asleep", || {
