@@ -20,6 +20,23 @@
 //!
 //! mimalloc is built with local-dynamic TLS so that `libwsrt.so` can be
 //! `dlopen`ed (from Python, or as a plugin) like any other library.
+//!
+//! # Workers free in batches
+//!
+//! Tasks spawned from one thread are allocated one after another, in the
+//! same mimalloc pages, and the workers finish them side by side: freed one
+//! at a time, two workers push blocks of the same page onto that page's
+//! remote-free list at once, and its cache line travels between their CPUs
+//! at every free. So a worker thread (between [`batch_frees`] and the drop
+//! of its guard) keeps up to 64 freed cells and frees them together,
+//! when the batch is full, before it sleeps ([`flush_frees`]) and when it
+//! exits; back to back, the frees of one page find its line in the CPU's
+//! cache. Other threads free at once. Measured through the C ABI
+//! (`target/peers/wsrt_bench W 1 7 ...`, per-process medians of 7 runs,
+//! 4 processes each, old and new library alternating): detached 226–241 →
+//! 210–217 ns; 2 workers finishing a million tasks queued from outside
+//! while they were kept busy, 140 → 96 ns a task; nested, fib, spawn_wait
+//! and callbacks unchanged.
 
 use std::alloc::{handle_alloc_error, Layout};
 use std::ptr::NonNull;
@@ -42,15 +59,119 @@ unsafe fn alloc(layout: Layout) -> *mut u8 {
 }
 
 /// # Safety
-/// `ptr` came from [`alloc`].
+/// `ptr` came from [`alloc`] and is not used again.
 #[cfg(all(feature = "mimalloc", not(loom)))]
 unsafe fn dealloc(ptr: *mut u8, _layout: Layout) {
-    // SAFETY: `mi_free` takes any pointer from either `mi_malloc` function.
-    unsafe { libmimalloc_sys::mi_free(ptr.cast()) }
+    if !batch::defer(ptr) {
+        // SAFETY: `mi_free` takes any pointer from either `mi_malloc` function.
+        unsafe { libmimalloc_sys::mi_free(ptr.cast()) }
+    }
+}
+
+/// The frees a worker thread defers (module docs).
+#[cfg(all(feature = "mimalloc", not(loom)))]
+mod batch {
+    use std::cell::Cell;
+    use std::ptr;
+
+    /// How many freed cells a worker keeps before it frees them.
+    pub(super) const BATCH: usize = 64;
+
+    struct Batch {
+        on: Cell<bool>,
+        len: Cell<usize>,
+        cells: [Cell<*mut u8>; BATCH],
+    }
+
+    thread_local! {
+        // No destructor: reachable until the thread is gone, and what is
+        // left at exit is freed by the worker's guard.
+        static BATCH_OF_THREAD: Batch = const {
+            Batch {
+                on: Cell::new(false),
+                len: Cell::new(0),
+                cells: [const { Cell::new(ptr::null_mut()) }; BATCH],
+            }
+        };
+    }
+
+    /// Keeps `cell` to free later if this thread batches its frees (and
+    /// frees the batch once full). False: free it now.
+    pub(super) fn defer(cell: *mut u8) -> bool {
+        BATCH_OF_THREAD.with(|b| {
+            if !b.on.get() {
+                return false;
+            }
+            let len = b.len.get();
+            b.cells[len].set(cell);
+            b.len.set(len + 1);
+            if len + 1 == BATCH {
+                free_all(b);
+            }
+            true
+        })
+    }
+
+    pub(super) fn set_on(on: bool) {
+        BATCH_OF_THREAD.with(|b| {
+            free_all(b);
+            b.on.set(on);
+        });
+    }
+
+    pub(super) fn flush() {
+        BATCH_OF_THREAD.with(free_all);
+    }
+
+    #[cfg(all(test, not(loom)))]
+    pub(super) fn held() -> usize {
+        BATCH_OF_THREAD.with(|b| b.len.get())
+    }
+
+    fn free_all(b: &Batch) {
+        for cell in &b.cells[..b.len.get()] {
+            // SAFETY: `defer` only keeps cells from `alloc` that their owner
+            // gave up (`dealloc`'s contract), each once.
+            unsafe { libmimalloc_sys::mi_free(cell.get().cast()) };
+        }
+        b.len.set(0);
+    }
+}
+
+#[cfg(not(all(feature = "mimalloc", not(loom))))]
+mod batch {
+    pub(super) fn set_on(_: bool) {}
+    pub(super) fn flush() {}
+    #[cfg(all(test, not(loom)))]
+    pub(super) fn held() -> usize {
+        0
+    }
 }
 
 #[cfg(not(all(feature = "mimalloc", not(loom))))]
 use std::alloc::{alloc, dealloc};
+
+/// Makes this thread free in batches (module docs) until the guard drops,
+/// which frees what is left. Worker threads hold one while they run.
+/// Without the `mimalloc` feature frees are never deferred, so that ASan
+/// and valgrind see each at once.
+pub(crate) fn batch_frees() -> BatchGuard {
+    batch::set_on(true);
+    BatchGuard(())
+}
+
+pub(crate) struct BatchGuard(());
+
+impl Drop for BatchGuard {
+    fn drop(&mut self) {
+        batch::set_on(false);
+    }
+}
+
+/// Frees the cells this thread deferred (a worker about to sleep).
+pub(crate) fn flush_frees() {
+    batch::flush();
+}
 
 /// Moves `value` to the heap. `T` is never zero-sized here (task cells and
 /// callback lists have fields); the compiler checks it.
@@ -83,4 +204,38 @@ pub(crate) unsafe fn free<T>(ptr: NonNull<T>) {
     let _dealloc = Dealloc(ptr.as_ptr().cast(), Layout::new::<T>());
     // SAFETY: the value is live and never used again (caller's duty).
     unsafe { std::ptr::drop_in_place(ptr.as_ptr()) };
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::batch;
+    use crate::Runtime;
+    use std::time::{Duration, Instant};
+
+    const BATCHING: bool = cfg!(feature = "mimalloc");
+
+    #[test]
+    fn a_worker_keeps_its_frees_until_it_sleeps() {
+        let rt = Runtime::builder().workers(1).build().unwrap();
+        let kept = rt.spawn(|| {
+            let before = batch::held();
+            // Children on this worker's deque, run by the helping joins here;
+            // each join drops the last reference: ten frees on this worker.
+            let children: Vec<_> = (0..10).map(|_| crate::spawn(|| 7)).collect();
+            for child in children {
+                assert_eq!(child.join(), Ok(7));
+            }
+            batch::held() - before
+        });
+        assert_eq!(kept.join(), Ok(if BATCHING { 10 } else { 0 }));
+
+        let shared = rt.handle().shared.clone();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while shared.sleep.sleepers() != 1 {
+            assert!(Instant::now() < deadline, "the worker never went to sleep");
+            std::thread::yield_now();
+        }
+        // It freed them before it slept (and woke up for this task).
+        assert_eq!(rt.spawn(batch::held).join(), Ok(0));
+    }
 }

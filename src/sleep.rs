@@ -132,6 +132,12 @@ impl Sleep {
         }
     }
 
+    /// How many workers are listed asleep.
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn sleepers(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
     /// How many wake-ups steered their sleeper so far.
     pub(crate) fn steered_wakes(&self) -> u64 {
         self.steered.load(Ordering::Relaxed)

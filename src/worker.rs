@@ -19,6 +19,7 @@ use std::time::Instant;
 use crossbeam_deque::{Steal, Worker};
 use crossbeam_utils::Backoff;
 
+use crate::alloc;
 use crate::runtime::Shared;
 use crate::stats::Counter;
 use crate::task::raw::Header;
@@ -251,10 +252,15 @@ impl WorkerThread {
                 continue;
             }
             let shared = &*self.shared;
-            shared
-                .sleep
-                .sleep(self.index, || done() || shared.has_work(), deadline);
+            self.sleep(|| done() || shared.has_work(), deadline);
         }
+    }
+
+    /// Parks this worker (`Sleep::sleep`) after freeing the cells it
+    /// deferred (`alloc.rs`): an idle worker keeps no freed memory.
+    fn sleep(&self, ready: impl Fn() -> bool, deadline: Option<Instant>) {
+        alloc::flush_frees();
+        self.shared.sleep.sleep(self.index, ready, deadline);
     }
 
     /// `TaskRef::wait` on a worker: help until the task is done.
@@ -281,6 +287,7 @@ impl WorkerThread {
     pub(crate) fn run(self) {
         WORKER.with(|w| w.set(&self));
         self.shared.sleep.register(self.index);
+        let _frees = alloc::batch_frees();
         self.main_loop();
         WORKER.with(|w| w.set(ptr::null()));
     }
@@ -300,8 +307,7 @@ impl WorkerThread {
                 return;
             }
             let mode = shared.mode();
-            shared.sleep.sleep(
-                self.index,
+            self.sleep(
                 || {
                     // After the sleep fence: our done counts are ordered
                     // before this read of everyone's (see `runtime.rs`).
