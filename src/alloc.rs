@@ -34,9 +34,7 @@
 //! cache. Other threads free at once. Measured through the C ABI
 //! (`target/peers/wsrt_bench W 1 7 ...`, per-process medians of 7 runs,
 //! 4 processes each, old and new library alternating): detached 226–241 →
-//! 210–217 ns; 2 workers finishing a million tasks queued from outside
-//! while they were kept busy, 140 → 96 ns a task; nested, fib, spawn_wait
-//! and callbacks unchanged.
+//! 210–217 ns; nested, fib, spawn_wait and callbacks unchanged.
 
 use std::alloc::{handle_alloc_error, Layout};
 use std::ptr::NonNull;
@@ -75,7 +73,7 @@ mod batch {
     use std::ptr;
 
     /// How many freed cells a worker keeps before it frees them.
-    pub(super) const BATCH: usize = 64;
+    const BATCH: usize = 64;
 
     struct Batch {
         on: Cell<bool>,
