@@ -11,11 +11,11 @@
 
 #include <omp.h>
 
-static unsigned long g_hits;
+static struct { ALONE unsigned long v; } g_hits;
 
 static void add_one(void) {
 #pragma omp atomic
-    g_hits++;
+    g_hits.v++;
 }
 
 static int threads(void) { return (int)num_cpus(); }
@@ -23,7 +23,7 @@ static int threads(void) { return (int)num_cpus(); }
 /* detached N: the single thread creates N tasks; the barrier waits for them. */
 static void w_detached(const long *p) {
     long n = p[0];
-    g_hits = 0;
+    g_hits.v = 0;
     uint64_t t0 = now_ns();
 #pragma omp parallel num_threads(threads())
 #pragma omp single
@@ -32,7 +32,7 @@ static void w_detached(const long *p) {
         add_one();
     }
     uint64_t t1 = now_ns();
-    report("ns=%llu count=%ld ok=%d", (unsigned long long)(t1 - t0), n, (long)g_hits == n);
+    report("ns=%llu count=%ld ok=%d", (unsigned long long)(t1 - t0), n, (long)g_hits.v == n);
 }
 
 static uint64_t fib_task(long n) {
@@ -65,7 +65,7 @@ static void w_fib_cutoff(const long *p) {
 /* nested CHILDREN LEAVES: root task -> children tasks -> leaf tasks, each level waits. */
 static void w_nested(const long *p) {
     long children = p[0], leaves = p[1];
-    g_hits = 0;
+    g_hits.v = 0;
     uint64_t t0 = now_ns();
 #pragma omp parallel num_threads(threads())
 #pragma omp single
@@ -88,12 +88,12 @@ static void w_nested(const long *p) {
     }
     uint64_t t1 = now_ns();
     report("ns=%llu count=%ld ok=%d", (unsigned long long)(t1 - t0), 1 + children + children * leaves,
-           (long)g_hits == children * leaves);
+           (long)g_hits.v == children * leaves);
 }
 
 /* idle_cpu MILLIS SETTLE_MS: one parallel region, then the thread pool sits idle. */
 static void w_idle_cpu(const long *p) {
-    g_hits = 0;
+    g_hits.v = 0;
 #pragma omp parallel num_threads(threads())
 #pragma omp single
     {
@@ -105,7 +105,7 @@ static void w_idle_cpu(const long *p) {
 
 /* bursty BURSTS SIZE GAP_US: inside one parallel region, bursts of tasks + taskwait, a gap. */
 static void w_bursty(const long *p) {
-    g_hits = 0;
+    g_hits.v = 0;
     double c0 = cpu_seconds();
     uint64_t t0 = now_ns();
 #pragma omp parallel num_threads(threads())
@@ -120,7 +120,7 @@ static void w_bursty(const long *p) {
     }
     double c1 = cpu_seconds();
     uint64_t t1 = now_ns();
-    report("cpu_s=%.6f wall_s=%.6f ok=%d", c1 - c0, (t1 - t0) / 1e9, (long)g_hits == p[0] * p[1]);
+    report("cpu_s=%.6f wall_s=%.6f ok=%d", c1 - c0, (t1 - t0) / 1e9, (long)g_hits.v == p[0] * p[1]);
 }
 
 /* wake_latency SAMPLES GAP_US: the single thread creates a task and sleeps; another thread

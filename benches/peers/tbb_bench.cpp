@@ -17,20 +17,20 @@
 #include <oneapi/tbb/task_arena.h>
 #include <oneapi/tbb/task_group.h>
 
-static std::atomic<unsigned long> g_hits;
+static struct { ALONE std::atomic<unsigned long> v; } g_hits;
 
-static void add_one() { g_hits.fetch_add(1, std::memory_order_relaxed); }
+static void add_one() { g_hits.v.fetch_add(1, std::memory_order_relaxed); }
 
 /* detached N: N task_group tasks from the main thread, then wait(). */
 static void w_detached(const long *p) {
     long n = p[0];
-    g_hits = 0;
+    g_hits.v = 0;
     uint64_t t0 = now_ns();
     tbb::task_group g;
     for (long i = 0; i < n; i++) g.run(add_one);
     g.wait();
     uint64_t t1 = now_ns();
-    report("ns=%llu count=%ld ok=%d", (unsigned long long)(t1 - t0), n, (long)g_hits == n);
+    report("ns=%llu count=%ld ok=%d", (unsigned long long)(t1 - t0), n, (long)g_hits.v == n);
 }
 
 static uint64_t fib_task(long n) {
@@ -62,12 +62,12 @@ static void spawn_and_wait(long n, F f) {
 /* nested CHILDREN LEAVES: root task -> children -> leaves, each level waits. */
 static void w_nested(const long *p) {
     long children = p[0], leaves = p[1];
-    g_hits = 0;
+    g_hits.v = 0;
     uint64_t t0 = now_ns();
     spawn_and_wait(1, [=] { spawn_and_wait(children, [=] { spawn_and_wait(leaves, add_one); }); });
     uint64_t t1 = now_ns();
     report("ns=%llu count=%ld ok=%d", (unsigned long long)(t1 - t0), 1 + children + children * leaves,
-           (long)g_hits == children * leaves);
+           (long)g_hits.v == children * leaves);
 }
 
 /* idle_cpu MILLIS SETTLE_MS: one task, then the workers sit idle. */
@@ -78,7 +78,7 @@ static void w_idle_cpu(const long *p) {
 
 /* bursty BURSTS SIZE GAP_US */
 static void w_bursty(const long *p) {
-    g_hits = 0;
+    g_hits.v = 0;
     double c0 = cpu_seconds();
     uint64_t t0 = now_ns();
     for (long b = 0; b < p[0]; b++) {
@@ -87,7 +87,7 @@ static void w_bursty(const long *p) {
     }
     double c1 = cpu_seconds();
     uint64_t t1 = now_ns();
-    report("cpu_s=%.6f wall_s=%.6f ok=%d", c1 - c0, (t1 - t0) / 1e9, (long)g_hits == p[0] * p[1]);
+    report("cpu_s=%.6f wall_s=%.6f ok=%d", c1 - c0, (t1 - t0) / 1e9, (long)g_hits.v == p[0] * p[1]);
 }
 
 /* wake_latency SAMPLES GAP_US: task_arena::enqueue (run by a worker, the main

@@ -17,15 +17,15 @@
     } while (0)
 
 static wsrt_runtime *g_rt;     /* the runtime of the current run */
-static atomic_ulong g_hits;    /* what the tiny tasks increment */
-static atomic_ulong g_drops;   /* arg_drop calls */
-static atomic_ulong g_callbacks;
+static struct { ALONE atomic_ulong v; } g_hits;      /* what the tiny tasks increment */
+static struct { ALONE atomic_ulong v; } g_drops;     /* arg_drop calls */
+static struct { ALONE atomic_ulong v; } g_callbacks; /* done-callback calls */
 
 static void rt_start(void) {
     CHECK(wsrt_runtime_new(0, &g_rt));
-    atomic_store(&g_hits, 0);
-    atomic_store(&g_drops, 0);
-    atomic_store(&g_callbacks, 0);
+    atomic_store(&g_hits.v, 0);
+    atomic_store(&g_drops.v, 0);
+    atomic_store(&g_callbacks.v, 0);
 }
 
 static void rt_free(void) {
@@ -36,7 +36,7 @@ static void rt_free(void) {
 static int32_t add_one(void *arg, void **result) {
     (void)arg;
     (void)result;
-    atomic_fetch_add_explicit(&g_hits, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&g_hits.v, 1, memory_order_relaxed);
     return WSRT_TASK_OK;
 }
 
@@ -107,7 +107,7 @@ static void w_spawn_wait(const long *p) {
     uint64_t t0 = now_ns();
     spawn_and_wait(n, add_one);
     uint64_t t1 = now_ns();
-    report("ns=%llu count=%ld ok=%d", (unsigned long long)(t1 - t0), n, (long)atomic_load(&g_hits) == n);
+    report("ns=%llu count=%ld ok=%d", (unsigned long long)(t1 - t0), n, (long)atomic_load(&g_hits.v) == n);
     rt_free();
 }
 
@@ -117,7 +117,7 @@ static void w_detached(const long *p) {
     rt_start();
     uint64_t t0 = now_ns();
     for (long i = 0; i < n; i++) CHECK(wsrt_spawn(g_rt, add_one, NULL, NULL, NULL));
-    wait_count(&g_hits, (unsigned long)n);
+    wait_count(&g_hits.v, (unsigned long)n);
     uint64_t t1 = now_ns();
     report("ns=%llu count=%ld ok=1", (unsigned long long)(t1 - t0), n);
     rt_free();
@@ -188,14 +188,14 @@ static void w_nested(const long *p) {
     wait_release(spawn_handle(nested_root, NULL, NULL));
     uint64_t t1 = now_ns();
     report("ns=%llu count=%ld ok=%d", (unsigned long long)(t1 - t0), 1 + g_children + g_children * g_leaves,
-           (long)atomic_load(&g_hits) == g_children * g_leaves);
+           (long)atomic_load(&g_hits.v) == g_children * g_leaves);
     rt_free();
 }
 
 /* cancel N: every worker blocked; spawn N tasks (with arg_drop), cancel each, release. */
 static void count_drop(void *arg) {
     (void)arg;
-    atomic_fetch_add_explicit(&g_drops, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&g_drops.v, 1, memory_order_relaxed);
 }
 
 static void w_cancel(const long *p) {
@@ -212,12 +212,12 @@ static void w_cancel(const long *p) {
     for (long i = 0; i < n; i++) cancelled += wsrt_task_cancel(h[i]);
     for (long i = 0; i < n; i++) wsrt_task_release(h[i]);
     uint64_t t1 = now_ns();
-    unsigned long drops = atomic_load(&g_drops);
+    unsigned long drops = atomic_load(&g_drops.v);
     open_gate();
     rt_free();
     report("ns=%llu count=%ld ok=%d drops=%lu cancelled=%ld ran=%lu", (unsigned long long)(t1 - t0), n,
-           (long)drops == n && cancelled == n && atomic_load(&g_hits) == 0, drops, cancelled,
-           atomic_load(&g_hits));
+           (long)drops == n && cancelled == n && atomic_load(&g_hits.v) == 0, drops, cancelled,
+           atomic_load(&g_hits.v));
     free(h);
 }
 
@@ -234,12 +234,12 @@ static void w_callbacks(const long *p) {
     uint64_t t0 = now_ns();
     for (long i = 0; i < n; i++) {
         h[i] = spawn_handle(add_one, NULL, NULL);
-        CHECK(wsrt_task_add_done_callback(h[i], on_done, &g_callbacks));
+        CHECK(wsrt_task_add_done_callback(h[i], on_done, &g_callbacks.v));
     }
     for (long i = 0; i < n; i++) wait_release(h[i]);
     uint64_t t1 = now_ns();
-    wait_count(&g_callbacks, (unsigned long)n); /* the last few may still be running */
-    report("ns=%llu count=%ld ok=%d", (unsigned long long)(t1 - t0), n, (long)atomic_load(&g_hits) == n);
+    wait_count(&g_callbacks.v, (unsigned long)n); /* the last few may still be running */
+    report("ns=%llu count=%ld ok=%d", (unsigned long long)(t1 - t0), n, (long)atomic_load(&g_hits.v) == n);
     free(h);
     rt_free();
 }
@@ -263,17 +263,17 @@ static void w_bursty(const long *p) {
     }
     double c1 = cpu_seconds();
     uint64_t t1 = now_ns();
-    report("cpu_s=%.6f wall_s=%.6f ok=%d", c1 - c0, (t1 - t0) / 1e9, (long)atomic_load(&g_hits) == p[0] * p[1]);
+    report("cpu_s=%.6f wall_s=%.6f ok=%d", c1 - c0, (t1 - t0) / 1e9, (long)atomic_load(&g_hits.v) == p[0] * p[1]);
     rt_free();
 }
 
 /* wake_latency SAMPLES GAP_US: spawn onto an idle runtime, the task stamps its start. */
-static _Atomic uint64_t g_started;
+static struct { ALONE _Atomic uint64_t v; } g_started;
 
 static int32_t stamp(void *arg, void **result) {
     (void)arg;
     (void)result;
-    atomic_store_explicit(&g_started, now_ns(), memory_order_release);
+    atomic_store_explicit(&g_started.v, now_ns(), memory_order_release);
     return WSRT_TASK_OK;
 }
 
@@ -282,12 +282,12 @@ static void w_wake_latency(const long *p) {
     uint64_t *lat = xmalloc((size_t)n * sizeof *lat);
     rt_start();
     for (long i = 0; i < n; i++) {
-        atomic_store(&g_started, 0);
+        atomic_store(&g_started.v, 0);
         uint64_t t0 = now_ns();
         CHECK(wsrt_spawn(g_rt, stamp, NULL, NULL, NULL));
         sleep_ns((uint64_t)p[1] * 1000u);
         uint64_t s;
-        while ((s = atomic_load_explicit(&g_started, memory_order_acquire)) == 0) sleep_ns(10000);
+        while ((s = atomic_load_explicit(&g_started.v, memory_order_acquire)) == 0) sleep_ns(10000);
         lat[i] = s - t0;
     }
     rt_free();

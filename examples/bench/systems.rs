@@ -9,13 +9,17 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use crossbeam_utils::CachePadded;
+
 use crate::harness::{cpu_seconds, now_ns, percentile, rss_bytes, wait_until, Sample};
 use crate::Sizes;
 
 // ---- shared pieces ----
 
-/// What every tiny task does.
-static HITS: AtomicU64 = AtomicU64::new(0);
+/// What every tiny task does. The counters that tasks write from every
+/// thread have their cache lines to themselves, as in `benches/peers/`
+/// (`ALONE` in common.h).
+static HITS: CachePadded<AtomicU64> = CachePadded::new(AtomicU64::new(0));
 
 fn hit() {
     HITS.fetch_add(1, Relaxed);
@@ -89,7 +93,7 @@ impl Gate {
 }
 
 /// Drops counted, as a C task's `arg_drop`.
-static DROPS: AtomicU64 = AtomicU64::new(0);
+static DROPS: CachePadded<AtomicU64> = CachePadded::new(AtomicU64::new(0));
 
 struct Counted;
 
@@ -99,7 +103,7 @@ impl Drop for Counted {
     }
 }
 
-static CALLBACKS: AtomicU64 = AtomicU64::new(0);
+static CALLBACKS: CachePadded<AtomicU64> = CachePadded::new(AtomicU64::new(0));
 
 // ---- spawn_wait: N tasks with handles from the main thread, then wait each ----
 
@@ -492,7 +496,7 @@ pub fn bursty_rayon(sz: &Sizes) -> Sample {
 
 // ---- wake_latency: spawn onto an idle pool; the task stamps when it starts ----
 
-static STARTED: AtomicU64 = AtomicU64::new(0);
+static STARTED: CachePadded<AtomicU64> = CachePadded::new(AtomicU64::new(0));
 
 fn stamp() {
     STARTED.store(now_ns(), Release);
