@@ -168,12 +168,26 @@ pub(crate) struct Registry {
     worker_shards: usize,
 }
 
+/// The fewest outside shards. Tasks spawned from outside go round them by
+/// id, so a task's list neighbours were spawned this many spawns apart. When
+/// the workers keep up with an outside spawner, those neighbours are the
+/// tasks in flight: with 8 shards, linking a new task wrote into a task a
+/// worker was running, and unlinking a finished one into the task the
+/// spawner was filling in; from 64 on, the neighbours are mostly done and
+/// gone and the lists nearly empty. Measured through the C ABI
+/// (`target/peers/wsrt_bench W 1 7 500000`, per-process medians of 7,
+/// 3 processes each, alternating), 8 → 32 / 64 / 128 shards: spawn_wait
+/// 155–158 → 150–154 / 134–137 / 133–136 ns, callbacks 183–222 → 164–169 /
+/// 150–161 / 153–155; detached and cancel unchanged.
+const OUTSIDE_SHARDS_MIN: usize = 64;
+
 impl Registry {
     pub(crate) fn new(workers: usize) -> Registry {
-        // One shard per worker, then as many again (at least 8) for spawns
-        // from other threads; within what the state word can name.
+        // One shard per worker, then as many again (at least
+        // `OUTSIDE_SHARDS_MIN`) for spawns from other threads; within what
+        // the state word can name.
         let worker_shards = workers.clamp(1, SHARDS_MAX / 2);
-        let n = worker_shards + worker_shards.max(8);
+        let n = worker_shards + worker_shards.max(OUTSIDE_SHARDS_MIN);
         Registry {
             shards: (0..n)
                 .map(|_| {
