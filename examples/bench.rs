@@ -13,9 +13,12 @@
 //!
 //! The C and C++ programs (benches/peers/) are built by
 //! benches/peers/build.sh into target/peers/; a peer that cannot be built is
-//! shown as "skipped: <reason>". The memory workload runs every run in a
-//! fresh process (this binary re-executed with `--child memory SYSTEM`, or
-//! the peer program) so that RSS deltas are clean.
+//! shown as "skipped: <reason>". Every system runs each workload in a
+//! process of its own: the C and C++ programs, and the Rust systems (rayon,
+//! tokio, wsrt) in this binary re-executed with `--child WORKLOAD SYSTEM`,
+//! so that none pays for what another left behind (thread pools, the
+//! heap). The memory workload runs every run in a fresh process (`--once`)
+//! so that RSS deltas are clean.
 
 #[path = "bench/harness.rs"]
 mod harness;
@@ -28,7 +31,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use harness::{catch, run_local, run_program, LoadMeter, Runs, Sample, Stats};
+use harness::{run_local, run_program, LoadMeter, Runs, Sample, Stats};
 
 // ---- systems (table columns) ----
 
@@ -209,7 +212,7 @@ struct Workload {
     /// What each system does, for the legend under the table.
     what: &'static str,
     rows: &'static [Row],
-    /// In-process implementations.
+    /// Implementations in this binary (each run with `--child`).
     rust: &'static [(Sys, RustFn)],
     /// External programs that implement it.
     external: &'static [Sys],
@@ -559,21 +562,24 @@ impl Bench {
 
     fn run_system(&self, w: &Workload, sys: Sys) -> Outcome {
         let runs = self.sizes.runs;
-        let label = format!("{} on {}", w.name, sys.label());
         let mut params: Vec<String> = (w.params)(&self.sizes).iter().map(u64::to_string).collect();
-        let result = if let Some(&(_, f)) = w.rust.iter().find(|(s, _)| *s == sys) {
+        let result = if w.rust.iter().any(|(s, _)| *s == sys) {
+            // In a process of its own, as the C and C++ programs are: what
+            // the systems measured before left behind (thread pools, the
+            // heap) is not this one's to pay for.
+            let mut args = vec![
+                "--child".into(),
+                w.name.into(),
+                sys.key().into(),
+                format!("--{}", self.sizes.mode),
+                "--runs".into(),
+                runs.runs.to_string(),
+            ];
             if w.fresh_process {
-                let args = vec![
-                    "--child".into(),
-                    w.name.into(),
-                    sys.key().into(),
-                    format!("--{}", self.sizes.mode),
-                ];
-                run_local(runs, &label, || {
-                    single(run_program(&self.exe, &args, runs.limit))
-                })
+                args.push("--once".into());
+                run_local(runs, || single(run_program(&self.exe, &args, runs.limit)))
             } else {
-                run_local(runs, &label, || catch(|| f(&self.sizes)))
+                run_program(&self.exe, &args, runs.limit)
             }
         } else if w.external.contains(&sys) {
             let program = match self.program(sys) {
@@ -583,9 +589,7 @@ impl Bench {
             if w.fresh_process {
                 let mut args = vec![w.name.to_string(), "0".into(), "1".into()];
                 args.append(&mut params);
-                run_local(runs, &label, || {
-                    single(run_program(&program, &args, runs.limit))
-                })
+                run_local(runs, || single(run_program(&program, &args, runs.limit)))
             } else {
                 let mut args = vec![
                     w.name.to_string(),
@@ -982,8 +986,12 @@ struct Args {
     sizes: Sizes,
     only: Vec<String>,
     json: Option<PathBuf>,
-    /// `--child WORKLOAD SYSTEM`: one in-process run, printed as a `run` line.
+    /// `--child WORKLOAD SYSTEM`: this process measures one Rust system
+    /// (the parent runs each so): the warm-ups and runs, printed as the
+    /// C and C++ programs print theirs (`warmup ...`, `run ...` lines).
     child: Option<(String, String)>,
+    /// With `--child`: one run and no warm-up (a fresh process per run).
+    once: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -992,6 +1000,7 @@ fn parse_args() -> Result<Args, String> {
         only: Vec::new(),
         json: None,
         child: None,
+        once: false,
     };
     let mut runs = None;
     let mut it = std::env::args().skip(1);
@@ -1012,6 +1021,7 @@ fn parse_args() -> Result<Args, String> {
                 )
             }
             "--child" => args.child = Some((value("--child")?, value("--child")?)),
+            "--once" => args.once = true,
             "--bench" => {} // passed by `cargo bench`-style runners; ignored
             "-h" | "--help" => {
                 println!("usage: bench [--quick|--full] [--only W[,W..]] [--runs N] [--json FILE]");
@@ -1026,8 +1036,9 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// `--child memory SYSTEM`: measure one run in this fresh process.
-fn child(sizes: &Sizes, workload: &str, system: &str) -> ! {
+/// `--child WORKLOAD SYSTEM [--once]`: measures one system in this process
+/// and prints its runs; with `--once`, a single run (no warm-up).
+fn child(sizes: &Sizes, workload: &str, system: &str, once: bool) -> ! {
     let w = workloads().into_iter().find(|w| w.name == workload);
     let f = w.and_then(|w| {
         w.rust
@@ -1035,18 +1046,28 @@ fn child(sizes: &Sizes, workload: &str, system: &str) -> ! {
             .find(|(s, _)| s.key() == system)
             .map(|&(_, f)| f)
     });
-    match f {
-        Some(f) => {
-            println!("{}", f(sizes).to_line());
-            let _ = std::io::stdout().flush();
-            // Leave without tearing down the blocked pools.
-            std::process::exit(0)
-        }
-        None => {
-            println!("error no in-process {workload} for {system}");
-            std::process::exit(2)
-        }
+    let Some(f) = f else {
+        println!("error no Rust {workload} for {system}");
+        std::process::exit(2)
+    };
+    let (warmups, runs) = if once {
+        (0, 1)
+    } else {
+        (sizes.runs.warmups, sizes.runs.runs)
+    };
+    let mut out = std::io::stdout();
+    for i in 0..warmups + runs {
+        let line = f(sizes).to_line();
+        let line = if i < warmups {
+            line.replacen("run ", "warmup ", 1)
+        } else {
+            line
+        };
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
     }
+    // Leave without tearing down pools a workload left blocked.
+    std::process::exit(0)
 }
 
 /// Runs benches/peers/build.sh: builds what it can into target/peers/.
@@ -1094,7 +1115,7 @@ fn main() {
         }
     };
     if let Some((workload, system)) = &args.child {
-        child(&args.sizes, workload, system);
+        child(&args.sizes, workload, system, args.once);
     }
     if cfg!(debug_assertions) {
         eprintln!("warning: debug build; figures only mean something with --release");

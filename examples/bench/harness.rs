@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// The raw figures of one run, as `key=value` pairs (`ns`, `count`, `ok`,
@@ -67,35 +66,20 @@ impl Sample {
 pub struct Runs {
     pub warmups: usize,
     pub runs: usize,
-    /// Longest time one system may take on one workload before the bench
-    /// gives up on it (external programs are killed; a hung in-process run
-    /// aborts the bench, it cannot be stopped otherwise).
+    /// Longest time one system's process may take on one workload before
+    /// the bench kills it and reports it hung.
     pub limit: Duration,
 }
 
 /// Runs `once` for the warm-ups, then for the measured runs.
 pub fn run_local(
     runs: Runs,
-    label: &str,
     mut once: impl FnMut() -> Result<Sample, String>,
 ) -> Result<Vec<Sample>, String> {
-    let _watch = Watchdog::arm(label, runs.limit);
     for _ in 0..runs.warmups {
         once()?;
     }
     (0..runs.runs).map(|_| once()).collect()
-}
-
-/// Runs an in-process workload function, turning a panic into an error.
-pub fn catch(f: impl FnOnce() -> Sample) -> Result<Sample, String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
-        let msg = payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "panic".to_string());
-        format!("panicked: {msg}")
-    })
 }
 
 /// Runs `program args...` and collects its `run` lines (`warmup` lines are
@@ -244,56 +228,6 @@ pub fn rss_bytes() -> u64 {
 pub fn wait_until(done: impl Fn() -> bool) {
     while !done() {
         std::thread::sleep(Duration::from_micros(20));
-    }
-}
-
-/// The run being watched: its label and deadline.
-static WATCHED: Mutex<Option<(String, Instant)>> = Mutex::new(None);
-static WATCH_CHANGED: Condvar = Condvar::new();
-
-/// Aborts the bench if an in-process run outlives its limit (a hung runtime
-/// cannot be stopped from outside). One watchdog thread serves all; it sleeps
-/// until the deadline or a change, so it adds no wake-ups to what is measured.
-pub struct Watchdog;
-
-impl Watchdog {
-    pub fn arm(label: &str, limit: Duration) -> Watchdog {
-        static STARTED: std::sync::Once = std::sync::Once::new();
-        STARTED.call_once(|| {
-            std::thread::spawn(watch);
-        });
-        *WATCHED.lock().unwrap() = Some((label.to_string(), Instant::now() + limit));
-        WATCH_CHANGED.notify_all();
-        Watchdog
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        *WATCHED.lock().unwrap() = None;
-        WATCH_CHANGED.notify_all();
-    }
-}
-
-fn watch() {
-    let mut watched = WATCHED.lock().unwrap();
-    loop {
-        let deadline = watched.as_ref().map(|(_, d)| *d);
-        watched = match deadline {
-            None => WATCH_CHANGED.wait(watched).unwrap(),
-            Some(deadline) => {
-                let now = Instant::now();
-                if now >= deadline {
-                    let label = watched.as_ref().map_or("", |(l, _)| l.as_str());
-                    eprintln!("\nbench: {label} did not finish in time (hung?); aborting");
-                    std::process::exit(3);
-                }
-                WATCH_CHANGED
-                    .wait_timeout(watched, deadline - now)
-                    .unwrap()
-                    .0
-            }
-        };
     }
 }
 

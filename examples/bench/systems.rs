@@ -1,7 +1,8 @@
-//! The in-process systems of `examples/bench.rs`: wsrt through its Rust API,
-//! rayon and tokio. One function per workload per system; each builds its
-//! own pool (one thread per CPU), measures one run, drops the pool, and
-//! returns the run's figures. The C and C++ systems are in benches/peers/.
+//! The Rust systems of `examples/bench.rs`: wsrt through its Rust API,
+//! rayon and tokio, each run in a process of its own (`--child`). One
+//! function per workload per system; each builds its own pool (one thread
+//! per CPU), measures one run, drops the pool, and returns the run's
+//! figures. The C and C++ systems are in benches/peers/.
 
 use std::hint::black_box;
 use std::mem::MaybeUninit;
