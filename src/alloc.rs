@@ -208,7 +208,6 @@ pub(crate) unsafe fn free<T>(ptr: NonNull<T>) {
 mod tests {
     use super::batch;
     use crate::Runtime;
-    use std::time::{Duration, Instant};
 
     const BATCHING: bool = cfg!(feature = "mimalloc");
 
@@ -227,12 +226,7 @@ mod tests {
         });
         assert_eq!(kept.join(), Ok(if BATCHING { 10 } else { 0 }));
 
-        let shared = rt.handle().shared.clone();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while shared.sleep.sleepers() != 1 {
-            assert!(Instant::now() < deadline, "the worker never went to sleep");
-            std::thread::yield_now();
-        }
+        rt.handle().shared.sleep.wait_for_sleepers(1);
         // It freed them before it slept (and woke up for this task).
         assert_eq!(rt.spawn(batch::held).join(), Ok(0));
     }

@@ -132,10 +132,13 @@ impl Sleep {
         }
     }
 
-    /// How many workers are listed asleep.
+    /// Waits (yielding) until exactly `n` workers are listed asleep; fails
+    /// after a minute instead of hanging.
     #[cfg(all(test, not(loom)))]
-    pub(crate) fn sleepers(&self) -> usize {
-        self.count.load(Ordering::Relaxed)
+    pub(crate) fn wait_for_sleepers(&self, n: usize) {
+        wait_for("workers to sleep", || {
+            self.count.load(Ordering::Relaxed) == n
+        });
     }
 
     /// How many wake-ups steered their sleeper so far.
@@ -168,21 +171,21 @@ impl Sleep {
     }
 }
 
+/// Spins (yielding) until `cond`, failing after a minute instead of hanging.
+#[cfg(all(test, not(loom)))]
+fn wait_for(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::yield_now();
+    }
+}
+
 #[cfg(all(test, target_os = "linux", not(loom)))]
 mod tests {
+    use super::wait_for;
     use crate::placement::{cpus_to_steer_between, linux_own_cpus};
     use crate::Runtime;
-    use std::sync::atomic::Ordering::Relaxed;
-    use std::time::{Duration, Instant};
-
-    /// Spins (yielding) until `cond`, failing after a minute instead of hanging.
-    fn wait_for(what: &str, cond: impl Fn() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !cond() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::yield_now();
-        }
-    }
 
     #[test]
     fn a_worker_woken_by_a_worker_is_steered_and_runs_with_its_whole_set() {
@@ -191,15 +194,11 @@ mod tests {
         };
         let rt = Runtime::builder().workers(2).build().unwrap();
         let shared = rt.handle().shared.clone();
-        wait_for("both workers asleep", || {
-            shared.sleep.count.load(Relaxed) == 2
-        });
+        shared.sleep.wait_for_sleepers(2);
         let before = rt.stats().steered_wakes;
         let task = rt.spawn(move || {
             // On one worker, woken from outside (not steered); the other sleeps.
-            wait_for("the other worker asleep", || {
-                shared.sleep.count.load(Relaxed) == 1
-            });
+            shared.sleep.wait_for_sleepers(1);
             // A push on our own deque wakes the sleeper, steered off this CPU.
             let child = crate::spawn(linux_own_cpus);
             // Spin rather than wait: a helping wait could run the child here.

@@ -23,11 +23,14 @@
 //! the pause the spawner has queued about one steal batch (32 tasks at
 //! 60–100 ns a spawn), which the worker takes in one go, behind the
 //! spawner. A sleeping worker is woken and looks at once: the pause is only
-//! in the spin. Measured (`cargo run --release --example bench`, two runs
-//! each, without → with): through the Rust API spawn_wait 303–316 →
-//! 164–169 ns a task, callbacks 390–408 → 181–183; through the C ABI,
-//! whose spawner is slower, and on every other row (bursty's CPU and
-//! wake-up latency included) no change beyond the noise.
+//! in the spin. Measured (`cargo run --release --example bench --only
+//! spawn_wait,callbacks,detached,bursty,fib_cutoff`, two runs each,
+//! alternating, without → with, after the bench ran each system in a
+//! process of its own): spawn_wait 248–265 → 140–143 ns a task (Rust),
+//! 244–251 → 138–139 (C); callbacks 342–373 → 157–161 (Rust), 353–359 →
+//! 159–160 (C); detached and fib_cutoff no change beyond the noise;
+//! bursty's CPU 0.080–0.083 → 0.085–0.106 cpu/wall (the price of the
+//! pause; the full tables put rayon at 0.103–0.109, tokio 0.112–0.117).
 
 use std::cell::Cell;
 use std::ptr::{self, NonNull};
