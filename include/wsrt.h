@@ -340,8 +340,10 @@ enum wsrt_status wsrt_runtime_all_tasks(struct wsrt_runtime *rt,
  * the task is detached: the cheapest spawn.
  *
  * Called from a worker of `rt` (inside a task), the task goes to that
- * worker's own deque; otherwise to the runtime's global queue. `fn` runs on
- * a worker thread; `arg` and the result are handed across threads.
+ * worker's own deque; from another thread to that thread's own FIFO queue
+ * on `rt` (its first spawn claims one of 8; the thread gives it back when
+ * it exits), or the runtime's global queue once all 8 are taken. `fn`
+ * runs on a worker thread; `arg` and the result are handed across threads.
  *
  * Errors: `WSRT_ERR_NULL` (`rt` or `fn`), `WSRT_ERR_INVALID_ARG` (name not
  * UTF-8), `WSRT_ERR_SHUTDOWN` (the runtime is shutting down). On error

@@ -62,6 +62,7 @@
 pub(crate) mod alloc;
 pub mod ffi;
 pub(crate) mod join;
+pub(crate) mod lanes;
 pub(crate) mod latch;
 pub(crate) mod loom;
 pub(crate) mod placement;

@@ -34,6 +34,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_deque::{Injector, Stealer, Worker};
 
+use crate::lanes::Lanes;
 use crate::registry::Registry;
 use crate::sleep::Sleep;
 use crate::stats::{Counter, Counters, Stats};
@@ -91,6 +92,8 @@ impl std::error::Error for Error {}
 /// State shared by the runtime, its workers and its tasks.
 pub(crate) struct Shared {
     pub(crate) injector: Injector<JobRef>,
+    /// Queues of the threads outside the pool that spawn (`lanes.rs`).
+    pub(crate) lanes: Arc<Lanes>,
     pub(crate) stealers: Box<[Stealer<JobRef>]>,
     pub(crate) sleep: Sleep,
     pub(crate) registry: Registry,
@@ -141,11 +144,15 @@ impl Shared {
     }
 
     pub(crate) fn has_work(&self) -> bool {
-        !self.injector.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
+        !self.injector.is_empty()
+            || self.lanes.has_work()
+            || self.stealers.iter().any(|s| !s.is_empty())
     }
 
     /// Queues a job: on this worker's own deque when called from one (unless
-    /// `fifo`, used for yields so other work runs first), else the injector.
+    /// `fifo`, used for yields so other work runs first: then the
+    /// injector); from outside the pool on the calling thread's lane, or
+    /// the injector if it has none.
     pub(crate) fn schedule(&self, job: JobRef, fifo: bool) {
         self.schedule_at(WorkerThread::current_of(self), job, fifo);
     }
@@ -159,7 +166,9 @@ impl Shared {
                 self.sleep.notify_from_worker();
             }
             None => {
-                self.injector.push(job);
+                if let Err(job) = self.lanes.push(job) {
+                    self.injector.push(job);
+                }
                 self.sleep.notify_one();
             }
         }
@@ -315,6 +324,7 @@ impl Builder {
         let locals: Vec<Worker<JobRef>> = (0..n).map(|_| Worker::new_lifo()).collect();
         let shared = Arc::new(Shared {
             injector: Injector::new(),
+            lanes: Lanes::new(),
             stealers: locals.iter().map(Worker::stealer).collect(),
             sleep: Sleep::new(n),
             registry: Registry::new(n),
@@ -369,7 +379,10 @@ impl Handle {
     /// Spawns `f` and returns its handle.
     ///
     /// From one of this runtime's workers the task goes to that worker's own
-    /// deque (LIFO), otherwise to the global injector. If the runtime is
+    /// deque (LIFO); from another thread to that thread's lane (a FIFO
+    /// queue of its own that the workers steal from; the first eight
+    /// threads that spawn get one), otherwise to the global injector. If
+    /// the runtime is
     /// shutting down the spawn is refused and the returned task is already
     /// CANCELLED (`f` is dropped without running); use [`try_spawn`] to get
     /// `f` back instead.

@@ -1,9 +1,11 @@
 //! Worker threads: the find-work order, the main loop, and waiting by helping.
 //!
-//! Find order (crossbeam-deque's): own deque (LIFO) → the global injector
-//! (`steal_batch_and_pop`) → other workers' deques, from a random victim,
-//! stealing half; repeated while any source answered `Retry`. A worker that
-//! finds nothing spins briefly (`Backoff`), then sleeps (`sleep.rs`).
+//! Find order (crossbeam-deque's, with the lanes of threads outside the
+//! pool, `lanes.rs`, beside the injector): own deque (LIFO) → the lanes,
+//! then the global injector (`steal_batch_and_pop`; see `steal_outside`) →
+//! other workers' deques, from a random victim, stealing half; repeated
+//! while any source answered `Retry`. A worker that finds nothing spins
+//! briefly (`Backoff`), then sleeps (`sleep.rs`).
 //!
 //! A worker that must wait (a `join`, a task handle, a scope) keeps running
 //! other jobs in the same order instead of blocking, spins briefly when
@@ -13,13 +15,13 @@
 //!
 //! # Not taking each task the moment it is queued
 //!
-//! A worker that found nothing to run leaves the injector alone for the
-//! first [`FIRST_LOOK_AFTER`] of its spin; other workers' deques it
-//! watches throughout, so fork-join is unaffected. When a thread outside
-//! the pool spawns in a loop, workers that look at once take every task as
-//! soon as it is queued, one by one, while the spawner is still writing the
-//! cache lines around it (the injector's tail and slots, the cells it
-//! allocates next): each spawn then meets a worker on those lines. After
+//! A worker that found nothing to run leaves the lanes and the injector
+//! alone for the first [`FIRST_LOOK_AFTER`] of its spin; other workers'
+//! deques it watches throughout, so fork-join is unaffected. When a thread
+//! outside the pool spawns in a loop, workers that look at once take every
+//! task as soon as it is queued, one by one, while the spawner is still
+//! writing the cache lines around it (the queue's tail and slots, the cells
+//! it allocates next): each spawn then meets a worker on those lines. After
 //! the pause the spawner has queued about one steal batch (32 tasks at
 //! 60–100 ns a spawn), which the worker takes in one go, behind the
 //! spawner. A sleeping worker is woken and looks at once: the pause is only
@@ -46,9 +48,13 @@ use crate::stats::Counter;
 use crate::task::raw::Header;
 use crate::task::{Callback, TaskRef};
 
-/// How long a worker that ran out of work leaves the injector alone
-/// (module docs): about what a spawning thread takes to queue a batch.
+/// How long a worker that ran out of work leaves the lanes and the
+/// injector alone (module docs): about what a spawning thread takes to queue a batch.
 const FIRST_LOOK_AFTER: Duration = Duration::from_micros(3);
+
+/// Batches a worker takes from the lanes in a row before it looks at the
+/// injector first once (`steal_outside`).
+const LANE_STREAK: u32 = 16;
 
 /// The first word of every job (task header, stack job, scope job) points to
 /// one of these, so a queued job is a single pointer: a deque slot and an
@@ -145,6 +151,8 @@ pub(crate) struct WorkerThread {
     local: Worker<JobRef>,
     pub(crate) shared: Arc<Shared>,
     rng: Cell<u64>,
+    /// Batches taken from the lanes in a row (`steal_outside`).
+    lane_streak: Cell<u32>,
 }
 
 impl WorkerThread {
@@ -154,6 +162,7 @@ impl WorkerThread {
             local,
             shared,
             rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1)),
+            lane_streak: Cell::new(0),
         }
     }
 
@@ -200,21 +209,14 @@ impl WorkerThread {
     }
 
     /// [`steal`](Self::steal), from other workers' deques only unless
-    /// `injector`.
-    fn steal_from(&self, injector: bool) -> Option<JobRef> {
+    /// `outside` (the lanes and the injector).
+    fn steal_from(&self, outside: bool) -> Option<JobRef> {
         let shared = &*self.shared;
         loop {
             let mut retry = false;
-            if injector {
-                match shared.injector.steal_batch_and_pop(&self.local) {
-                    Steal::Success(job) => {
-                        if !shared.injector.is_empty() {
-                            shared.sleep.notify_from_worker();
-                        }
-                        return Some(job);
-                    }
-                    Steal::Retry => retry = true,
-                    Steal::Empty => {}
+            if outside {
+                if let Some(job) = self.steal_outside(&mut retry) {
+                    return Some(job);
                 }
             }
             let n = shared.stealers.len();
@@ -243,6 +245,57 @@ impl WorkerThread {
             if !retry {
                 return None;
             }
+        }
+    }
+
+    /// Takes jobs queued from outside the pool: the lanes of threads that
+    /// spawn first, then the injector, so that a yielded task (queued on the
+    /// injector) runs after the spawns queued before it. After
+    /// [`LANE_STREAK`] batches in a row from the lanes the injector goes
+    /// first once: a thread that never stops spawning cannot starve it.
+    fn steal_outside(&self, retry: &mut bool) -> Option<JobRef> {
+        let shared = &*self.shared;
+        let mut streak = self.lane_streak.get();
+        let injector_first = streak >= LANE_STREAK;
+        if injector_first {
+            streak = 0;
+            if let Some(job) = self.steal_injector(retry) {
+                self.lane_streak.set(0);
+                return Some(job);
+            }
+        }
+        match shared.lanes.steal_batch_and_pop(&self.local, self.index) {
+            Steal::Success(job) => {
+                self.lane_streak.set(streak + 1);
+                if shared.lanes.has_work() {
+                    shared.sleep.notify_from_worker();
+                }
+                return Some(job);
+            }
+            Steal::Retry => *retry = true,
+            Steal::Empty => {}
+        }
+        self.lane_streak.set(0);
+        if injector_first {
+            return None;
+        }
+        self.steal_injector(retry)
+    }
+
+    fn steal_injector(&self, retry: &mut bool) -> Option<JobRef> {
+        let shared = &*self.shared;
+        match shared.injector.steal_batch_and_pop(&self.local) {
+            Steal::Success(job) => {
+                if !shared.injector.is_empty() {
+                    shared.sleep.notify_from_worker();
+                }
+                Some(job)
+            }
+            Steal::Retry => {
+                *retry = true;
+                None
+            }
+            Steal::Empty => None,
         }
     }
 

@@ -1,0 +1,330 @@
+//! Lanes: the queues of threads outside the pool that spawn.
+//!
+//! A thread outside the pool (the main thread of a program, a thread of
+//! the program's own) that spawns on a runtime claims one of its lanes on
+//! its first spawn and keeps it until it exits: a FIFO deque that only this
+//! thread pushes on and that the workers steal from, as they steal from
+//! each other. Pushing on a deque one owns is two plain stores; pushing on
+//! the shared injector is a compare-exchange of its tail and a `fetch_or`
+//! on the slot, each a full barrier that must wait for the cache lines the
+//! spawner just wrote (the new task's cell) to be its own. This is oneTBB's
+//! arena slot for an external thread, without the thread ever popping.
+//!
+//! There are [`LANES`] per runtime; a thread that finds them all claimed
+//! on its first spawn there uses the injector for that runtime from then
+//! on, as do pushes during thread-local destruction. A lane
+//! keeps the capacity of the largest backlog it held (8 bytes a task, as a
+//! worker's deque does) until its runtime is freed; a lane whose thread
+//! exited is claimed again by the next thread that needs one, with
+//! whatever it still holds.
+//!
+//! # Claims
+//!
+//! `claimed` is set by a compare-exchange (`Acquire`) and cleared by the
+//! claim's drop at thread exit (`Release`), so one thread at a time owns
+//! the pushing end, and each owner's pushes happen before the next owner's
+//! (the `Worker`'s own fields are plain cells). The thread keeps its claims
+//! in a thread-local list of `Weak` references: a claim never keeps a
+//! runtime's lanes alive, and the list drops claims on lanes that are gone
+//! when it looks for a new one. The `Weak` also keeps the address of the
+//! lanes from being reused while the claim exists, so comparing addresses
+//! identifies the runtime.
+//!
+//! # Wake-ups
+//!
+//! A push here is followed by the same `SeqCst` fence and sleeper check as
+//! a push on the injector (`sleep.rs`), and `has_work` (what a worker checks
+//! after its own fence before it sleeps) looks at every lane up to `used`,
+//! which the claiming thread raised before its first push: either the
+//! sleeper sees the task, or the spawner sees the sleeper.
+
+use std::cell::{RefCell, UnsafeCell};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+
+use crossbeam_deque::{Steal, Stealer, Worker};
+
+use crate::worker::JobRef;
+
+/// Lanes per runtime: a program rarely has more threads that spawn in
+/// bulk than this; the others share the injector.
+pub(crate) const LANES: usize = 8;
+
+struct Lane {
+    /// Set while a thread owns `local`.
+    claimed: AtomicBool,
+    /// Pushed on only by the thread that claimed the lane (module docs).
+    local: UnsafeCell<Worker<JobRef>>,
+    stealer: Stealer<JobRef>,
+}
+
+// SAFETY: `local` is only reached by the thread holding the claim, and the
+// claim's Acquire/Release hands it from one owner to the next; `stealer`
+// is `Sync` itself.
+unsafe impl Sync for Lane {}
+
+pub(crate) struct Lanes {
+    lanes: Box<[Lane]>,
+    /// One more than the highest lane ever claimed: workers look at
+    /// `lanes[..used]` only.
+    used: AtomicUsize,
+}
+
+/// A lane this thread owns, released when the thread exits; or (`index`
+/// `None`) the note that it found none free and uses the injector.
+struct Claim {
+    lanes: Weak<Lanes>,
+    index: Option<usize>,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if let (Some(lanes), Some(index)) = (self.lanes.upgrade(), self.index) {
+            // Release: our pushes happen before the next owner's.
+            lanes.lanes[index].claimed.store(false, Ordering::Release);
+        }
+    }
+}
+
+thread_local! {
+    /// The lanes this thread claimed, the most recently used first.
+    static CLAIMS: RefCell<Vec<Claim>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Lanes {
+    pub(crate) fn new() -> Arc<Lanes> {
+        Arc::new(Lanes {
+            lanes: (0..LANES)
+                .map(|_| {
+                    let local = Worker::new_fifo();
+                    Lane {
+                        claimed: AtomicBool::new(false),
+                        stealer: local.stealer(),
+                        local: UnsafeCell::new(local),
+                    }
+                })
+                .collect(),
+            used: AtomicUsize::new(0),
+        })
+    }
+
+    /// Pushes `job` on this thread's lane, claiming one if it has none.
+    /// Gives the job back if every lane is taken by other threads, or if
+    /// this thread's thread-locals are being destroyed. The caller then
+    /// wakes a sleeper as after any push (module docs).
+    pub(crate) fn push(self: &Arc<Self>, job: JobRef) -> Result<(), JobRef> {
+        let pushed = CLAIMS.try_with(|claims| {
+            let mut claims = claims.borrow_mut();
+            let found = claims
+                .iter()
+                .position(|c| std::ptr::eq(c.lanes.as_ptr(), Arc::as_ptr(self)));
+            let index = match found {
+                Some(0) => claims[0].index,
+                Some(i) => {
+                    // Most recent first: a thread spawning on one runtime
+                    // finds its claim at once.
+                    claims.swap(0, i);
+                    claims[0].index
+                }
+                None => {
+                    // Asked once per thread and runtime: a thread that found
+                    // every lane taken keeps using the injector.
+                    let index = self.claim();
+                    claims.retain(|c| c.lanes.strong_count() > 0);
+                    claims.insert(
+                        0,
+                        Claim {
+                            lanes: Arc::downgrade(self),
+                            index,
+                        },
+                    );
+                    index
+                }
+            };
+            let index = index?;
+            // SAFETY: this thread holds the claim on lane `index`.
+            unsafe { &*self.lanes[index].local.get() }.push(job);
+            Some(())
+        });
+        match pushed {
+            Ok(Some(())) => Ok(()),
+            _ => Err(job),
+        }
+    }
+
+    /// Claims a free lane for this thread and makes workers look at it.
+    fn claim(&self) -> Option<usize> {
+        let index = self.lanes.iter().position(|lane| {
+            // Acquire: pairs with the Release of the previous owner's drop.
+            !lane.claimed.load(Ordering::Relaxed)
+                && lane
+                    .claimed
+                    .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+        })?;
+        // Relaxed: the pusher's SeqCst fence after its push orders this
+        // before a sleeper's look (module docs); a busy worker that reads
+        // it late only finds the lane on a later look.
+        self.used.fetch_max(index + 1, Ordering::Relaxed);
+        Some(index)
+    }
+
+    fn used(&self) -> &[Lane] {
+        &self.lanes[..self.used.load(Ordering::Relaxed)]
+    }
+
+    /// Steals a batch from a lane into `dest` and pops one job of it,
+    /// looking at the lanes from `start` on (workers start at different
+    /// lanes). `Retry` if a lane was contended and none gave a job.
+    pub(crate) fn steal_batch_and_pop(&self, dest: &Worker<JobRef>, start: usize) -> Steal<JobRef> {
+        let lanes = self.used();
+        let mut retry = false;
+        for i in 0..lanes.len() {
+            let lane = &lanes[(start + i) % lanes.len()];
+            // An empty stealer is two loads; a steal attempt pins an epoch.
+            if lane.stealer.is_empty() {
+                continue;
+            }
+            match lane.stealer.steal_batch_and_pop(dest) {
+                Steal::Success(job) => return Steal::Success(job),
+                Steal::Retry => retry = true,
+                Steal::Empty => {}
+            }
+        }
+        if retry {
+            Steal::Retry
+        } else {
+            Steal::Empty
+        }
+    }
+
+    /// True if any lane holds a job.
+    pub(crate) fn has_work(&self) -> bool {
+        self.used().iter().any(|lane| !lane.stealer.is_empty())
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+impl Lanes {
+    /// How many lanes a thread holds now.
+    fn claimed(&self) -> usize {
+        self.lanes
+            .iter()
+            .filter(|lane| lane.claimed.load(Ordering::Acquire))
+            .count()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{mpsc, Arc, Barrier};
+    use std::task::{Context, Poll};
+
+    use super::LANES;
+    use crate::Runtime;
+
+    #[test]
+    fn a_spawning_thread_claims_a_lane_and_gives_it_back_when_it_exits() {
+        let rt = Runtime::builder().workers(1).build().unwrap();
+        let lanes = rt.handle().shared.lanes.clone();
+        assert_eq!(lanes.claimed(), 0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                assert_eq!(rt.spawn(|| 1).join(), Ok(1));
+                assert_eq!(rt.spawn(|| 2).join(), Ok(2));
+                assert_eq!(lanes.claimed(), 1);
+                assert_eq!(lanes.used().len(), 1);
+            });
+        });
+        // Thread-local destructors run before the thread counts as finished.
+        assert_eq!(lanes.claimed(), 0);
+        assert_eq!(rt.spawn(|| 3).join(), Ok(3));
+        assert_eq!(
+            (lanes.claimed(), lanes.used().len()),
+            (1, 1),
+            "lane 0 again"
+        );
+    }
+
+    #[test]
+    fn threads_beyond_the_lanes_use_the_injector_and_every_task_runs() {
+        const THREADS: usize = LANES + 4;
+        const EACH: usize = 500;
+        let rt = Runtime::builder().workers(2).build().unwrap();
+        let lanes = rt.handle().shared.lanes.clone();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let all_spawned_once = Barrier::new(THREADS + 1);
+        let counted = Barrier::new(THREADS + 1);
+        std::thread::scope(|s| {
+            for _ in 0..THREADS {
+                s.spawn(|| {
+                    let mut tasks = Vec::with_capacity(EACH);
+                    for i in 0..EACH {
+                        let hits = hits.clone();
+                        tasks.push(rt.spawn(move || hits.fetch_add(1, Ordering::Relaxed)));
+                        if i == 0 {
+                            all_spawned_once.wait();
+                            counted.wait();
+                        }
+                    }
+                    for t in tasks {
+                        t.join().unwrap();
+                    }
+                });
+            }
+            all_spawned_once.wait();
+            assert_eq!(lanes.claimed(), LANES, "every lane taken, once each");
+            counted.wait();
+        });
+        assert_eq!(hits.load(Ordering::Relaxed), THREADS * EACH);
+        assert_eq!(lanes.claimed(), 0);
+        assert_eq!(rt.stats().succeeded, (THREADS * EACH) as u64);
+    }
+
+    /// Pending once (waking itself: a yield), then ready with `f()`.
+    struct YieldOnce<F>(Option<F>, bool);
+
+    impl<F: FnOnce() -> usize + Unpin> Future for YieldOnce<F> {
+        type Output = usize;
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<usize> {
+            if !self.1 {
+                self.1 = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Poll::Ready((self.0.take().unwrap())())
+        }
+    }
+
+    #[test]
+    fn a_thread_that_keeps_spawning_does_not_starve_a_yielded_task() {
+        const SPAWNED_AFTER: usize = 4000;
+        let rt = Runtime::builder().workers(1).build().unwrap();
+        let (release, gate) = mpsc::channel::<()>();
+        let blocker = rt.spawn(move || gate.recv().unwrap());
+        let hits = Arc::new(AtomicUsize::new(0));
+        let seen = hits.clone();
+        // Queued on this thread's lane; its yield goes to the injector.
+        let yielder = rt.spawn_async(YieldOnce(Some(move || seen.load(Ordering::SeqCst)), false));
+        let tasks: Vec<_> = (0..SPAWNED_AFTER)
+            .map(|_| {
+                let hits = hits.clone();
+                rt.spawn(move || hits.fetch_add(1, Ordering::SeqCst))
+            })
+            .collect();
+        release.send(()).unwrap();
+        let ran_before = yielder.join().unwrap();
+        assert!(
+            ran_before > 0 && ran_before < SPAWNED_AFTER,
+            "the yielded task ran again after {ran_before} of the {SPAWNED_AFTER} \
+             tasks queued behind it: it must wait for some, not for all"
+        );
+        for t in tasks {
+            t.join().unwrap();
+        }
+        blocker.join().unwrap();
+    }
+}
