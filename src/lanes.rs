@@ -12,11 +12,11 @@
 //!
 //! There are [`LANES`] per runtime; a thread that finds them all claimed
 //! on its first spawn there uses the injector for that runtime from then
-//! on, as do pushes during thread-local destruction. A lane
-//! keeps the capacity of the largest backlog it held (8 bytes a task, as a
-//! worker's deque does) until its runtime is freed; a lane whose thread
-//! exited is claimed again by the next thread that needs one, with
-//! whatever it still holds.
+//! on, as do pushes during thread-local destruction. A lane keeps the
+//! capacity of the largest backlog it held (8 bytes a task, as a worker's
+//! deque does) until its runtime is freed; a lane whose thread exited is
+//! claimed again by the next thread that needs one, with whatever it still
+//! holds.
 //!
 //! # Claims
 //!
