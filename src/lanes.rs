@@ -231,15 +231,16 @@ mod tests {
         let rt = Runtime::builder().workers(1).build().unwrap();
         let lanes = rt.handle().shared.lanes.clone();
         assert_eq!(lanes.claimed(), 0);
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                assert_eq!(rt.spawn(|| 1).join(), Ok(1));
-                assert_eq!(rt.spawn(|| 2).join(), Ok(2));
-                assert_eq!(lanes.claimed(), 1);
-                assert_eq!(lanes.used().len(), 1);
-            });
-        });
-        // Thread-local destructors run before the thread counts as finished.
+        let (handle, seen) = (rt.handle().clone(), lanes.clone());
+        // `join` (not a scope) waits for the thread's thread-local
+        // destructors, which release the claim.
+        std::thread::spawn(move || {
+            assert_eq!(handle.spawn(|| 1).join(), Ok(1));
+            assert_eq!(handle.spawn(|| 2).join(), Ok(2));
+            assert_eq!((seen.claimed(), seen.used().len()), (1, 1));
+        })
+        .join()
+        .unwrap();
         assert_eq!(lanes.claimed(), 0);
         assert_eq!(rt.spawn(|| 3).join(), Ok(3));
         assert_eq!(
@@ -256,11 +257,13 @@ mod tests {
         let rt = Runtime::builder().workers(2).build().unwrap();
         let lanes = rt.handle().shared.lanes.clone();
         let hits = Arc::new(AtomicUsize::new(0));
-        let all_spawned_once = Barrier::new(THREADS + 1);
-        let counted = Barrier::new(THREADS + 1);
-        std::thread::scope(|s| {
-            for _ in 0..THREADS {
-                s.spawn(|| {
+        let all_spawned_once = Arc::new(Barrier::new(THREADS + 1));
+        let counted = Arc::new(Barrier::new(THREADS + 1));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let (rt, hits) = (rt.handle().clone(), hits.clone());
+                let (all_spawned_once, counted) = (all_spawned_once.clone(), counted.clone());
+                std::thread::spawn(move || {
                     let mut tasks = Vec::with_capacity(EACH);
                     for i in 0..EACH {
                         let hits = hits.clone();
@@ -273,14 +276,19 @@ mod tests {
                     for t in tasks {
                         t.join().unwrap();
                     }
-                });
-            }
-            all_spawned_once.wait();
-            assert_eq!(lanes.claimed(), LANES, "every lane taken, once each");
-            counted.wait();
-        });
+                })
+            })
+            .collect();
+        all_spawned_once.wait();
+        assert_eq!(lanes.claimed(), LANES, "every lane taken, once each");
+        counted.wait();
+        for t in threads {
+            t.join().unwrap();
+        }
         assert_eq!(hits.load(Ordering::Relaxed), THREADS * EACH);
         assert_eq!(lanes.claimed(), 0);
+        // A task is counted after it is done (and joinable): shut down first.
+        rt.shutdown(crate::ShutdownMode::Drain).unwrap();
         assert_eq!(rt.stats().succeeded, (THREADS * EACH) as u64);
     }
 
