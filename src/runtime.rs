@@ -382,10 +382,9 @@ impl Handle {
     /// deque (LIFO); from another thread to that thread's lane (a FIFO
     /// queue of its own that the workers steal from; the first eight
     /// threads that spawn get one), otherwise to the global injector. If
-    /// the runtime is
-    /// shutting down the spawn is refused and the returned task is already
-    /// CANCELLED (`f` is dropped without running); use [`try_spawn`] to get
-    /// `f` back instead.
+    /// the runtime is shutting down the spawn is refused and the returned
+    /// task is already CANCELLED (`f` is dropped without running); use
+    /// [`try_spawn`] to get `f` back instead.
     ///
     /// [`try_spawn`]: Handle::try_spawn
     pub fn spawn<F, T>(&self, f: F) -> Task<T>

@@ -49,7 +49,8 @@ use crate::task::raw::Header;
 use crate::task::{Callback, TaskRef};
 
 /// How long a worker that ran out of work leaves the lanes and the
-/// injector alone (module docs): about what a spawning thread takes to queue a batch.
+/// injector alone (module docs): about what a spawning thread takes to
+/// queue a batch.
 const FIRST_LOOK_AFTER: Duration = Duration::from_micros(3);
 
 /// Batches a worker takes from the lanes in a row before it looks at the
@@ -254,32 +255,35 @@ impl WorkerThread {
     /// [`LANE_STREAK`] batches in a row from the lanes the injector goes
     /// first once: a thread that never stops spawning cannot starve it.
     fn steal_outside(&self, retry: &mut bool) -> Option<JobRef> {
-        let shared = &*self.shared;
-        let mut streak = self.lane_streak.get();
-        let injector_first = streak >= LANE_STREAK;
-        if injector_first {
-            streak = 0;
-            if let Some(job) = self.steal_injector(retry) {
-                self.lane_streak.set(0);
-                return Some(job);
-            }
+        if self.lane_streak.get() >= LANE_STREAK {
+            self.lane_streak.set(0);
+            return self
+                .steal_injector(retry)
+                .or_else(|| self.steal_lanes(retry));
         }
+        self.steal_lanes(retry).or_else(|| {
+            self.lane_streak.set(0);
+            self.steal_injector(retry)
+        })
+    }
+
+    /// A batch from the lanes, counted in the streak.
+    fn steal_lanes(&self, retry: &mut bool) -> Option<JobRef> {
+        let shared = &*self.shared;
         match shared.lanes.steal_batch_and_pop(&self.local, self.index) {
             Steal::Success(job) => {
-                self.lane_streak.set(streak + 1);
+                self.lane_streak.set(self.lane_streak.get() + 1);
                 if shared.lanes.has_work() {
                     shared.sleep.notify_from_worker();
                 }
-                return Some(job);
+                Some(job)
             }
-            Steal::Retry => *retry = true,
-            Steal::Empty => {}
+            Steal::Retry => {
+                *retry = true;
+                None
+            }
+            Steal::Empty => None,
         }
-        self.lane_streak.set(0);
-        if injector_first {
-            return None;
-        }
-        self.steal_injector(retry)
     }
 
     fn steal_injector(&self, retry: &mut bool) -> Option<JobRef> {
