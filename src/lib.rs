@@ -88,8 +88,10 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    match Handle::current() {
-        Some(handle) => handle.spawn(f),
+    // Borrows the worker's runtime: `Handle::current()` would clone its
+    // `Arc`, a write to a count shared by every worker, at every spawn.
+    match worker::WorkerThread::current() {
+        Some(w) => runtime::spawn_on(&w.shared, f),
         None => global().spawn(f),
     }
 }

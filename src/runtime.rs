@@ -392,13 +392,7 @@ impl Handle {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        match self.try_spawn(f) {
-            Ok(task) => task,
-            Err(refused) => {
-                drop(refused);
-                cancelled_task::<T>(&self.shared)
-            }
-        }
+        spawn_on(&self.shared, f)
     }
 
     /// Spawns `f`, or gives it back if the runtime is shutting down.
@@ -502,6 +496,25 @@ impl Handle {
 
 /// A task that was refused at spawn: CANCELLED, never ran, in no registry.
 /// Its runtime pointer is never dereferenced (the task is done).
+/// [`Handle::spawn`] on a runtime the caller only borrows: `crate::spawn`
+/// from a worker uses its worker's runtime without cloning the `Arc`, whose
+/// count every worker would otherwise write at every spawn.
+pub(crate) fn spawn_on<F, T>(shared: &Arc<Shared>, f: F) -> Task<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    match shared.spawn_body(Once(Some(f)), (), true, None) {
+        // SAFETY: the body's output type is `T`.
+        Ok(Some(raw)) => unsafe { Task::from_task_ref(raw) },
+        Ok(None) => unreachable!("asked for a handle"),
+        Err(refused) => {
+            drop(refused);
+            cancelled_task::<T>(shared)
+        }
+    }
+}
+
 fn cancelled_task<T: Send + 'static>(shared: &Arc<Shared>) -> Task<T> {
     let body: Once<fn() -> T> = Once(None);
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
