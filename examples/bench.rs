@@ -31,7 +31,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use harness::{run_local, run_program, LoadMeter, Runs, Sample, Stats};
+use harness::{core_latency_ns, run_local, run_program, LoadMeter, Runs, Sample, Stats};
 
 // ---- systems (table columns) ----
 
@@ -526,6 +526,8 @@ struct TableRow {
     label: &'static str,
     /// Cores other processes kept busy while this workload ran.
     background: f64,
+    /// Core-to-core latency (ns) before and after the workload ran.
+    core_ns: (f64, f64),
     cells: BTreeMap<Sys, Cell>,
     verdicts: Vec<Verdict>,
 }
@@ -617,6 +619,7 @@ impl Bench {
     fn run_workload(&self, index: usize, total: usize, w: &Workload) -> Vec<TableRow> {
         let start = Instant::now();
         let load = LoadMeter::start();
+        let core_before = core_latency_ns();
         let params: Vec<String> = (w.params)(&self.sizes).iter().map(u64::to_string).collect();
         eprint!(
             "[{index:>2}/{total}] {:<12} ({}):",
@@ -641,15 +644,19 @@ impl Bench {
             outcomes.insert(sys, outcome);
         }
         let background = load.other_cores();
+        let core_ns = (core_before, core_latency_ns());
         eprintln!(
-            " {:.1} s, background load {background:.2} cores",
-            start.elapsed().as_secs_f64()
+            " {:.1} s, background load {background:.2} cores, core-to-core {:.0}/{:.0} ns",
+            start.elapsed().as_secs_f64(),
+            core_ns.0,
+            core_ns.1
         );
         w.rows
             .iter()
             .map(|row| TableRow {
                 label: row.label,
                 background,
+                core_ns,
                 cells: outcomes
                     .iter()
                     .map(|(&sys, o)| (sys, cell(row, o)))
@@ -805,6 +812,13 @@ fn pad(s: &str, width: usize) -> String {
     format!("{s}{}", " ".repeat(width.saturating_sub(len)))
 }
 
+/// The lowest and highest core-to-core latency measured around the rows.
+fn core_range(rows: &[TableRow]) -> (f64, f64) {
+    rows.iter()
+        .flat_map(|r| [r.core_ns.0, r.core_ns.1])
+        .fold((f64::INFINITY, 0.0), |(lo, hi), x| (lo.min(x), hi.max(x)))
+}
+
 fn print_table(rows: &[TableRow]) -> String {
     let mut header = vec!["workload".to_string()];
     header.extend(Sys::ALL.iter().map(|s| s.label().to_string()));
@@ -855,6 +869,18 @@ fn print_table(rows: &[TableRow]) -> String {
             out,
             "note: {}: other processes kept {:.2} cores busy meanwhile; its figures are unreliable",
             r.label, r.background
+        );
+    }
+    let (fastest, _) = core_range(rows);
+    for r in rows
+        .iter()
+        .filter(|r| r.core_ns.0.max(r.core_ns.1) > 2.0 * fastest)
+    {
+        let _ = writeln!(
+            out,
+            "note: {}: core-to-core latency {:.0}/{:.0} ns before/after, against {:.0} at best in \
+             this run: the host had the CPUs further apart; its cross-core figures are unreliable",
+            r.label, r.core_ns.0, r.core_ns.1, fastest
         );
     }
     for r in rows {
@@ -929,10 +955,12 @@ fn to_json(sizes: &Sizes, workloads: &[Workload], rows: &[TableRow], seconds: f6
     for (i, r) in rows.iter().enumerate() {
         let _ = write!(
             o,
-            "{}\n    {{\"row\": {}, \"background_cores\": {:.3}, \"systems\": {{",
+            "{}\n    {{\"row\": {}, \"background_cores\": {:.3}, \"core_to_core_ns\": [{:.1}, {:.1}], \"systems\": {{",
             if i > 0 { "," } else { "" },
             json_str(r.label),
-            r.background
+            r.background,
+            r.core_ns.0,
+            r.core_ns.1
         );
         let cells: Vec<String> = r
             .cells
@@ -1169,9 +1197,10 @@ fn main() {
     judge(&selected, &mut rows);
     let seconds = start.elapsed().as_secs_f64();
 
+    let (core_lo, core_hi) = core_range(&rows);
     println!(
         "wsrt bench, {} mode ({} warm-up + {} runs; median (min–max)); {} CPUs; {:.0} s; \
-         background load {:.2} cores",
+         background load {:.2} cores; core-to-core latency {core_lo:.0}–{core_hi:.0} ns",
         bench.sizes.mode,
         bench.sizes.runs.warmups,
         bench.sizes.runs.runs,
