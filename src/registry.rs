@@ -11,20 +11,29 @@
 //! per task: one mostly uncontended lock/unlock at spawn and one at finish
 //! (a compare-exchange and a plain store each, see [`SpinLock`]), four
 //! pointer writes each, and two pointers in the header. The registry holds
-//! no reference: a task unlinks itself (in `finish`) before the reference
-//! that kept it alive is dropped, so a listed task is always alive while
-//! the shard lock is held.
+//! no reference: a task is unlinked by the thread that finished it before
+//! that thread drops the reference that kept it alive, so a listed task is
+//! always alive while the shard lock is held.
+//!
+//! A worker that finishes a task another thread listed (spawned from
+//! outside, or stolen from another worker) does not unlink it at once: it
+//! keeps it, with its reference, and unlinks a batch at a time, one lock
+//! per shard ([`Registry::remove_finished`], `WorkerThread::unlist_finished`
+//! in `worker.rs`). Unlinked one by one, each such task took the lock line
+//! from the spawning thread and gave it back at its next spawn. A done task
+//! may so stay listed for a while; `live_tasks` skips done tasks.
 //!
 //! # Counting spawns from outside, and every end
 //!
 //! Workers count what they spawn in their own counter slots (`stats.rs`,
-//! plain stores). Other threads count their spawns in the outside shard
-//! that lists the task, and every thread counts an end (a task becoming
-//! SUCCEEDED, FAILED or CANCELLED) in the shard that listed it, under the
-//! lock that it takes anyway to list or unlist the task. The lock, the
-//! list and the counts share one cache line, so counting costs no atomic
-//! read-modify-write of its own, and an end needs no look-up of the
-//! current worker (a thread-local access, which in `libwsrt.so` is a call).
+//! plain stores), and the ends (a task becoming SUCCEEDED, FAILED or
+//! CANCELLED) of the tasks they keep for a batch. Other threads count their
+//! spawns in the outside shard that lists the task, and every other end is
+//! counted in the shard that listed the task, under the lock that the
+//! thread takes anyway to unlist it. The lock, the list and the counts
+//! share one cache line, so counting costs no atomic read-modify-write of
+//! its own, and an end needs no look-up of the current worker (a
+//! thread-local access, which in `libwsrt.so` is a call).
 //! Before, a spawn from outside paid a `SeqCst` CAS on a shared counter, a
 //! cancel from outside a `fetch_add`, and a cancel the thread-local
 //! look-up; per task of the C cancel workload, the two atomics cost 13–19
@@ -212,6 +221,11 @@ impl Registry {
         }
     }
 
+    /// True if `shard` is where worker `worker` lists what it spawns.
+    pub(crate) fn is_own_shard(&self, worker: usize, shard: usize) -> bool {
+        shard == worker % self.worker_shards
+    }
+
     fn outside_shard(&self, id: u64) -> usize {
         let outside = self.shards.len() - self.worker_shards;
         self.worker_shards + (id as usize % outside)
@@ -255,6 +269,19 @@ impl Registry {
         bump(&bucket.counts[end_index(end)]);
     }
 
+    /// Unlinks tasks a worker finished and counted itself (`raw.rs`,
+    /// `finish_on_worker`), grouped by shard: one lock per shard.
+    pub(crate) fn remove_finished(&self, tasks: &mut [TaskRef]) {
+        let shard_of = |t: &TaskRef| t.header().state.load().shard();
+        tasks.sort_unstable_by_key(shard_of);
+        for group in tasks.chunk_by(|a, b| shard_of(a) == shard_of(b)) {
+            let mut shard = self.shards[shard_of(&group[0])].list.lock();
+            for task in group {
+                unlink(&mut shard, task.header());
+            }
+        }
+    }
+
     /// Shutdown: spawns from outside are refused from here on, and ends
     /// report that they came after (module docs).
     pub(crate) fn close(&self) {
@@ -295,6 +322,25 @@ impl Registry {
             }
         }
         out
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+impl Registry {
+    /// How many tasks are listed, done or not.
+    pub(crate) fn listed(&self) -> usize {
+        let mut n = 0;
+        for bucket in self.shards.iter() {
+            let shard = bucket.list.lock();
+            let mut p = shard.head;
+            // SAFETY: listed tasks are alive while the lock is held.
+            while let Some(header) = unsafe { p.as_ref() } {
+                n += 1;
+                // SAFETY: as above.
+                p = unsafe { *header.links.next.get() };
+            }
+        }
+        n
     }
 }
 

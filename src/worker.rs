@@ -34,7 +34,7 @@
 //! bursty's CPU 0.080–0.083 → 0.085–0.106 cpu/wall (the price of the
 //! pause; the full tables put rayon at 0.103–0.109, tokio 0.112–0.117).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,6 +56,10 @@ const FIRST_LOOK_AFTER: Duration = Duration::from_micros(3);
 /// Batches a worker takes from the lanes in a row before it looks at the
 /// injector first once (`steal_outside`).
 const LANE_STREAK: u32 = 16;
+
+/// Finished tasks a worker keeps before it takes them off the registry
+/// together (`WorkerThread::unlist_finished`).
+const UNLIST_BATCH: usize = 64;
 
 /// The first word of every job (task header, stack job, scope job) points to
 /// one of these, so a queued job is a single pointer: a deque slot and an
@@ -154,6 +158,9 @@ pub(crate) struct WorkerThread {
     rng: Cell<u64>,
     /// Batches taken from the lanes in a row (`steal_outside`).
     lane_streak: Cell<u32>,
+    /// Tasks this worker ran to their end and has not yet taken off the
+    /// registry, each with the scheduler's reference (`unlist_finished`).
+    finished: RefCell<Vec<TaskRef>>,
 }
 
 impl WorkerThread {
@@ -164,6 +171,43 @@ impl WorkerThread {
             shared,
             rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1)),
             lane_streak: Cell::new(0),
+            finished: RefCell::new(Vec::with_capacity(UNLIST_BATCH)),
+        }
+    }
+
+    /// Keeps a task this worker finished, with the scheduler's reference,
+    /// until its batch is taken off the registry.
+    pub(crate) fn defer_unlist(&self, task: TaskRef) {
+        let full = {
+            let mut finished = self.finished.borrow_mut();
+            finished.push(task);
+            finished.len() >= UNLIST_BATCH
+        };
+        if full {
+            self.unlist_finished();
+        }
+    }
+
+    /// Takes the finished tasks off the registry, one lock per shard, then
+    /// drops their references. Runs when the batch is full, before the
+    /// worker sleeps, and when it exits. Their ends were counted when they
+    /// finished, and none holds an output whose drop runs user code
+    /// (`Body::output_drop_observable`), so all this delays is when a done
+    /// task leaves the list (`live_tasks` skips done tasks) and when its
+    /// cell is freed if the worker's reference is the last.
+    pub(crate) fn unlist_finished(&self) {
+        // Out of the cell first: dropping a reference may drop a task's
+        // output, whose `Drop` may wait for a task and so run others here.
+        let mut batch = self.finished.take();
+        if batch.is_empty() {
+            return;
+        }
+        self.shared.registry.remove_finished(&mut batch);
+        batch.clear();
+        let mut finished = self.finished.borrow_mut();
+        if finished.capacity() == 0 {
+            // Keep the allocation for the next batch.
+            *finished = batch;
         }
     }
 
@@ -349,6 +393,7 @@ impl WorkerThread {
     /// Parks this worker (`Sleep::sleep`) after freeing the cells it
     /// deferred (`alloc.rs`): an idle worker keeps no freed memory.
     fn sleep(&self, ready: impl Fn() -> bool, deadline: Option<Instant>) {
+        self.unlist_finished();
         alloc::flush_frees();
         self.shared.sleep.sleep(self.index, ready, deadline);
     }
@@ -379,6 +424,7 @@ impl WorkerThread {
         self.shared.sleep.register(self.index);
         let _frees = alloc::batch_frees();
         self.main_loop();
+        self.unlist_finished();
         WORKER.with(|w| w.set(ptr::null()));
     }
 
@@ -430,5 +476,47 @@ impl WorkerThread {
             backoff.snooze();
         }
         None
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::mpsc;
+
+    use crate::Runtime;
+
+    #[test]
+    fn a_worker_unlists_the_tasks_of_other_threads_in_a_batch_before_it_sleeps() {
+        let rt = Runtime::builder().workers(1).build().unwrap();
+        let shared = rt.handle().shared.clone();
+        let (send, recv) = mpsc::channel();
+        let parent = rt.spawn({
+            let shared = shared.clone();
+            move || {
+                let outside: Vec<crate::Task<u32>> = recv.recv().unwrap();
+                let ids: Vec<u64> = outside.iter().map(|t| t.id()).collect();
+                // Run here, by the helping joins, on the only worker.
+                let sum: u32 = outside.into_iter().map(|t| t.join().unwrap()).sum();
+                // Done and counted, off `all_tasks`, still in the batch.
+                let live: Vec<u64> = shared
+                    .registry
+                    .live_tasks()
+                    .iter()
+                    .map(|t| t.id())
+                    .collect();
+                assert_eq!(live, vec![crate::current_task().unwrap().id()]);
+                assert!(ids.iter().all(|id| !live.contains(id)));
+                (sum, shared.registry.listed())
+            }
+        });
+        // Spawned from this thread: listed in an outside shard.
+        send.send((0..3).map(|i| rt.spawn(move || i)).collect())
+            .unwrap();
+        assert_eq!(parent.join(), Ok((3, 4)));
+        // Before it sleeps the worker unlists its batch (the parent too).
+        shared.sleep.wait_for_sleepers(1);
+        assert_eq!(shared.registry.listed(), 0);
+        rt.shutdown(crate::ShutdownMode::Drain).unwrap();
+        assert_eq!(rt.stats().succeeded, 4);
     }
 }

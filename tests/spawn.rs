@@ -115,6 +115,22 @@ fn the_output_is_dropped_exactly_once_taken_or_not() {
 }
 
 #[test]
+fn an_output_with_a_drop_goes_with_the_last_handle_after_the_worker_moved_on() {
+    // A worker keeps some finished tasks for a while (to take them off the
+    // registry in batches), but never one whose output has a `Drop`: once
+    // the worker has run another task, the handle holds the last reference.
+    let rt = runtime(1);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let d = drops.clone();
+    let t = rt.spawn(move || Output(d));
+    t.wait();
+    assert_eq!(rt.spawn(|| ()).join(), Ok(()));
+    assert_eq!(drops.load(Ordering::SeqCst), 0);
+    drop(t);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
+#[test]
 fn try_join_before_done_hands_the_task_back() {
     let rt = runtime(1);
     let gate = Arc::new(Barrier::new(2));

@@ -163,6 +163,10 @@ impl Body for CTask {
             unsafe { drop_arg(arg.0) };
         }
     }
+
+    fn output_drop_observable(output: &CResult) -> bool {
+        output.drop.is_some()
+    }
 }
 
 /// Spawns `fn(arg, &result)` on `rt` and, if `out` is not NULL, writes a

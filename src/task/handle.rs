@@ -97,7 +97,7 @@ impl TaskRef {
         self.ptr
     }
 
-    fn header(&self) -> &Header {
+    pub(crate) fn header(&self) -> &Header {
         // SAFETY: our reference keeps the task alive.
         unsafe { self.ptr.as_ref() }
     }

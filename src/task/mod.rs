@@ -105,6 +105,14 @@ pub(crate) trait Body: Send + 'static {
     /// state becomes final when it ran. `tag` is there for bodies whose
     /// clean-up needs it (the C `arg_drop(arg)`).
     fn release(&mut self, _tag: &Self::Tag) {}
+
+    /// True if dropping `output` may run code of the user's (a `Drop`, the
+    /// C `result_drop`): such a task must be freed by whoever drops its
+    /// last reference, when they drop it, so a worker never keeps it in its
+    /// batch of finished tasks (`raw.rs`, `finish_on_worker`).
+    fn output_drop_observable(_output: &Self::Output) -> bool {
+        std::mem::needs_drop::<Self::Output>()
+    }
 }
 
 /// A closure run once.

@@ -196,6 +196,17 @@ unsafe fn run<B: Body>(ptr: NonNull<()>) {
             return;
         }
     };
+    // A worker keeps a finished task that another thread listed (and so
+    // whose shard lock that thread takes too) for a while
+    // (`finish_on_worker`), unless freeing it then would run user code late.
+    let keep = here.filter(|w| {
+        !rt.registry
+            .is_own_shard(w.index, header.state.load().shard())
+            && match &outcome {
+                Some(Ok(value)) => !B::output_drop_observable(value),
+                _ => true,
+            }
+    });
     // SAFETY: we own the stage, which still holds the body.
     unsafe { release_body(cell) };
     if let Some(outcome) = outcome {
@@ -206,10 +217,17 @@ unsafe fn run<B: Body>(ptr: NonNull<()>) {
     // outcome written before the state becomes final, so a thread that sees
     // "done" sees both.
     let now = header.state.transition_to_complete(end);
-    // SAFETY: we made the task final; the queue's reference is still ours.
-    unsafe { finish(ptr, rt, now) };
-    // SAFETY: the scheduler's reference is ours to drop.
-    unsafe { drop_ref(ptr) };
+    match keep {
+        // SAFETY: we made the task final; the queue's reference is still
+        // ours, and it goes to the worker's batch.
+        Some(w) => unsafe { finish_on_worker(ptr, rt, w, now) },
+        None => {
+            // SAFETY: as above.
+            unsafe { finish(ptr, rt, now) };
+            // SAFETY: the scheduler's reference is ours to drop.
+            unsafe { drop_ref(ptr) };
+        }
+    }
 }
 
 /// The function returned "not yet". The scheduler's reference moves to the
@@ -337,17 +355,9 @@ pub(crate) unsafe fn cancel_unscheduled(ptr: NonNull<Header>) {
 unsafe fn finish(ptr: NonNull<Header>, rt: &Shared, now: Snapshot) {
     // SAFETY: the caller's reference keeps the header alive.
     let header = unsafe { ptr.as_ref() };
-    let this = ManuallyDrop::new(TaskRef::from_header(ptr));
-    header.extras.drain(now, |callback| {
-        if callback.run(&this) {
-            rt.count(Counter::CallbackPanics);
-        }
-    });
-    let end = match now.lifecycle() {
-        TaskState::Succeeded => Counter::Succeeded,
-        TaskState::Failed => Counter::Failed,
-        _ => Counter::Cancelled,
-    };
+    // SAFETY: the caller holds a reference.
+    unsafe { run_callbacks(ptr, rt, now) };
+    let end = end_counter(now);
     let mut pinned = None;
     rt.registry.remove(header, end, || {
         // Shutdown has begun and this count may be the last one. A worker
@@ -363,6 +373,49 @@ unsafe fn finish(ptr: NonNull<Header>, rt: &Shared, now: Snapshot) {
     // is one of its workers. Otherwise check now.
     if let Some(rt) = pinned {
         rt.after_external_completion();
+    }
+}
+
+/// `finish` for a task that worker `w` of `rt` ran to its end: the end is
+/// counted in the worker's own slots (as its spawns are, and ordered for
+/// shutdown the same way: the worker checks when it next goes idle), and
+/// the task goes to the worker's batch of finished tasks, which takes it
+/// off the registry later, together with others (`WorkerThread::
+/// unlist_finished`): one lock per shard and batch instead of one per task,
+/// on a line the spawning thread writes too.
+///
+/// # Safety
+/// As `finish`, and the caller's reference (the scheduler's) moves to the
+/// batch.
+unsafe fn finish_on_worker(ptr: NonNull<Header>, rt: &Shared, w: &WorkerThread, now: Snapshot) {
+    // SAFETY: the caller holds a reference.
+    unsafe { run_callbacks(ptr, rt, now) };
+    rt.counters.add_owned(w.index, end_counter(now));
+    // SAFETY: the caller's reference moves to the handle.
+    w.defer_unlist(unsafe { TaskRef::from_raw(ptr) });
+}
+
+/// Rule 2 of `mod.rs`: runs the callbacks of a task that just became final
+/// (`now`). The caller holds a reference.
+///
+/// # Safety
+/// `ptr` is a task that the caller holds a reference to.
+unsafe fn run_callbacks(ptr: NonNull<Header>, rt: &Shared, now: Snapshot) {
+    // SAFETY: the caller's reference keeps the header alive.
+    let header = unsafe { ptr.as_ref() };
+    let this = ManuallyDrop::new(TaskRef::from_header(ptr));
+    header.extras.drain(now, |callback| {
+        if callback.run(&this) {
+            rt.count(Counter::CallbackPanics);
+        }
+    });
+}
+
+fn end_counter(now: Snapshot) -> Counter {
+    match now.lifecycle() {
+        TaskState::Succeeded => Counter::Succeeded,
+        TaskState::Failed => Counter::Failed,
+        _ => Counter::Cancelled,
     }
 }
 
