@@ -279,13 +279,60 @@ fn own_and_children_seconds() -> f64 {
     rusage_seconds(libc::RUSAGE_SELF) + rusage_seconds(libc::RUSAGE_CHILDREN)
 }
 
+/// What the host gave this VM around a workload: see [`probe_machine`].
+#[derive(Clone, Copy, Debug)]
+pub struct Probe {
+    /// One-way core-to-core latency, ns.
+    pub latency_ns: f64,
+    /// A fixed loop run on every CPU at once, ms (the slowest CPU).
+    pub compute_ms: f64,
+}
+
+/// Measures the two things this project's VM was seen to change under a
+/// run, from process to process and period to period: how far apart its
+/// two vCPUs are (a token handed back and forth through one atomic: ~30 ns
+/// one way most of the time, ~13 when they share a physical core, ~160
+/// when they are far apart), and how fast they compute together (a fixed
+/// loop on both at once: twice as slow while they share a core). Each is
+/// the best of a few tries, so one preemption does not count.
+pub fn probe_machine() -> Probe {
+    Probe {
+        latency_ns: core_latency_ns(),
+        compute_ms: (0..3)
+            .map(|_| parallel_loop_ms())
+            .fold(f64::INFINITY, f64::min),
+    }
+}
+
+/// The fixed loop on every CPU at once; the slowest one's time, in ms.
+fn parallel_loop_ms() -> f64 {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads: Vec<_> = (0..cpus)
+        .map(|_| {
+            std::thread::spawn(|| {
+                let start = Instant::now();
+                let mut x = 1u64;
+                for _ in 0..500_000 {
+                    // A chain of dependent multiplies the compiler must keep.
+                    x = std::hint::black_box(x)
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                }
+                std::hint::black_box(x);
+                start.elapsed().as_secs_f64() * 1e3
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .map(|t| t.join().expect("probe thread"))
+        .fold(0.0, f64::max)
+}
+
 /// One-way core-to-core latency, in ns: two threads hand a token back and
 /// forth through one atomic; the best of a few batches, half the round
-/// trip. On this project's VM it reads ~30–40 ns while the host keeps the
-/// two vCPUs near each other and ~160 ns while it does not, and every
-/// figure that depends on cache lines moving between cores (most of the
-/// table) moves with it; the table notes rows measured in such a period.
-pub fn core_latency_ns() -> f64 {
+/// trip.
+fn core_latency_ns() -> f64 {
     use std::hint::spin_loop;
     use std::sync::atomic::{AtomicU64, Ordering::*};
     use std::sync::Arc;
