@@ -175,15 +175,28 @@ impl Lanes {
 
     /// Steals a batch from a lane into `dest` and pops one job of it,
     /// looking at the lanes from `start` on (workers start at different
-    /// lanes). `Retry` if a lane was contended and none gave a job.
-    pub(crate) fn steal_batch_and_pop(&self, dest: &Worker<JobRef>, start: usize) -> Steal<JobRef> {
+    /// lanes). With `leave_last`, a lane holding a single job is passed
+    /// over, and `left` set (`worker.rs`, "Not taking each task the moment
+    /// it is queued"). `Retry` if a lane was contended and none gave a job.
+    pub(crate) fn steal_batch_and_pop(
+        &self,
+        dest: &Worker<JobRef>,
+        start: usize,
+        leave_last: bool,
+        left: &mut bool,
+    ) -> Steal<JobRef> {
         let lanes = self.used();
         let mut retry = false;
         for i in 0..lanes.len() {
             let lane = &lanes[(start + i) % lanes.len()];
             // An empty stealer is two loads; a steal attempt pins an epoch.
-            if lane.stealer.is_empty() {
-                continue;
+            match lane.stealer.len() {
+                0 => continue,
+                1 if leave_last => {
+                    *left = true;
+                    continue;
+                }
+                _ => {}
             }
             match lane.stealer.steal_batch_and_pop(dest) {
                 Steal::Success(job) => return Steal::Success(job),
