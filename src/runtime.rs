@@ -494,8 +494,6 @@ impl Handle {
     }
 }
 
-/// A task that was refused at spawn: CANCELLED, never ran, in no registry.
-/// Its runtime pointer is never dereferenced (the task is done).
 /// [`Handle::spawn`] on a runtime the caller only borrows: `crate::spawn`
 /// from a worker uses its worker's runtime without cloning the `Arc`, whose
 /// count every worker would otherwise write at every spawn.
@@ -515,6 +513,8 @@ where
     }
 }
 
+/// A task that was refused at spawn: CANCELLED, never ran, in no registry.
+/// Its runtime pointer is never dereferenced (the task is done).
 fn cancelled_task<T: Send + 'static>(shared: &Arc<Shared>) -> Task<T> {
     let body: Once<fn() -> T> = Once(None);
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);

@@ -42,10 +42,10 @@
 //! (`lane_streak` > 0) leaves a lane's last task there, and the injector
 //! behind it; it takes it after its pause (`spin` and `help_until` reset
 //! the streak), or after a batch stolen from another worker, and a worker
-//! woken from sleep takes it at once.
-//! Side by side (`/tmp/ab/run.sh`, medians of 10 runs per round, three
-//! rounds): callbacks C 90–102 → 81–85 ns a task, Rust 78–80 → 73–76;
-//! spawn_wait C 91–98 → 64–85, Rust 65–74 → 66–67.
+//! woken from sleep takes it at once. Side by side (`/tmp/ab/run.sh`,
+//! medians of 10 runs per round, three rounds): callbacks C 94–97 → 81–85
+//! ns a task, Rust 83–84 → 77–79; spawn_wait Rust 76–77 → 69–70, C within
+//! the noise; wake-up latency and bursty unchanged.
 
 use std::cell::{Cell, RefCell};
 use std::ptr::{self, NonNull};
@@ -209,8 +209,8 @@ impl WorkerThread {
     /// task leaves the list (`live_tasks` skips done tasks) and when its
     /// cell is freed if the worker's reference is the last.
     pub(crate) fn unlist_finished(&self) {
-        // Out of the cell first: dropping a reference may drop a task's
-        // output, whose `Drop` may wait for a task and so run others here.
+        // Out of the cell first, so that nothing below can find it
+        // borrowed (the drops run no user code: see above).
         let mut batch = self.finished.take();
         if batch.is_empty() {
             return;

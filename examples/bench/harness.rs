@@ -289,12 +289,12 @@ pub struct Probe {
 }
 
 /// Measures the two things this project's VM was seen to change under a
-/// run, from process to process and period to period: how far apart its
-/// two vCPUs are (a token handed back and forth through one atomic: ~30 ns
-/// one way most of the time, ~13 when they share a physical core, ~160
-/// when they are far apart), and how fast they compute together (a fixed
-/// loop on both at once: twice as slow while they share a core). Each is
-/// the best of a few tries, so one preemption does not count.
+/// run: how far apart its two vCPUs are (a token handed back and forth
+/// through one atomic: ~30 ns one way most of the time, ~160 for tens of
+/// seconds at a time, ~13 once, as if they shared a physical core), and
+/// how fast they compute (a fixed loop on every CPU at once; a
+/// single-threaded loop was once seen running at half speed for a while).
+/// Each is the best of a few tries, so one preemption does not count.
 pub fn probe_machine() -> Probe {
     Probe {
         latency_ns: core_latency_ns(),

@@ -391,7 +391,7 @@ unsafe fn finish_on_worker(ptr: NonNull<Header>, rt: &Shared, w: &WorkerThread, 
     // SAFETY: the caller holds a reference.
     unsafe { run_callbacks(ptr, rt, now) };
     rt.counters.add_owned(w.index, end_counter(now));
-    // SAFETY: the caller's reference moves to the handle.
+    // SAFETY: the caller's reference moves into the batch's `TaskRef`.
     w.defer_unlist(unsafe { TaskRef::from_raw(ptr) });
 }
 
