@@ -228,17 +228,16 @@ impl Registry {
         }
     }
 
-    /// The shard for a task spawned by worker `worker` (or from outside).
-    pub(crate) fn shard_for(&self, worker: Option<usize>, id: u64) -> usize {
-        match worker {
-            Some(w) => w % self.worker_shards,
-            None => self.outside_shard(id),
-        }
+    /// Where worker `index` lists the tasks it spawns (`WorkerThread::shard`,
+    /// computed once: a division per spawn is not free).
+    pub(crate) fn worker_shard(&self, index: usize) -> usize {
+        index % self.worker_shards
     }
 
-    /// True if `shard` is where worker `worker` lists what it spawns.
-    pub(crate) fn is_own_shard(&self, worker: usize, shard: usize) -> bool {
-        shard == worker % self.worker_shards
+    /// The shard for a task spawned by a worker whose shard is `worker`, or
+    /// from outside.
+    pub(crate) fn shard_for(&self, worker: Option<usize>, id: u64) -> usize {
+        worker.unwrap_or_else(|| self.outside_shard(id))
     }
 
     fn outside_shard(&self, id: u64) -> usize {

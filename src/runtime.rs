@@ -228,7 +228,7 @@ impl Shared {
         // Relaxed: only uniqueness and per-thread order matter, and the
         // spawn itself publishes the id to any other thread.
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let shard = self.registry.shard_for(here.map(|w| w.index), id);
+        let shard = self.registry.shard_for(here.map(|w| w.shard), id);
         let ptr = raw::allocate(
             body,
             tag,

@@ -166,6 +166,8 @@ pub fn cancel_requested() -> bool {
 
 pub(crate) struct WorkerThread {
     pub(crate) index: usize,
+    /// The registry shard that lists what this worker spawns.
+    pub(crate) shard: usize,
     local: Worker<JobRef>,
     pub(crate) shared: Arc<Shared>,
     rng: Cell<u64>,
@@ -180,6 +182,7 @@ impl WorkerThread {
     pub(crate) fn new(index: usize, local: Worker<JobRef>, shared: Arc<Shared>) -> WorkerThread {
         WorkerThread {
             index,
+            shard: shared.registry.worker_shard(index),
             local,
             shared,
             rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1)),

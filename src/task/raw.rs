@@ -200,8 +200,7 @@ unsafe fn run<B: Body>(ptr: NonNull<()>) {
     // whose shard lock that thread takes too) for a while
     // (`finish_on_worker`), unless freeing it then would run user code late.
     let keep = here.filter(|w| {
-        !rt.registry
-            .is_own_shard(w.index, header.state.load().shard())
+        header.state.load().shard() != w.shard
             && match &outcome {
                 Some(Ok(value)) => !B::output_drop_observable(value),
                 _ => true,
