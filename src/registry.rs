@@ -198,8 +198,9 @@ const OUTSIDE_SHARDS_MIN: usize = 64;
 /// and its tasks are each other's list neighbours; meanwhile the spawner
 /// has moved on to the next block's shard. (Without the batches, blocks
 /// made callbacks and cancel slower: each finish met the spawner on the
-/// shard it was filling.) Side by side with one task per shard
-/// (`/tmp/ab/run.sh`, medians of 10 runs per round), ns per task: detached
+/// shard it was filling.) Side by side with one task per shard (old and
+/// new library alternating, `target/peers/wsrt_bench W 1 10 N` and the
+/// bench's `--child W wsrt_rust`; medians of 10 runs), ns per task: detached
 /// C 65–68 → 57–62, Rust 67–75 → 56–62; cancel C 80–90 → 74; callbacks
 /// equal while the vCPUs are near each other, C 204–216 → 102–108 and Rust
 /// 257–263 → 128–175 while the host has them far apart.
@@ -320,22 +321,30 @@ impl Registry {
     /// Handles to every listed task that is not done, shard by shard.
     pub(crate) fn live_tasks(&self) -> Vec<TaskRef> {
         let mut out = Vec::new();
+        self.walk(|header| {
+            if !header.state.load().is_done() {
+                // Under the shard's lock, so the task is alive to take it.
+                header.state.ref_inc();
+                // SAFETY: we just added the reference the handle owns.
+                out.push(unsafe { TaskRef::from_raw(NonNull::from(header)) });
+            }
+        });
+        out
+    }
+
+    /// Calls `f` on every listed task, done or not, each shard under its
+    /// lock (`f` must not touch the registry).
+    fn walk(&self, mut f: impl FnMut(&Header)) {
         for bucket in self.shards.iter() {
             let shard = bucket.list.lock();
             let mut p = shard.head;
-            // SAFETY: listed tasks are alive while the lock is held; we add a
-            // reference before the lock is released.
+            // SAFETY: listed tasks are alive while the lock is held.
             while let Some(header) = unsafe { p.as_ref() } {
-                if !header.state.load().is_done() {
-                    header.state.ref_inc();
-                    // SAFETY: we just added the reference the handle owns.
-                    out.push(unsafe { TaskRef::from_raw(NonNull::from(header)) });
-                }
+                f(header);
                 // SAFETY: as above.
                 p = unsafe { *header.links.next.get() };
             }
         }
-        out
     }
 }
 
@@ -344,16 +353,7 @@ impl Registry {
     /// How many tasks are listed, done or not.
     pub(crate) fn listed(&self) -> usize {
         let mut n = 0;
-        for bucket in self.shards.iter() {
-            let shard = bucket.list.lock();
-            let mut p = shard.head;
-            // SAFETY: listed tasks are alive while the lock is held.
-            while let Some(header) = unsafe { p.as_ref() } {
-                n += 1;
-                // SAFETY: as above.
-                p = unsafe { *header.links.next.get() };
-            }
-        }
+        self.walk(|_| n += 1);
         n
     }
 }

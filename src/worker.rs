@@ -42,10 +42,11 @@
 //! (`lane_streak` > 0) leaves a lane's last task there, and the injector
 //! behind it; it takes it after its pause (`spin` and `help_until` reset
 //! the streak), or after a batch stolen from another worker, and a worker
-//! woken from sleep takes it at once. Side by side (`/tmp/ab/run.sh`,
-//! medians of 10 runs per round, three rounds): callbacks C 94–97 → 81–85
-//! ns a task, Rust 83–84 → 77–79; spawn_wait Rust 76–77 → 69–70, C within
-//! the noise; wake-up latency and bursty unchanged.
+//! woken from sleep takes it at once. Side by side (old and new library
+//! alternating, `target/peers/wsrt_bench W 1 10 N` and the bench's
+//! `--child W wsrt_rust`; medians of 10 runs, three rounds): callbacks C
+//! 94–97 → 81–85 ns a task, Rust 83–84 → 77–79; spawn_wait Rust 76–77 →
+//! 69–70, C within the noise; wake-up latency and bursty unchanged.
 
 use std::cell::{Cell, RefCell};
 use std::ptr::{self, NonNull};
