@@ -24,8 +24,8 @@
 //! move apart (cross-core latency ~30 → ~160 ns) or onto one physical core,
 //! for tens of seconds at a time. The bench probes the machine before and
 //! after each workload (`harness::probe_machine`), measures a workload
-//! again (up to twice) when a probe was far from the run's usual, and
-//! notes under the table the rows that never ran steadily.
+//! again (up to twice) when a probe was far from the machine at its best
+//! in the run, and notes under the table the rows that never ran steadily.
 
 #[path = "bench/harness.rs"]
 mod harness;
@@ -829,27 +829,36 @@ fn probe_range(rows: &[TableRow], f: fn(&Probe) -> f64) -> (f64, f64) {
         .fold((f64::INFINITY, 0.0), |(lo, hi), x| (lo.min(x), hi.max(x)))
 }
 
-/// What the machine usually was during the run: the median of every
-/// probe, figure by figure.
-fn usual_probe<'a>(rows: impl Iterator<Item = &'a TableRow>) -> Probe {
+/// The machine at its best during the run, the state every row should
+/// be measured in: of the probes whose loop on all CPUs ran at full speed
+/// (within 10% of the fastest: not two vCPUs on one core), the one with
+/// the shortest core-to-core latency. Not the median: when the vCPUs sat
+/// far apart for most of a run, the median was the far state, and the
+/// rows measured near were the ones measured again.
+fn best_probe<'a>(rows: impl Iterator<Item = &'a TableRow>) -> Probe {
     let probes: Vec<Probe> = rows.flat_map(|r| r.probes).collect();
-    let median = |f: fn(&Probe) -> f64| {
-        let mut v: Vec<f64> = probes.iter().map(f).collect();
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(0.0)
-    };
+    let fastest = probes
+        .iter()
+        .map(|p| p.compute_ms)
+        .fold(f64::INFINITY, f64::min);
+    let latency_ns = probes
+        .iter()
+        .filter(|p| p.compute_ms <= fastest * 1.1)
+        .map(|p| p.latency_ns)
+        .fold(f64::INFINITY, f64::min);
     Probe {
-        latency_ns: median(|p| p.latency_ns),
-        compute_ms: median(|p| p.compute_ms),
+        latency_ns,
+        compute_ms: fastest,
     }
 }
 
 /// True if the host had changed the machine around a row: its CPUs
-/// further apart or closer (one physical core) than usual, or slower.
-fn unsteady(probes: &[Probe; 2], usual: Probe) -> bool {
+/// further apart or closer (one physical core) than at its best, or
+/// slower.
+fn unsteady(probes: &[Probe; 2], best: Probe) -> bool {
     let off = |x: f64, typical: f64| (x / typical).max(typical / x);
     probes.iter().any(|p| {
-        off(p.latency_ns, usual.latency_ns) > 1.5 || off(p.compute_ms, usual.compute_ms) > 1.3
+        off(p.latency_ns, best.latency_ns) > 1.5 || off(p.compute_ms, best.compute_ms) > 1.3
     })
 }
 
@@ -907,21 +916,21 @@ fn print_table(rows: &[TableRow]) -> String {
     }
     // Rows around which the host had changed the machine (harness.rs,
     // `probe_machine`), even after `main` measured them again.
-    let usual = usual_probe(rows.iter());
-    for r in rows.iter().filter(|r| unsteady(&r.probes, usual)) {
+    let best = best_probe(rows.iter());
+    for r in rows.iter().filter(|r| unsteady(&r.probes, best)) {
         let [a, b] = r.probes;
         let _ = writeln!(
             out,
             "note: {}: the host changed the machine around it (core-to-core {:.0}/{:.0} ns, \
-             loop on all CPUs {:.2}/{:.2} ms before/after; {:.0} ns and {:.2} ms as usual \
-             in this run), also when measured again; its figures are unreliable",
+             loop on all CPUs {:.2}/{:.2} ms before/after; {:.0} ns and {:.2} ms at its \
+             best in this run), also when measured again; its figures are unreliable",
             r.label,
             a.latency_ns,
             b.latency_ns,
             a.compute_ms,
             b.compute_ms,
-            usual.latency_ns,
-            usual.compute_ms
+            best.latency_ns,
+            best.compute_ms
         );
     }
     for r in rows {
@@ -1247,9 +1256,9 @@ fn main() {
     // moved apart or onto one core, `probe_machine`) is measured again, up
     // to twice; its new figures replace the old only if they were steady.
     for attempt in 1..=2 {
-        let usual = usual_probe(measured.iter().flatten());
+        let best = best_probe(measured.iter().flatten());
         let again: Vec<usize> = (0..measured.len())
-            .filter(|&i| measured[i].iter().any(|r| unsteady(&r.probes, usual)))
+            .filter(|&i| measured[i].iter().any(|r| unsteady(&r.probes, best)))
             .collect();
         for i in again {
             eprintln!(
@@ -1257,7 +1266,7 @@ fn main() {
                 selected[i].name
             );
             let rows = bench.run_workload(i + 1, selected.len(), &selected[i]);
-            if !rows.iter().any(|r| unsteady(&r.probes, usual)) {
+            if !rows.iter().any(|r| unsteady(&r.probes, best)) {
                 measured[i] = rows;
             }
         }
