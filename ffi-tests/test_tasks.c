@@ -9,7 +9,8 @@
  * done-callbacks (order, exactly once, final state, thread, removal, added
  * after done); names (default, opts.name, set_name, snprintf truncation);
  * ids; wsrt_current_task; all_tasks and finding a task by its arg;
- * WSRT_TASK_YIELD; wsrt_await (also of a task of another runtime);
+ * WSRT_TASK_YIELD; wsrt_await (also of a task of another runtime; a
+ * request lives only in the run that made it, across a helping wait);
  * wsrt_task_wait timeouts; fork-join through handles on one worker; stats;
  * shutdown DRAIN and CANCEL (queued, suspended and running tasks, children
  * spawned meanwhile, spawns refused afterwards); wsrt_runtime_free from
@@ -1255,6 +1256,91 @@ static void test_await_other_runtime(void) {
     blocker_destroy(&b);
 }
 
+/* An outer task asks to await B, then (before it returns) waits for an
+ * inner task, which the helping wait runs on the same worker: the inner
+ * task's plain yields must stay plain yields, and the outer's request must
+ * still be there when it returns. */
+typedef struct {
+    wsrt_runtime *rt;
+    wsrt_task *other;
+    atomic_int calls;
+    atomic_int inner_calls;
+    wsrt_state inner_state;
+    wsrt_status inner_wait;
+} nested_awaiter;
+
+static int32_t inner_yields_once(void *arg, void **result) {
+    nested_awaiter *n = arg;
+    (void)result;
+    return atomic_fetch_add(&n->inner_calls, 1) == 0 ? WSRT_TASK_YIELD : WSRT_TASK_OK;
+}
+
+static int32_t outer_awaits_then_helps(void *arg, void **result) {
+    nested_awaiter *n = arg;
+    (void)result;
+    if (atomic_fetch_add(&n->calls, 1) > 0) return WSRT_TASK_OK;
+    int32_t ret = wsrt_await(n->other);
+    wsrt_task *inner = spawn(n->rt, inner_yields_once, n, NULL, NULL);
+    n->inner_wait = wsrt_task_wait(inner, 10 * 1000 * 1000 * 1000LL);
+    n->inner_state = wsrt_task_state(inner);
+    wsrt_task_release(inner);
+    return ret;
+}
+
+/* Asks to await B, then returns OK: the request has nothing to do. */
+static int32_t awaits_then_returns(void *arg, void **result) {
+    awaiter *a = arg;
+    (void)result;
+    atomic_fetch_add(&a->calls, 1);
+    a->await_ret = wsrt_await(a->other);
+    return WSRT_TASK_OK;
+}
+
+static void test_await_requests_stay_with_their_run(void) {
+    SECTION("wsrt_await: a request belongs to the run that made it");
+    /* One worker, so the helping wait runs the inner task; B blocks the
+     * worker of another runtime. */
+    wsrt_runtime *rt = new_runtime(1);
+    wsrt_runtime *rt_b = new_runtime(1);
+    blocker b;
+    blocker_init(&b);
+    wsrt_task *bt = occupy(rt_b, &b);
+
+    nested_awaiter n = {.rt = rt, .other = bt, .inner_state = WSRT_STATE_PENDING};
+    atomic_init(&n.calls, 0);
+    atomic_init(&n.inner_calls, 0);
+    wsrt_task *outer = spawn(rt, outer_awaits_then_helps, &n, NULL, NULL);
+    wait_for_state(outer, WSRT_STATE_SUSPENDED);
+    CHECK_STATUS(n.inner_wait, WSRT_OK);
+    CHECK_EQ(n.inner_state, WSRT_STATE_SUCCEEDED);
+    CHECK_EQ(atomic_load(&n.inner_calls), 2);
+    CHECK_EQ(atomic_load(&n.calls), 1);
+
+    /* A request followed by OK: the task ends SUCCEEDED, B unaffected. */
+    awaiter a;
+    awaiter_init(&a, bt);
+    wsrt_task *at = spawn(rt, awaits_then_returns, &a, awaiter_drop, NULL);
+    wait_ok(at);
+    CHECK_EQ(wsrt_task_state(at), WSRT_STATE_SUCCEEDED);
+    CHECK_EQ(a.await_ret, WSRT_TASK_YIELD);
+    CHECK_EQ(atomic_load(&a.calls), 1);
+    CHECK_EQ(wsrt_task_state(outer), WSRT_STATE_SUSPENDED);
+    CHECK_EQ(wsrt_task_state(bt), WSRT_STATE_RUNNING);
+
+    event_set(&b.release);
+    wait_ok(outer);
+    CHECK_EQ(wsrt_task_state(outer), WSRT_STATE_SUCCEEDED);
+    CHECK_EQ(atomic_load(&n.calls), 2);
+
+    wsrt_task_release(at);
+    wsrt_task_release(outer);
+    wsrt_task_release(bt);
+    free_runtime(rt_b);
+    free_runtime(rt);
+    CHECK_EQ(atomic_load(&a.arg_drops), 1);
+    blocker_destroy(&b);
+}
+
 static void test_cancel_suspended(void) {
     SECTION("cancel a SUSPENDED (awaiting) task");
     wsrt_runtime *rt = new_runtime(2);
@@ -1872,6 +1958,7 @@ int main(void) {
     test_cancel_yielded();
     test_await();
     test_await_other_runtime();
+    test_await_requests_stay_with_their_run();
     test_cancel_suspended();
     test_wait_timeouts();
     test_fork_join();

@@ -123,29 +123,109 @@ impl JobRef {
     }
 }
 
+/// What this thread is to wsrt: the worker it is, the task it runs, and
+/// the task that task asked to await (`wsrt_await`). One thread-local so
+/// that a path that needs more than one pays one access: in libwsrt.so
+/// each access is a call to `__tls_get_addr`.
+pub(crate) struct Here {
+    worker: Cell<*const WorkerThread>,
+    task: Cell<Option<NonNull<Header>>>,
+    /// Owns one reference of the task (`TaskRef::into_raw`).
+    awaiting: Cell<Option<NonNull<Header>>>,
+}
+
 thread_local! {
-    static WORKER: Cell<*const WorkerThread> = const { Cell::new(ptr::null()) };
-    static CURRENT_TASK: Cell<Option<NonNull<Header>>> = const { Cell::new(None) };
+    // No destructor (nothing to register, no state to check at each
+    // access): `awaiting` is only set inside `Here::with_task`, which takes
+    // it back before it returns.
+    static HERE: Here = const {
+        Here {
+            worker: Cell::new(ptr::null()),
+            task: Cell::new(None),
+            awaiting: Cell::new(None),
+        }
+    };
+}
+
+/// Runs `f` with this thread's [`Here`], found once.
+pub(crate) fn with_here<R>(f: impl FnOnce(&Here) -> R) -> R {
+    HERE.with(f)
+}
+
+impl Here {
+    /// The worker running on this thread, if any.
+    pub(crate) fn worker(&self) -> Option<&'static WorkerThread> {
+        let p = self.worker.get();
+        // SAFETY: set by `WorkerThread::run` for the lifetime of the
+        // worker's thread and cleared before the `WorkerThread` is dropped;
+        // only this thread reads it.
+        unsafe { p.as_ref() }
+    }
+
+    pub(crate) fn task(&self) -> Option<NonNull<Header>> {
+        self.task.get()
+    }
+
+    /// Runs `f` with `task` as what `current_task()` reports on this
+    /// thread, then restores the previous one (also if `f` unwinds), and
+    /// returns the task that `f` asked to await ([`set_awaiting`]), if any.
+    /// A request pending outside (from a task whose function is in a
+    /// helping wait that runs this one) is neither seen nor taken: it is
+    /// put back after. So a request lives only as long as the run that
+    /// made it, and none is left behind when the thread exits.
+    pub(crate) fn with_task<R>(
+        &self,
+        task: Option<NonNull<Header>>,
+        f: impl FnOnce() -> R,
+    ) -> (R, Option<TaskRef>) {
+        struct Restore<'a> {
+            here: &'a Here,
+            task: Option<NonNull<Header>>,
+            awaiting: Option<NonNull<Header>>,
+        }
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.here.task.set(self.task);
+                if let Some(inner) = self.here.awaiting.replace(self.awaiting) {
+                    // SAFETY: `awaiting` owns a reference (`set_awaiting`);
+                    // only an unwinding `f` leaves one here.
+                    drop(unsafe { TaskRef::from_raw(inner) });
+                }
+            }
+        }
+        let _restore = Restore {
+            here: self,
+            task: self.task.replace(task),
+            awaiting: self.awaiting.take(),
+        };
+        let value = f();
+        // SAFETY: as in `Restore::drop`.
+        let asked = self
+            .awaiting
+            .take()
+            .map(|p| unsafe { TaskRef::from_raw(p) });
+        (value, asked)
+    }
+}
+
+/// Records that the task running on this thread asked to await `other`
+/// (`wsrt_await`), replacing an earlier request of the same run.
+pub(crate) fn set_awaiting(other: TaskRef) {
+    let old = HERE.with(|h| h.awaiting.replace(Some(other.into_raw())));
+    // SAFETY: `awaiting` owned that reference.
+    drop(old.map(|p| unsafe { TaskRef::from_raw(p) }));
 }
 
 /// Runs `f` with `task` as what `current_task()` reports on this thread,
-/// then restores the previous one (also if `f` unwinds). One thread-local
-/// access for both, which matters in `libwsrt.so`, where each is a call.
+/// then restores the previous one (also if `f` unwinds). A job that is not
+/// a task's run (a `join` half, a scope job) cannot await: a request made
+/// in it is dropped.
 pub(crate) fn with_current_task<R>(task: Option<NonNull<Header>>, f: impl FnOnce() -> R) -> R {
-    struct Restore<'a>(&'a Cell<Option<NonNull<Header>>>, Option<NonNull<Header>>);
-    impl Drop for Restore<'_> {
-        fn drop(&mut self) {
-            self.0.set(self.1);
-        }
-    }
-    CURRENT_TASK.with(|c| {
-        let _restore = Restore(c, c.replace(task));
-        f()
-    })
+    HERE.with(|h| h.with_task(task, f).0)
 }
 
 pub(crate) fn current_task_ptr() -> Option<NonNull<Header>> {
-    CURRENT_TASK.with(|c| c.get())
+    HERE.with(|h| h.task.get())
 }
 
 /// The current task, if this thread is running one.
@@ -230,11 +310,7 @@ impl WorkerThread {
 
     /// The worker running on this thread, if any.
     pub(crate) fn current() -> Option<&'static WorkerThread> {
-        let p = WORKER.with(|w| w.get());
-        // SAFETY: set by `run` for the lifetime of the worker's thread and
-        // cleared before the `WorkerThread` is dropped; only this thread
-        // reads it.
-        unsafe { p.as_ref() }
+        HERE.with(Here::worker)
     }
 
     /// The worker on this thread if it belongs to `shared`'s runtime.
@@ -452,12 +528,12 @@ impl WorkerThread {
 
     /// The worker thread's body.
     pub(crate) fn run(self) {
-        WORKER.with(|w| w.set(&self));
+        HERE.with(|h| h.worker.set(&self));
         self.shared.sleep.register(self.index);
         let _frees = alloc::batch_frees();
         self.main_loop();
         self.unlist_finished();
-        WORKER.with(|w| w.set(ptr::null()));
+        HERE.with(|h| h.worker.set(ptr::null()));
     }
 
     fn main_loop(&self) {

@@ -1,9 +1,8 @@
 //! `wsrt_spawn`, `wsrt_task_*`, and the calls made from inside a task.
 
-use std::cell::RefCell;
 use std::ffi::{c_char, c_void};
 use std::ptr::{self, NonNull};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{ffi_boundary, try_ref, utf8, wsrt_runtime, wsrt_state, wsrt_status};
 use super::{
@@ -11,7 +10,7 @@ use super::{
 };
 use crate::task::callbacks::CDoneFn;
 use crate::task::raw::{self, Header};
-use crate::task::{Body, Failure, Step, TaskRef};
+use crate::task::{Body, Failure, Step, TaskRef, Waited};
 use crate::worker;
 use crate::TaskState;
 
@@ -123,36 +122,23 @@ struct CTask {
     result_drop: wsrt_drop_fn,
 }
 
-thread_local! {
-    /// Set by `wsrt_await` for the task function that is about to return.
-    static AWAITING: RefCell<Option<TaskRef>> = const { RefCell::new(None) };
-}
-
 impl Body for CTask {
     type Output = CResult;
     type Tag = SendPtr;
 
     fn run(&mut self, arg: &SendPtr, _task: &TaskRef) -> Step<CResult> {
         let mut result = ptr::null_mut();
-        // A task run by a helping wait inside another task's function must
-        // not see (or take) that task's pending `wsrt_await`.
-        // One thread-local access around the call (each is a call in the .so).
-        let (code, awaiting) = AWAITING.with(|a| {
-            let outer = a.borrow_mut().take();
-            // SAFETY: `func` and `arg` were given together to `wsrt_spawn`.
-            let code = unsafe { (self.func)(arg.0, &mut result) };
-            (code, std::mem::replace(&mut *a.borrow_mut(), outer))
-        });
+        // SAFETY: `func` and `arg` were given together to `wsrt_spawn`.
+        let code = unsafe { (self.func)(arg.0, &mut result) };
         match code {
             WSRT_TASK_OK => Step::Ready(CResult {
                 value: SendPtr(result),
                 drop: self.result_drop,
             }),
             WSRT_TASK_CANCELLED => Step::Cancelled,
-            WSRT_TASK_YIELD => match awaiting {
-                Some(other) => Step::Await(other),
-                None => Step::Yield,
-            },
+            // After `wsrt_await(other)` the run awaits `other` (`raw::run`
+            // takes the request from the thread's `Here`).
+            WSRT_TASK_YIELD => Step::Yield,
             failure => Step::Failed(failure),
         }
     }
@@ -380,19 +366,15 @@ pub extern "C" fn wsrt_task_error(t: *const wsrt_task, code: *mut i32) -> wsrt_s
 pub extern "C" fn wsrt_task_wait(t: *mut wsrt_task, timeout_ns: i64) -> wsrt_status {
     ffi_boundary!(WSRT_ERR_PANIC, {
         with_task!(t, WSRT_ERR_NULL, |task| {
-            if task.is_current() && !task.is_done() {
-                return WSRT_ERR_WOULD_DEADLOCK;
-            }
-            let done = if timeout_ns < 0 {
-                task.wait();
-                true
-            } else {
-                task.wait_timeout(Duration::from_nanos(timeout_ns as u64))
-            };
-            if done {
-                WSRT_OK
-            } else {
-                WSRT_ERR_TIMEOUT
+            // A negative timeout, or one past what `Instant` can hold, waits
+            // without a limit.
+            let deadline = u64::try_from(timeout_ns)
+                .ok()
+                .and_then(|ns| Instant::now().checked_add(Duration::from_nanos(ns)));
+            match task.wait_until(deadline) {
+                Waited::Done => WSRT_OK,
+                Waited::TimedOut => WSRT_ERR_TIMEOUT,
+                Waited::OnItself => WSRT_ERR_WOULD_DEADLOCK,
             }
         })
     })
@@ -540,7 +522,7 @@ pub extern "C" fn wsrt_await(other: *mut wsrt_task) -> i32 {
                 }
                 let borrowed = std::mem::ManuallyDrop::new(TaskRef::from_header(ptr));
                 let other = TaskRef::clone(&borrowed);
-                AWAITING.with(|a| *a.borrow_mut() = Some(other));
+                worker::set_awaiting(other);
             }
         }
         WSRT_TASK_YIELD

@@ -11,7 +11,7 @@ use super::callbacks::{CDoneFn, Callback};
 use super::raw::{self, Header};
 use super::state::TaskState;
 use super::Failure;
-use crate::worker::WorkerThread;
+use crate::worker;
 
 /// Why [`Task::join`] returned no value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,6 +54,16 @@ impl From<Failure> for TaskError {
 /// [`TaskRef::remove_done_callback`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CallbackKey(u64);
+
+/// How [`TaskRef::wait_until`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Waited {
+    Done,
+    TimedOut,
+    /// Called inside the task itself, which could never finish (asyncio
+    /// raises `RuntimeError` for a task awaiting itself).
+    OnItself,
+}
 
 /// An untyped, reference-counted task handle: everything but the value.
 ///
@@ -170,35 +180,43 @@ impl TaskRef {
     /// If called from inside the task itself, which could never finish
     /// (asyncio raises `RuntimeError` for a task awaiting itself).
     pub fn wait(&self) {
-        assert!(
-            !self.is_current(),
-            "a task cannot wait for itself (it would never finish)"
-        );
-        self.wait_until(None);
-    }
-
-    /// True if this is the task running on the calling thread.
-    pub(crate) fn is_current(&self) -> bool {
-        crate::worker::current_task_ptr() == Some(self.ptr)
+        if let Waited::OnItself = self.wait_until(None) {
+            panic!("a task cannot wait for itself (it would never finish)");
+        }
     }
 
     /// Like [`wait`](Self::wait) with a time limit; true if the task is done.
     /// A zero duration only looks. Inside the task itself it returns false at
     /// once.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.wait_until(Instant::now().checked_add(timeout))
+        matches!(
+            self.wait_until(Instant::now().checked_add(timeout)),
+            Waited::Done
+        )
     }
 
-    pub(crate) fn wait_until(&self, deadline: Option<Instant>) -> bool {
+    /// Waits until the task is done or `deadline` passes (`None`: no
+    /// limit); inside the task itself it returns at once.
+    pub(crate) fn wait_until(&self, deadline: Option<Instant>) -> Waited {
         if self.is_done() {
-            return true;
+            return Waited::Done;
         }
-        if self.is_current() || deadline.is_some_and(|d| Instant::now() >= d) {
-            return false;
+        // One thread-local access for both questions (a call in libwsrt.so).
+        let (worker, current) = worker::with_here(|h| (h.worker(), h.task()));
+        if current == Some(self.ptr) {
+            return Waited::OnItself;
         }
-        match WorkerThread::current() {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Waited::TimedOut;
+        }
+        let done = match worker {
             Some(worker) => worker.wait_for_task(self, deadline),
             None => self.block_until(deadline),
+        };
+        if done {
+            Waited::Done
+        } else {
+            Waited::TimedOut
         }
     }
 

@@ -60,6 +60,7 @@ pub(crate) mod raw;
 pub(crate) mod state;
 
 pub(crate) use callbacks::Callback;
+pub(crate) use handle::Waited;
 pub use handle::{CallbackKey, Task, TaskError, TaskRef};
 pub use state::TaskState;
 
@@ -80,10 +81,10 @@ pub(crate) enum Step<T> {
     Cancelled,
     /// Done with an error code: FAILED.
     Failed(i32),
-    /// Not done: queue it again now (`WSRT_TASK_YIELD`).
+    /// Not done: queue it again now (`WSRT_TASK_YIELD`), or, if the run
+    /// asked to await a task (`wsrt_await`, kept in the thread's
+    /// `worker::Here`), run it again once that task is done.
     Yield,
-    /// Not done: run it again once this task is done (`wsrt_await`).
-    Await(TaskRef),
     /// Not done: run it again when its waker fires (futures).
     Wait,
 }

@@ -130,13 +130,22 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> Box<str> {
 /// # Safety
 /// `ptr` is a `Cell<B>` task of the runtime whose worker calls this.
 unsafe fn run<B: Body>(ptr: NonNull<()>) {
-    let ptr = ptr.cast::<Header>();
+    // One thread-local access for the whole run (a call in libwsrt.so).
+    // SAFETY: forwarded.
+    worker::with_here(|here| unsafe { run_here::<B>(ptr.cast(), here) })
+}
+
+/// [`run`], with this thread's [`Here`](worker::Here).
+///
+/// # Safety
+/// As for `run`.
+unsafe fn run_here<B: Body>(ptr: NonNull<Header>, cx: &worker::Here) {
     // SAFETY: the queue's reference keeps the task alive.
     let header = unsafe { ptr.as_ref() };
     // SAFETY: a queued task belongs to the calling worker's runtime, and the
     // worker holds an `Arc` of it.
     let rt = unsafe { &*header.runtime };
-    let here = worker::WorkerThread::current();
+    let here = cx.worker();
     debug_assert!(here.is_some_and(|w| std::ptr::eq(Arc::as_ptr(&w.shared), rt)));
     if rt.is_cancelling() {
         // Shutdown(Cancel): queued tasks end without running.
@@ -167,7 +176,7 @@ unsafe fn run<B: Body>(ptr: NonNull<()>) {
     let body = unsafe { &mut *(*cell.stage.get()).body };
     // A borrowed handle: the queue's reference (now ours) keeps it alive.
     let this = ManuallyDrop::new(TaskRef::from_header(ptr));
-    let step = worker::with_current_task(Some(ptr), || {
+    let (step, awaiting) = cx.with_task(Some(ptr), || {
         panic::catch_unwind(AssertUnwindSafe(|| body.run(&cell.tag, &this)))
     });
     rt.count_at(here, Counter::RunsEnded);
@@ -181,13 +190,11 @@ unsafe fn run<B: Body>(ptr: NonNull<()>) {
         }
         Ok(Step::Cancelled) => (TaskState::Cancelled, None),
         Ok(Step::Yield) => {
+            // Queued again, unless it asked to await a task first
+            // (`wsrt_await`): then it runs again once that one is done.
+            let yield_now = awaiting.is_none();
             // SAFETY: we own the stage and the scheduler's reference.
-            unsafe { suspend(ptr, rt, here, true, None) };
-            return;
-        }
-        Ok(Step::Await(other)) => {
-            // SAFETY: as above.
-            unsafe { suspend(ptr, rt, here, false, Some(other)) };
+            unsafe { suspend(ptr, rt, here, yield_now, awaiting) };
             return;
         }
         Ok(Step::Wait) => {
@@ -196,6 +203,8 @@ unsafe fn run<B: Body>(ptr: NonNull<()>) {
             return;
         }
     };
+    // An await request not followed by a yield has nothing to do.
+    drop(awaiting);
     // A worker keeps a finished task that another thread listed (and so
     // whose shard lock that thread takes too) for a while
     // (`finish_on_worker`), unless freeing it then would run user code late.
