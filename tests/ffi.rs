@@ -1,6 +1,7 @@
 //! Builds every C and C++ program in `ffi-tests/` and `examples/` against
 //! `include/wsrt.h`, links each with both the shared and the static library,
-//! runs it and checks it exits 0. Set `VALGRIND` (e.g. `VALGRIND="valgrind
+//! runs it and checks it exits 0; `ffi-tests/dlopen/` is built without the
+//! library and loads `libwsrt.so` with `dlopen`. Set `VALGRIND` (e.g. `VALGRIND="valgrind
 //! --error-exitcode=1 --leak-check=full"`) to run the programs under it;
 //! `CC`/`CXX` pick the compilers.
 
@@ -45,6 +46,8 @@ fn out_dir() -> PathBuf {
 enum Link {
     Shared,
     Static,
+    /// Not linked: the program `dlopen`s the library itself.
+    Dlopen,
 }
 
 fn compile(source: &Path, link: Link) -> PathBuf {
@@ -81,6 +84,9 @@ fn compile(source: &Path, link: Link) -> PathBuf {
             cmd.arg(lib_dir().join("libwsrt.a"));
             cmd.args(["-ldl", "-lm"]);
         }
+        Link::Dlopen => {
+            cmd.arg("-ldl");
+        }
     }
     let out = cmd
         .output()
@@ -95,6 +101,10 @@ fn compile(source: &Path, link: Link) -> PathBuf {
 }
 
 fn run(exe: &Path) {
+    run_with(exe, &[]);
+}
+
+fn run_with(exe: &Path, args: &[&Path]) {
     let mut cmd = match std::env::var("VALGRIND") {
         Ok(v) if !v.trim().is_empty() => {
             let mut parts = v.split_whitespace();
@@ -104,6 +114,7 @@ fn run(exe: &Path) {
         }
         _ => Command::new(exe),
     };
+    cmd.args(args);
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
@@ -141,6 +152,12 @@ fn build_and_run_all(dir: &str) {
 #[test]
 fn ffi_tests_pass_with_shared_and_static_library() {
     build_and_run_all("ffi-tests");
+}
+
+#[test]
+fn the_shared_library_works_when_loaded_with_dlopen() {
+    let exe = compile(&root().join("ffi-tests/dlopen/test_dlopen.c"), Link::Dlopen);
+    run_with(&exe, &[&lib_dir().join("libwsrt.so")]);
 }
 
 #[test]
