@@ -69,8 +69,13 @@ pub use state::TaskState;
 pub(crate) enum Failure {
     /// The function returned this error code (C tasks).
     Code(i32),
-    /// The function panicked with this message.
-    Panicked(Box<str>),
+    /// The function panicked with this message. Boxed, so that the
+    /// pointer's niche leaves `Result<T, Failure>` at 16 bytes for any `T`
+    /// of up to 8 bytes (24 with a `Box<str>` here): a C task's cell then
+    /// fits mimalloc's 96-byte size class (`ffi/task.rs`, `CPlainTask`).
+    /// The extra allocation is paid only when a task panics.
+    #[allow(clippy::box_collection)]
+    Panicked(Box<String>),
 }
 
 /// How one run of a task's function ended.
@@ -87,6 +92,18 @@ pub(crate) enum Step<T> {
     Yield,
     /// Not done: run it again when its waker fires (futures).
     Wait,
+}
+
+impl<T> Step<T> {
+    pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> Step<U> {
+        match self {
+            Step::Ready(value) => Step::Ready(f(value)),
+            Step::Cancelled => Step::Cancelled,
+            Step::Failed(code) => Step::Failed(code),
+            Step::Yield => Step::Yield,
+            Step::Wait => Step::Wait,
+        }
+    }
 }
 
 /// What a task runs: a closure, a C function with its argument, a future.

@@ -114,12 +114,18 @@ pub(crate) fn allocate<B: Body>(
     cell.cast()
 }
 
+/// The size of a task cell with body `B` (before the allocator rounds it
+/// up to its size class).
+pub(crate) const fn cell_size<B: Body>() -> usize {
+    std::mem::size_of::<Cell<B>>()
+}
+
 /// The message carried by a panic payload.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> Box<str> {
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).into()
     } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.as_str().into()
+        s.clone()
     } else {
         "task panicked with a non-string payload".into()
     }
@@ -185,7 +191,7 @@ unsafe fn run_here<B: Body>(ptr: NonNull<Header>, cx: &worker::Here) {
         Ok(Step::Ready(value)) => (TaskState::Succeeded, Some(Ok(value))),
         Ok(Step::Failed(code)) => (TaskState::Failed, Some(Err(Failure::Code(code)))),
         Err(payload) => {
-            let failure = Failure::Panicked(panic_message(&*payload));
+            let failure = Failure::Panicked(Box::new(panic_message(&*payload)));
             (TaskState::Failed, Some(Err(failure)))
         }
         Ok(Step::Cancelled) => (TaskState::Cancelled, None),
