@@ -131,6 +131,26 @@ fn an_output_with_a_drop_goes_with_the_last_handle_after_the_worker_moved_on() {
 }
 
 #[test]
+fn join_by_the_last_reference_moves_the_value_out_and_frees_the_task() {
+    // As above, the handle ends up holding the last reference; `join` then
+    // takes the value and frees the task without touching the reference
+    // count (`raw::take_output_and_free`). The value must leave intact:
+    // not dropped with the task, and dropped once by its new owner.
+    let rt = runtime(1);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let d = drops.clone();
+    let t = rt.spawn(move || Output(d));
+    t.wait();
+    assert_eq!(rt.spawn(|| ()).join(), Ok(()));
+    let value = t.join().map_err(|_| ()).expect("succeeds");
+    assert_eq!(drops.load(Ordering::SeqCst), 0);
+    drop(value);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    drop(rt);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
+#[test]
 fn try_join_before_done_hands_the_task_back() {
     let rt = runtime(1);
     let gate = Arc::new(Barrier::new(2));

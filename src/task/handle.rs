@@ -363,6 +363,14 @@ impl<T: Send + 'static> Task<T> {
     /// closure panicked, `Err(ResultTaken)` if another clone already joined.
     pub fn join(self) -> Result<T, TaskError> {
         self.raw.wait();
+        let mut out = MaybeUninit::<T>::uninit();
+        // SAFETY: the handle's reference is ours (given up if it succeeds);
+        // the body's output type is `T`.
+        if unsafe { raw::take_output_and_free(self.raw.ptr, out.as_mut_ptr()) } {
+            std::mem::forget(self);
+            // SAFETY: written by `take_output_and_free`.
+            return Ok(unsafe { out.assume_init() });
+        }
         self.take()
     }
 

@@ -507,6 +507,40 @@ pub(crate) unsafe fn drop_ref(ptr: NonNull<Header>) {
     }
 }
 
+/// Takes the success value into `out` and frees the task, if the caller's
+/// reference is the last one and the value is there: then no
+/// read-modify-write is needed, where `State::take_output` and `drop_ref`
+/// make two (`Task::join` of a task that finished a while ago, and that
+/// its worker let go of). Returns false, having done nothing, otherwise.
+///
+/// Why a count of 1 seen by a load means the caller's is the last: every
+/// other holder drops its reference with a `Release` decrement (`ref_dec`)
+/// that this `Acquire` load, reading the count they left, synchronizes
+/// with; and no count can grow again, since only a holder of a reference
+/// adds one (`ref_inc`), and the registry and `current_task`, which reach a
+/// task without one, only reach tasks that are not done or whose finisher
+/// still holds its reference (`registry.rs`).
+///
+/// # Safety
+/// The caller owns a reference, which this consumes when it returns true,
+/// and `T` is the body's output type.
+pub(crate) unsafe fn take_output_and_free<T>(ptr: NonNull<Header>, out: *mut T) -> bool {
+    // SAFETY: the caller's reference keeps the header alive.
+    let header = unsafe { ptr.as_ref() };
+    let now = header.state.load();
+    if now.ref_count() != 1 || now.lifecycle() != TaskState::Succeeded || now.is_taken() {
+        return false;
+    }
+    // SAFETY: SUCCEEDED and not taken: the outcome is live; ours alone
+    // (see above); the type is the caller's duty.
+    unsafe { (header.vtable.take_output)(ptr, out.cast()) };
+    // `dealloc` must not drop the value that was just moved out.
+    header.state.set_taken_by_last_owner(now);
+    // SAFETY: the last reference.
+    unsafe { (header.vtable.dealloc)(ptr) };
+    true
+}
+
 /// The failure of a FAILED task.
 ///
 /// # Safety

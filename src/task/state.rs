@@ -443,6 +443,14 @@ impl State {
         .is_ok()
     }
 
+    /// Marks the success value taken, by the holder of the only reference
+    /// (`raw::take_output_and_free`). A plain store: with one reference
+    /// left, nobody else can read or change the word any more.
+    pub(crate) fn set_taken_by_last_owner(&self, now: Snapshot) {
+        debug_assert_eq!(now.ref_count(), 1);
+        self.0.store(now.0 | TAKEN, Ordering::Relaxed);
+    }
+
     /// Add a reference. `Relaxed` is enough: the caller already holds one, so
     /// the task cannot be freed concurrently (as `Arc::clone`).
     pub(crate) fn ref_inc(&self) {
