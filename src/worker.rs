@@ -468,9 +468,9 @@ impl WorkerThread {
     /// `done()`). With nothing to run it spins (crossbeam's `Backoff`,
     /// spinning then yielding) before it sleeps: a sleeping worker needs a
     /// futex wake-up, and on a busy machine the kernel may then queue it on
-    /// the CPU of the thread that woke it. Before the first sleep it calls `prepare()`,
-    /// which arranges for this thread to be unparked when `done()` becomes
-    /// true and returns false if it already is.
+    /// the CPU of the thread that woke it. Before the first sleep it calls
+    /// `prepare()`, which arranges for this thread to be unparked when
+    /// `done()` becomes true and returns false if it already is.
     pub(crate) fn help_until(
         &self,
         done: impl Fn() -> bool,
