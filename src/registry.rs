@@ -235,13 +235,9 @@ impl Registry {
         index % self.worker_shards
     }
 
-    /// The shard for a task spawned by a worker whose shard is `worker`, or
-    /// from outside.
-    pub(crate) fn shard_for(&self, worker: Option<usize>, id: u64) -> usize {
-        worker.unwrap_or_else(|| self.outside_shard(id))
-    }
-
-    fn outside_shard(&self, id: u64) -> usize {
+    /// The shard for task `id` spawned from outside the pool (a worker's
+    /// spawns go to its own, `worker_shard`).
+    pub(crate) fn outside_shard(&self, id: u64) -> usize {
         let outside = self.shards.len() - self.worker_shards;
         self.worker_shards + ((id / OUTSIDE_BLOCK) as usize % outside)
     }
