@@ -75,14 +75,17 @@ fn next_id() -> u64 {
 /// `fetch_add`: a hint (`prefetchw`) that does nothing else. Side by side
 /// (old and new libwsrt.so alternating, `wsrt_bench fib 1 10 30` and
 /// `nested 1 10 1000 500`, medians of 10 runs, three rounds): fib C
-/// 42.7-44.2 -> 38.2-40.9 ns a task, nested C 42.4-47.4 -> 39.4-42.1.
+/// 43.5-46.8 -> 38.5-39.4 ns a task; nested C 48.0 -> 42.6 with the vCPUs
+/// near, 64.7-64.8 -> 59.7-62.8 far apart.
+///
+/// Every x86-64 CPU runs `prefetchw`: AMD's since the first, Intel's since
+/// Broadwell, and earlier ones as a no-op (Windows 8.1 requires it).
+/// Elsewhere this does nothing.
 #[inline(always)]
 fn prefetch_next_id() {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: `prefetchw` reads and writes no memory (it only hints the
-    // cache), cannot fault, and touches neither the stack nor the flags.
-    // Every x86-64 CPU runs it: AMD's since the first, Intel's since
-    // Broadwell, and earlier ones as a no-op (Windows 8.1 requires it).
+    // SAFETY: `prefetchw` reads and writes no memory (a cache hint), cannot
+    // fault, and touches neither the stack nor the flags.
     unsafe {
         std::arch::asm!(
             "prefetchw [{0}]",

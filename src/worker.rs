@@ -210,11 +210,9 @@ impl Here {
             awaiting: self.awaiting.take(),
         };
         let value = f();
+        let asked = self.awaiting.take();
         // SAFETY: as in `Restore::drop`.
-        let asked = self
-            .awaiting
-            .take()
-            .map(|p| unsafe { TaskRef::from_raw(p) });
+        let asked = asked.map(|p| unsafe { TaskRef::from_raw(p) });
         (value, asked)
     }
 }
