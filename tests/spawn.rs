@@ -114,34 +114,36 @@ fn the_output_is_dropped_exactly_once_taken_or_not() {
     assert_eq!(drops.load(Ordering::SeqCst), 1);
 }
 
-#[test]
-fn an_output_with_a_drop_goes_with_the_last_handle_after_the_worker_moved_on() {
-    // A worker keeps some finished tasks for a while (to take them off the
-    // registry in batches), but never one whose output has a `Drop`: once
-    // the worker has run another task, the handle holds the last reference.
-    let rt = runtime(1);
+/// A task whose output counts its drops, finished on `rt`'s only worker,
+/// which has then run another task: a worker keeps some finished tasks for
+/// a while (to take them off the registry in batches), but never one whose
+/// output has a `Drop`, so the handle now holds the last reference.
+fn finished_and_let_go(rt: &Runtime) -> (wsrt::Task<Output>, Arc<AtomicUsize>) {
     let drops = Arc::new(AtomicUsize::new(0));
     let d = drops.clone();
     let t = rt.spawn(move || Output(d));
     t.wait();
     assert_eq!(rt.spawn(|| ()).join(), Ok(()));
     assert_eq!(drops.load(Ordering::SeqCst), 0);
+    (t, drops)
+}
+
+#[test]
+fn an_output_with_a_drop_goes_with_the_last_handle_after_the_worker_moved_on() {
+    let rt = runtime(1);
+    let (t, drops) = finished_and_let_go(&rt);
     drop(t);
     assert_eq!(drops.load(Ordering::SeqCst), 1);
 }
 
 #[test]
 fn join_by_the_last_reference_moves_the_value_out_and_frees_the_task() {
-    // As above, the handle ends up holding the last reference; `join` then
-    // takes the value and frees the task without touching the reference
-    // count (`raw::take_output_and_free`). The value must leave intact:
-    // not dropped with the task, and dropped once by its new owner.
+    // `join` by the last reference takes the value and frees the task
+    // without touching the reference count (`raw::take_output_and_free`).
+    // The value must leave intact: not dropped with the task, and dropped
+    // once by its new owner.
     let rt = runtime(1);
-    let drops = Arc::new(AtomicUsize::new(0));
-    let d = drops.clone();
-    let t = rt.spawn(move || Output(d));
-    t.wait();
-    assert_eq!(rt.spawn(|| ()).join(), Ok(()));
+    let (t, drops) = finished_and_let_go(&rt);
     let value = t.join().map_err(|_| ()).expect("succeeds");
     assert_eq!(drops.load(Ordering::SeqCst), 0);
     drop(value);
