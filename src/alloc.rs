@@ -29,14 +29,19 @@
 //! same mimalloc pages, and the workers finish them side by side: freed one
 //! at a time, two workers push blocks of the same page onto that page's
 //! remote-free list at once, and its cache line travels between their CPUs
-//! at every free. So a worker thread (between [`batch_frees`] and the drop
-//! of its guard) keeps up to 64 freed cells and frees them together,
-//! when the batch is full, before it sleeps ([`flush_frees`]) and when it
-//! exits; back to back, the frees of one page find its line in the CPU's
-//! cache. Other threads free at once. Measured through the C ABI
+//! at every free. So a worker keeps up to 64 cells that it freed itself,
+//! letting go of a task it ran or unlisted (`raw::drop_ref_on`), in its
+//! [`FreeBatch`], and frees them together when the batch is full, before it
+//! sleeps and when it exits; back to back, the frees of one page find its
+//! line in the CPU's cache. Measured through the C ABI
 //! (`target/peers/wsrt_bench W 1 7 ...`, per-process medians of 7 runs,
 //! 4 processes each, old and new library alternating): detached 226–241 →
 //! 210–217 ns; nested, fib, spawn_wait and callbacks unchanged.
+//!
+//! Every other free (the last handle released, on any thread) happens at
+//! once. The batch is reached through the worker its caller already holds:
+//! as a thread-local, every free paid for finding it, and in `libwsrt.so`
+//! that is a call to `__tls_get_addr`.
 
 use std::alloc::{handle_alloc_error, Layout};
 use std::ptr::NonNull;
@@ -62,115 +67,92 @@ unsafe fn alloc(layout: Layout) -> *mut u8 {
 /// `ptr` came from [`alloc`] and is not used again.
 #[cfg(all(feature = "mimalloc", not(loom)))]
 unsafe fn dealloc(ptr: *mut u8, _layout: Layout) {
-    if !batch::defer(ptr) {
-        // SAFETY: `mi_free` takes any pointer from either `mi_malloc` function.
-        unsafe { libmimalloc_sys::mi_free(ptr.cast()) }
-    }
-}
-
-/// The frees a worker thread defers (module docs).
-#[cfg(all(feature = "mimalloc", not(loom)))]
-mod batch {
-    use std::cell::Cell;
-    use std::ptr;
-
-    /// How many freed cells a worker keeps before it frees them.
-    const BATCH: usize = 64;
-
-    struct Batch {
-        on: Cell<bool>,
-        len: Cell<usize>,
-        cells: [Cell<*mut u8>; BATCH],
-    }
-
-    thread_local! {
-        // No destructor: reachable until the thread is gone, and what is
-        // left at exit is freed by the worker's guard.
-        static BATCH_OF_THREAD: Batch = const {
-            Batch {
-                on: Cell::new(false),
-                len: Cell::new(0),
-                cells: [const { Cell::new(ptr::null_mut()) }; BATCH],
-            }
-        };
-    }
-
-    /// Keeps `cell` to free later if this thread batches its frees (and
-    /// frees the batch once full). False: free it now.
-    pub(super) fn defer(cell: *mut u8) -> bool {
-        BATCH_OF_THREAD.with(|b| {
-            if !b.on.get() {
-                return false;
-            }
-            let len = b.len.get();
-            b.cells[len].set(cell);
-            b.len.set(len + 1);
-            if len + 1 == BATCH {
-                free_all(b);
-            }
-            true
-        })
-    }
-
-    pub(super) fn set_on(on: bool) {
-        BATCH_OF_THREAD.with(|b| {
-            free_all(b);
-            b.on.set(on);
-        });
-    }
-
-    pub(super) fn flush() {
-        BATCH_OF_THREAD.with(free_all);
-    }
-
-    #[cfg(all(test, not(loom)))]
-    pub(super) fn held() -> usize {
-        BATCH_OF_THREAD.with(|b| b.len.get())
-    }
-
-    fn free_all(b: &Batch) {
-        for cell in &b.cells[..b.len.get()] {
-            // SAFETY: `defer` only keeps cells from `alloc` that their owner
-            // gave up (`dealloc`'s contract), each once.
-            unsafe { libmimalloc_sys::mi_free(cell.get().cast()) };
-        }
-        b.len.set(0);
-    }
-}
-
-#[cfg(not(all(feature = "mimalloc", not(loom))))]
-mod batch {
-    pub(super) fn set_on(_: bool) {}
-    pub(super) fn flush() {}
-    #[cfg(all(test, not(loom)))]
-    pub(super) fn held() -> usize {
-        0
-    }
+    // SAFETY: `mi_free` takes any pointer from either `mi_malloc` function.
+    unsafe { libmimalloc_sys::mi_free(ptr.cast()) }
 }
 
 #[cfg(not(all(feature = "mimalloc", not(loom))))]
 use std::alloc::{alloc, dealloc};
 
-/// Makes this thread free in batches (module docs) until the guard drops,
-/// which frees what is left. Worker threads hold one while they run.
-/// Without the `mimalloc` feature frees are never deferred, so that ASan
-/// and valgrind see each at once.
-pub(crate) fn batch_frees() -> BatchGuard {
-    batch::set_on(true);
-    BatchGuard(())
+/// How many freed cells a worker keeps before it frees them.
+#[cfg(all(feature = "mimalloc", not(loom)))]
+const BATCH: usize = 64;
+
+/// The cells a worker freed and has not yet given back (module docs).
+/// Without the `mimalloc` feature it keeps nothing, so that ASan and
+/// valgrind see every free at once.
+pub(crate) struct FreeBatch {
+    #[cfg(all(feature = "mimalloc", not(loom)))]
+    len: std::cell::Cell<usize>,
+    #[cfg(all(feature = "mimalloc", not(loom)))]
+    cells: [std::cell::Cell<*mut u8>; BATCH],
 }
 
-pub(crate) struct BatchGuard(());
+// SAFETY: the cells are freed memory that nobody else uses, and mimalloc
+// frees a block from any thread; a batch is only moved (to its worker's
+// thread when that starts), never shared (`Cell` keeps it `!Sync`).
+unsafe impl Send for FreeBatch {}
 
-impl Drop for BatchGuard {
-    fn drop(&mut self) {
-        batch::set_on(false);
+impl FreeBatch {
+    pub(crate) fn new() -> FreeBatch {
+        FreeBatch {
+            #[cfg(all(feature = "mimalloc", not(loom)))]
+            len: std::cell::Cell::new(0),
+            #[cfg(all(feature = "mimalloc", not(loom)))]
+            cells: [const { std::cell::Cell::new(std::ptr::null_mut()) }; BATCH],
+        }
+    }
+
+    /// Frees `cell` now or later, in a batch (and the batch once full).
+    ///
+    /// # Safety
+    /// As for [`dealloc`]: `cell` came from [`alloc`] with `layout`, and is
+    /// not used again.
+    unsafe fn dealloc(&self, cell: *mut u8, layout: Layout) {
+        #[cfg(all(feature = "mimalloc", not(loom)))]
+        {
+            let _ = layout;
+            let len = self.len.get();
+            self.cells[len].set(cell);
+            self.len.set(len + 1);
+            if len + 1 == BATCH {
+                self.flush();
+            }
+        }
+        #[cfg(not(all(feature = "mimalloc", not(loom))))]
+        // SAFETY: forwarded.
+        unsafe {
+            dealloc(cell, layout)
+        };
+    }
+
+    /// Frees every cell kept (a worker about to sleep, or exiting).
+    pub(crate) fn flush(&self) {
+        #[cfg(all(feature = "mimalloc", not(loom)))]
+        {
+            for cell in &self.cells[..self.len.get()] {
+                // SAFETY: `dealloc` only keeps cells from `alloc` that their
+                // owner gave up, each once.
+                unsafe { libmimalloc_sys::mi_free(cell.get().cast()) };
+            }
+            self.len.set(0);
+        }
+    }
+
+    /// How many cells are kept.
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn held(&self) -> usize {
+        #[cfg(feature = "mimalloc")]
+        return self.len.get();
+        #[cfg(not(feature = "mimalloc"))]
+        0
     }
 }
 
-/// Frees the cells this thread deferred (a worker about to sleep).
-pub(crate) fn flush_frees() {
-    batch::flush();
+impl Drop for FreeBatch {
+    fn drop(&mut self) {
+        self.flush();
+    }
 }
 
 /// Moves `value` to the heap. `T` is never zero-sized here (task cells and
@@ -193,43 +175,65 @@ pub(crate) fn boxed<T>(value: T) -> NonNull<T> {
 /// # Safety
 /// `ptr` came from [`boxed::<T>`] and is not used again.
 pub(crate) unsafe fn free<T>(ptr: NonNull<T>) {
+    // SAFETY: forwarded.
+    unsafe { free_in(ptr, None) }
+}
+
+/// [`free`], into `batch` if given (module docs).
+///
+/// # Safety
+/// As for [`free`].
+pub(crate) unsafe fn free_in<T>(ptr: NonNull<T>, batch: Option<&FreeBatch>) {
     /// Frees even if the destructor unwinds.
-    struct Dealloc(*mut u8, Layout);
-    impl Drop for Dealloc {
+    struct Dealloc<'a>(*mut u8, Layout, Option<&'a FreeBatch>);
+    impl Drop for Dealloc<'_> {
         fn drop(&mut self) {
             // SAFETY: allocated by `boxed` with this layout (caller's duty).
-            unsafe { dealloc(self.0, self.1) };
+            unsafe {
+                match self.2 {
+                    Some(batch) => batch.dealloc(self.0, self.1),
+                    None => dealloc(self.0, self.1),
+                }
+            }
         }
     }
-    let _dealloc = Dealloc(ptr.as_ptr().cast(), Layout::new::<T>());
+    let _dealloc = Dealloc(ptr.as_ptr().cast(), Layout::new::<T>(), batch);
     // SAFETY: the value is live and never used again (caller's duty).
     unsafe { std::ptr::drop_in_place(ptr.as_ptr()) };
 }
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use super::batch;
+    use crate::worker::WorkerThread;
     use crate::Runtime;
 
     const BATCHING: bool = cfg!(feature = "mimalloc");
 
+    fn held() -> usize {
+        WorkerThread::current().expect("on a worker").frees.held()
+    }
+
     #[test]
-    fn a_worker_keeps_its_frees_until_it_sleeps() {
+    fn a_worker_keeps_the_cells_it_frees_until_it_sleeps() {
         let rt = Runtime::builder().workers(1).build().unwrap();
         let kept = rt.spawn(|| {
-            let before = batch::held();
-            // Children on this worker's deque, run by the helping joins here;
-            // each join drops the last reference: ten frees on this worker.
-            let children: Vec<_> = (0..10).map(|_| crate::spawn(|| 7)).collect();
-            for child in children {
-                assert_eq!(child.join(), Ok(7));
+            let before = held();
+            // A marker first, then ten children whose handles go at once:
+            // the helping join below runs the children (newest first) and
+            // then the marker, on this worker, which lets go of each child
+            // last: ten frees into its batch. The marker's last reference is
+            // its handle's, released by the join: at once.
+            let marker = crate::spawn(|| 7);
+            for _ in 0..10 {
+                drop(crate::spawn(|| 1));
             }
-            batch::held() - before
+            assert_eq!(marker.join(), Ok(7));
+            held() - before
         });
         assert_eq!(kept.join(), Ok(if BATCHING { 10 } else { 0 }));
 
         rt.handle().shared.sleep.wait_for_sleepers(1);
         // It freed them before it slept (and woke up for this task).
-        assert_eq!(rt.spawn(batch::held).join(), Ok(0));
+        assert_eq!(rt.spawn(held).join(), Ok(0));
     }
 }

@@ -57,10 +57,10 @@ use std::time::{Duration, Instant};
 use crossbeam_deque::{Steal, Worker};
 use crossbeam_utils::Backoff;
 
-use crate::alloc;
+use crate::alloc::FreeBatch;
 use crate::runtime::Shared;
 use crate::stats::Counter;
-use crate::task::raw::Header;
+use crate::task::raw::{self, Header};
 use crate::task::{Callback, TaskRef};
 
 /// How long a worker that ran out of work leaves the lanes and the
@@ -266,6 +266,8 @@ pub(crate) struct WorkerThread {
     /// Tasks this worker ran to their end and has not yet taken off the
     /// registry, each with the scheduler's reference (`unlist_finished`).
     finished: RefCell<Vec<TaskRef>>,
+    /// The cells this worker freed and keeps for a while (`alloc.rs`).
+    pub(crate) frees: FreeBatch,
 }
 
 impl WorkerThread {
@@ -278,6 +280,7 @@ impl WorkerThread {
             rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1)),
             lane_streak: Cell::new(0),
             finished: RefCell::new(Vec::with_capacity(UNLIST_BATCH)),
+            frees: FreeBatch::new(),
         }
     }
 
@@ -309,7 +312,10 @@ impl WorkerThread {
             return;
         }
         self.shared.registry.remove_finished(&mut batch);
-        batch.clear();
+        for task in batch.drain(..) {
+            // SAFETY: the scheduler's reference, which the batch owned.
+            unsafe { raw::drop_ref_on(task.into_raw(), self) };
+        }
         let mut finished = self.finished.borrow_mut();
         if finished.capacity() == 0 {
             // Keep the allocation for the next batch.
@@ -511,7 +517,7 @@ impl WorkerThread {
     /// deferred (`alloc.rs`): an idle worker keeps no freed memory.
     fn sleep(&self, ready: impl Fn() -> bool, deadline: Option<Instant>) {
         self.unlist_finished();
-        alloc::flush_frees();
+        self.frees.flush();
         self.shared.sleep.sleep(self.index, ready, deadline);
     }
 
@@ -539,9 +545,9 @@ impl WorkerThread {
     pub(crate) fn run(self) {
         HERE.with(|h| h.worker.set(&self));
         self.shared.sleep.register(self.index);
-        let _frees = alloc::batch_frees();
         self.main_loop();
         self.unlist_finished();
+        self.frees.flush();
         HERE.with(|h| h.worker.set(ptr::null()));
     }
 

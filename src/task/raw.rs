@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::callbacks::Extras;
 use super::state::{Snapshot, State, TaskState, ToCancelled, ToNotified, ToRunning, ToSuspended};
 use super::{Body, Callback, Failure, Step, TaskRef};
-use crate::alloc;
+use crate::alloc::{self, FreeBatch};
 use crate::registry::Links;
 use crate::runtime::Shared;
 use crate::stats::Counter;
@@ -39,7 +39,7 @@ pub(crate) struct Vtable {
     /// the scheduler's reference; what a queued `JobRef` of the task calls.
     job: JobVtable,
     drop_body: unsafe fn(NonNull<Header>),
-    dealloc: unsafe fn(NonNull<Header>),
+    dealloc: unsafe fn(NonNull<Header>, Option<&FreeBatch>),
     failure: unsafe fn(NonNull<Header>) -> Option<Failure>,
     take_output: unsafe fn(NonNull<Header>, *mut ()),
     tag: unsafe fn(NonNull<Header>) -> *const (),
@@ -168,14 +168,14 @@ unsafe fn run_here<B: Body>(ptr: NonNull<Header>, cx: &worker::Here) {
         // SAFETY: we hold the queue's reference.
         unsafe { cancel_queued(ptr, rt, here) };
         // SAFETY: the queue's reference is ours to drop.
-        unsafe { drop_ref(ptr) };
+        unsafe { drop_ref_at(ptr, here) };
         return;
     }
     match header.state.transition_to_running() {
         ToRunning::Done => {
             // Cancelled while queued: the canceller finished it.
             // SAFETY: the queue's reference is ours to drop.
-            unsafe { drop_ref(ptr) };
+            unsafe { drop_ref_at(ptr, here) };
             return;
         }
         ToRunning::Run { resumed } => {
@@ -249,7 +249,7 @@ unsafe fn run_here<B: Body>(ptr: NonNull<Header>, cx: &worker::Here) {
             // SAFETY: as above.
             unsafe { finish(ptr, rt, now) };
             // SAFETY: the scheduler's reference is ours to drop.
-            unsafe { drop_ref(ptr) };
+            unsafe { drop_ref_at(ptr, here) };
         }
     }
 }
@@ -293,7 +293,7 @@ unsafe fn suspend(
             // SAFETY: we made the task final and hold a reference.
             unsafe { finish(ptr, rt, now) };
             // SAFETY: the scheduler's reference is ours to drop.
-            unsafe { drop_ref(ptr) };
+            unsafe { drop_ref_at(ptr, here) };
         }
     }
 }
@@ -509,11 +509,38 @@ pub(crate) unsafe fn unspawn<B: Body>(ptr: NonNull<Header>) -> B {
 /// # Safety
 /// The caller owns the reference it drops.
 pub(crate) unsafe fn drop_ref(ptr: NonNull<Header>) {
+    // SAFETY: forwarded.
+    unsafe { drop_ref_in(ptr, None) }
+}
+
+/// [`drop_ref`] on the thread `here` says, into the worker's batch of
+/// frees if it is one.
+///
+/// # Safety
+/// As for [`drop_ref`].
+unsafe fn drop_ref_at(ptr: NonNull<Header>, here: Option<&WorkerThread>) {
+    // SAFETY: forwarded.
+    unsafe { drop_ref_in(ptr, here.map(|w| &w.frees)) }
+}
+
+/// [`drop_ref`] by worker `w`, which frees the task into its batch
+/// (`alloc.rs`) if the reference was the last.
+///
+/// # Safety
+/// As for [`drop_ref`].
+pub(crate) unsafe fn drop_ref_on(ptr: NonNull<Header>, w: &WorkerThread) {
+    // SAFETY: forwarded.
+    unsafe { drop_ref_in(ptr, Some(&w.frees)) }
+}
+
+/// # Safety
+/// As for [`drop_ref`].
+unsafe fn drop_ref_in(ptr: NonNull<Header>, frees: Option<&FreeBatch>) {
     // SAFETY: the caller's reference keeps the header alive until here.
     let header = unsafe { ptr.as_ref() };
     if header.state.ref_dec() {
         // SAFETY: that was the last reference.
-        unsafe { (header.vtable.dealloc)(ptr) };
+        unsafe { (header.vtable.dealloc)(ptr, frees) };
     }
 }
 
@@ -547,7 +574,7 @@ pub(crate) unsafe fn take_output_and_free<T>(ptr: NonNull<Header>, out: *mut T) 
     // `dealloc` must not drop the value that was just moved out.
     header.state.set_taken_by_last_owner(now);
     // SAFETY: the last reference.
-    unsafe { (header.vtable.dealloc)(ptr) };
+    unsafe { (header.vtable.dealloc)(ptr, None) };
     true
 }
 
@@ -632,7 +659,7 @@ unsafe fn release_body<B: Body>(cell: &Cell<B>) {
 
 /// # Safety
 /// The last reference was dropped.
-unsafe fn dealloc<B: Body>(ptr: NonNull<Header>) {
+unsafe fn dealloc<B: Body>(ptr: NonNull<Header>, frees: Option<&FreeBatch>) {
     let mut ptr = ptr.cast::<Cell<B>>();
     // SAFETY: no references remain, and `ref_dec`'s AcqRel made every write
     // to the cell visible.
@@ -656,7 +683,7 @@ unsafe fn dealloc<B: Body>(ptr: NonNull<Header>) {
     }
     // SAFETY: allocated by `allocate::<B>`; no reference remains. Drops the
     // header (and its callback list) and the tag in place, then frees.
-    unsafe { alloc::free(ptr) };
+    unsafe { alloc::free_in(ptr, frees) };
 }
 
 /// # Safety
