@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 use crate::latch::{Latch, Waiter};
 use crate::runtime::{Runtime, Shared};
 use crate::task::raw::Header;
-use crate::worker::{self, JobRef, JobVtable, WorkerThread};
+use crate::worker::{self, Here, JobRef, JobVtable, WorkerThread};
 
 /// A job on its owner's stack; the owner does not return before it ran.
 #[repr(C)]
@@ -58,14 +58,15 @@ where
 
     /// # Safety
     /// `this` is a live `StackJob<F, R>` whose job was popped once.
-    unsafe fn execute(this: NonNull<()>) {
+    unsafe fn execute(this: NonNull<()>, here: &Here) {
         // SAFETY: caller's duty.
         let this = unsafe { this.cast::<Self>().as_ref() };
         // SAFETY: only the one thread that popped the job touches `f`/`result`
         // until the latch is set.
         let f = unsafe { (*this.f.get()).take() }.expect("stack job ran twice");
-        let result =
-            worker::with_current_task(this.task, || panic::catch_unwind(AssertUnwindSafe(f)));
+        // A join half is not a task's run: a `wsrt_await` in it is dropped.
+        let (result, _await) =
+            here.with_task(this.task, || panic::catch_unwind(AssertUnwindSafe(f)));
         // SAFETY: as above.
         unsafe { *this.result.get() = Some(result) };
         // SAFETY: `this` is alive until the latch is set; not touched after.
@@ -156,7 +157,7 @@ where
                 let result_b = job_b.run_inline();
                 return (unwrap(result_a), result_b);
             }
-            Some(job) => job.execute(),
+            Some(job) => job.execute(w.here()),
             None => {
                 job_b.latch.wait();
                 break;

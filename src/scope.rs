@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use crate::latch::{CountLatch, Waiter};
 use crate::runtime::Shared;
 use crate::task::raw::Header;
-use crate::worker::{self, JobRef, JobVtable, WorkerThread};
+use crate::worker::{self, Here, JobRef, JobVtable, WorkerThread};
 
 /// Spawns closures that borrow from the enclosing stack frame; created by
 /// [`Handle::scope`](crate::Handle::scope).
@@ -72,7 +72,7 @@ impl<'scope> Scope<'scope> {
         match WorkerThread::current_of(&self.shared) {
             Some(w) => w.push(job),
             // The `Runtime` was dropped: its threads are gone, run here.
-            None if self.shared.is_exiting() => job.execute(),
+            None if self.shared.is_exiting() => worker::with_here(|here| job.execute(here)),
             None => {
                 self.shared.injector.push(job);
                 self.shared.sleep.notify_one();
@@ -88,7 +88,7 @@ impl<'scope> Scope<'scope> {
 
 /// # Safety
 /// `ptr` is a leaked `HeapJob<F>` whose scope is still waiting for it.
-unsafe fn execute<'scope, F>(ptr: NonNull<()>)
+unsafe fn execute<'scope, F>(ptr: NonNull<()>, here: &Here)
 where
     F: FnOnce(&Scope<'scope>) + Send + 'scope,
 {
@@ -97,7 +97,8 @@ where
     // SAFETY: the scope outlives its jobs (it waits on the latch).
     let scope = unsafe { &*job.scope };
     let f = job.f;
-    let result = worker::with_current_task(scope.task, || {
+    // A scope job is not a task's run: a `wsrt_await` in it is dropped.
+    let (result, _await) = here.with_task(scope.task, || {
         panic::catch_unwind(AssertUnwindSafe(|| f(scope)))
     });
     if let Err(payload) = result {

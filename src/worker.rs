@@ -91,8 +91,9 @@ const UNLIST_BATCH: usize = 64;
 /// injector slot are 8 bytes plus crossbeam's own word, not 16.
 #[repr(C)]
 pub(crate) struct JobVtable {
-    /// Runs the job; called once per push.
-    pub(crate) execute: unsafe fn(NonNull<()>),
+    /// Runs the job; called once per push, with the running thread's
+    /// [`Here`] (which the caller has at hand: no thread-local look-up).
+    pub(crate) execute: unsafe fn(NonNull<()>, &Here),
 }
 
 /// A unit of work in a deque: a pointer to a job whose first word is a
@@ -124,12 +125,13 @@ impl JobRef {
         self.0 == other.0
     }
 
-    pub(crate) fn execute(self) {
+    /// Runs the job on this thread, whose [`Here`] is `here`.
+    pub(crate) fn execute(self, here: &Here) {
         // SAFETY: `new`'s contract: the job starts with its vtable pointer,
         // and a job is popped from a deque once.
         unsafe {
             let vtable = *self.0.as_ptr();
-            (vtable.execute)(self.0.cast())
+            (vtable.execute)(self.0.cast(), here)
         }
     }
 }
@@ -225,14 +227,6 @@ pub(crate) fn set_awaiting(other: TaskRef) {
     drop(old.map(|p| unsafe { TaskRef::from_raw(p) }));
 }
 
-/// Runs `f` with `task` as what `current_task()` reports on this thread,
-/// then restores the previous one (also if `f` unwinds). A job that is not
-/// a task's run (a `join` half, a scope job) cannot await: a request made
-/// in it is dropped.
-pub(crate) fn with_current_task<R>(task: Option<NonNull<Header>>, f: impl FnOnce() -> R) -> R {
-    HERE.with(|h| h.with_task(task, f).0)
-}
-
 pub(crate) fn current_task_ptr() -> Option<NonNull<Header>> {
     HERE.with(|h| h.task.get())
 }
@@ -268,7 +262,16 @@ pub(crate) struct WorkerThread {
     finished: RefCell<Vec<TaskRef>>,
     /// The cells this worker freed and keeps for a while (`alloc.rs`).
     pub(crate) frees: FreeBatch,
+    /// Its thread's [`Here`], set when the thread starts (`run`).
+    here: HerePtr,
 }
+
+/// A pointer to a thread's [`Here`], kept by that thread's worker.
+struct HerePtr(Cell<*const Here>);
+
+// SAFETY: null while the `WorkerThread` moves to its thread; set and used
+// only there after (`WorkerThread::run`, `WorkerThread::here`).
+unsafe impl Send for HerePtr {}
 
 impl WorkerThread {
     pub(crate) fn new(index: usize, local: Worker<JobRef>, shared: Arc<Shared>) -> WorkerThread {
@@ -281,6 +284,7 @@ impl WorkerThread {
             lane_streak: Cell::new(0),
             finished: RefCell::new(Vec::with_capacity(UNLIST_BATCH)),
             frees: FreeBatch::new(),
+            here: HerePtr(Cell::new(ptr::null())),
         }
     }
 
@@ -326,6 +330,15 @@ impl WorkerThread {
     /// The worker running on this thread, if any.
     pub(crate) fn current() -> Option<&'static WorkerThread> {
         HERE.with(Here::worker)
+    }
+
+    /// This worker's thread's [`Here`], without a thread-local look-up.
+    pub(crate) fn here(&self) -> &Here {
+        // SAFETY: `run` sets it to its thread's `HERE` before any job runs;
+        // a thread-local without a destructor lives as long as its thread,
+        // and a `WorkerThread` is only reached on its own thread (through
+        // `HERE`, or by `run` itself).
+        unsafe { &*self.here.0.get() }
     }
 
     /// The worker on this thread if it belongs to `shared`'s runtime.
@@ -491,7 +504,7 @@ impl WorkerThread {
                 return false;
             }
             if let Some(job) = self.find_work() {
-                job.execute();
+                job.execute(self.here());
                 backoff.reset();
                 continue;
             }
@@ -543,7 +556,10 @@ impl WorkerThread {
 
     /// The worker thread's body.
     pub(crate) fn run(self) {
-        HERE.with(|h| h.worker.set(&self));
+        HERE.with(|h| {
+            h.worker.set(&self);
+            self.here.0.set(h);
+        });
         self.shared.sleep.register(self.index);
         self.main_loop();
         self.unlist_finished();
@@ -555,11 +571,11 @@ impl WorkerThread {
         let shared = &*self.shared;
         loop {
             if let Some(job) = self.find_work() {
-                job.execute();
+                job.execute(self.here());
                 continue;
             }
             if let Some(job) = self.spin() {
-                job.execute();
+                job.execute(self.here());
                 continue;
             }
             if shared.is_exiting() && !shared.has_work() {

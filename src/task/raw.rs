@@ -145,17 +145,8 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
 ///
 /// # Safety
 /// `ptr` is a `Cell<B>` task of the runtime whose worker calls this.
-unsafe fn run<B: Body>(ptr: NonNull<()>) {
-    // One thread-local access for the whole run (a call in libwsrt.so).
-    // SAFETY: forwarded.
-    worker::with_here(|here| unsafe { run_here::<B>(ptr.cast(), here) })
-}
-
-/// [`run`], with this thread's [`Here`](worker::Here).
-///
-/// # Safety
-/// As for `run`.
-unsafe fn run_here<B: Body>(ptr: NonNull<Header>, cx: &worker::Here) {
+unsafe fn run<B: Body>(ptr: NonNull<()>, cx: &worker::Here) {
+    let ptr = ptr.cast::<Header>();
     // SAFETY: the queue's reference keeps the task alive.
     let header = unsafe { ptr.as_ref() };
     // SAFETY: a queued task belongs to the calling worker's runtime, and the
