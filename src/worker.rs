@@ -333,11 +333,11 @@ impl WorkerThread {
     }
 
     /// This worker's thread's [`Here`], without a thread-local look-up.
+    /// `run` sets it before any job runs; a thread-local without a
+    /// destructor lives as long as its thread; and a `WorkerThread` is only
+    /// reached on its own thread (through `HERE`, or by `run` itself).
     pub(crate) fn here(&self) -> &Here {
-        // SAFETY: `run` sets it to its thread's `HERE` before any job runs;
-        // a thread-local without a destructor lives as long as its thread,
-        // and a `WorkerThread` is only reached on its own thread (through
-        // `HERE`, or by `run` itself).
+        // SAFETY: see above: set, alive, and used on its own thread.
         unsafe { &*self.here.0.get() }
     }
 
