@@ -18,12 +18,15 @@
 //!
 //! # Who may touch what
 //!
-//! - `state`: anyone, only through `state.rs`.
+//! - `state`: anyone, only through `state.rs`; one plain store among its
+//!   read-modify-writes: the holder of the last reference marks the value
+//!   taken before it frees the task (`raw::take_output_and_free`).
 //! - `stage` (closure, then output): the thread that won the transition to
 //!   RUNNING, or the canceller that won PENDING/SUSPENDED → CANCELLED. After
 //!   the task is done the stage holds the output and is only read, except by
 //!   `Task::join`, which moves a success value out after winning the TAKEN
-//!   flag of the state word.
+//!   flag of the state word, or, holding the last reference, without a
+//!   contest (`raw::take_output_and_free`).
 //! - `extras` (name, callback list): under its mutex.
 //! - `runtime`: dereferenced only by a worker of that runtime, or by a thread
 //!   that just made the task leave a non-final state it controls (the
