@@ -1,9 +1,9 @@
 //! Builds every C and C++ program in `ffi-tests/` and `examples/` against
 //! `include/wsrt.h`, links each with both the shared and the static library,
 //! runs it and checks it exits 0; `ffi-tests/dlopen/` is built without the
-//! library and loads `libwsrt.so` with `dlopen`. Set `VALGRIND` (e.g. `VALGRIND="valgrind
-//! --error-exitcode=1 --leak-check=full"`) to run the programs under it;
-//! `CC`/`CXX` pick the compilers.
+//! library and loads `libwsrt.so` with `dlopen`. Set `VALGRIND` (e.g.
+//! `VALGRIND="valgrind --error-exitcode=1 --leak-check=full"`) to run the
+//! programs under it; `CC`/`CXX` pick the compilers.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
