@@ -42,7 +42,7 @@ use std::cell::{RefCell, UnsafeCell};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
-use crossbeam_deque::{Steal, Stealer, Worker};
+use crate::deque::{Steal, Stealer, Worker};
 
 use crate::worker::JobRef;
 
@@ -96,7 +96,7 @@ impl Lanes {
         Arc::new(Lanes {
             lanes: (0..LANES)
                 .map(|_| {
-                    let local = Worker::new_fifo();
+                    let local = Worker::new_push_only();
                     Lane {
                         claimed: AtomicBool::new(false),
                         stealer: local.stealer(),
@@ -189,7 +189,7 @@ impl Lanes {
         let mut retry = false;
         for i in 0..lanes.len() {
             let lane = &lanes[(start + i) % lanes.len()];
-            // An empty stealer is two loads; a steal attempt pins an epoch.
+            // An empty stealer is two loads; a steal attempt is a fence.
             match lane.stealer.len() {
                 0 => continue,
                 1 if leave_last => {

@@ -60,6 +60,7 @@
 #![warn(missing_docs)]
 
 pub(crate) mod alloc;
+pub(crate) mod deque;
 pub mod ffi;
 pub(crate) mod join;
 pub(crate) mod lanes;

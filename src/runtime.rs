@@ -32,8 +32,9 @@ use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
-use crossbeam_deque::{Injector, Stealer, Worker};
+use crossbeam_deque::Injector;
 
+use crate::deque::{Stealer, Worker};
 use crate::lanes::Lanes;
 use crate::registry::Registry;
 use crate::sleep::Sleep;

@@ -1,7 +1,8 @@
 //! Worker threads: the find-work order, the main loop, and waiting by helping.
 //!
 //! Find order (crossbeam-deque's, with the lanes of threads outside the
-//! pool, `lanes.rs`, beside the injector): own deque (LIFO) → the lanes,
+//! pool, `lanes.rs`, beside the injector; the deques are our own,
+//! `deque.rs`): own deque (LIFO) → the lanes,
 //! then the global injector (`steal_batch_and_pop`; see `steal_outside`) →
 //! other workers' deques, from a random victim, stealing half; repeated
 //! while any source answered `Retry`. A worker that finds nothing spins
@@ -54,10 +55,11 @@ use std::ptr::{self, NonNull};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_deque::{Steal, Worker};
+use crossbeam_deque::Steal as InjectorSteal;
 use crossbeam_utils::Backoff;
 
 use crate::alloc::FreeBatch;
+use crate::deque::{self, Item, Steal, Worker};
 use crate::runtime::Shared;
 use crate::stats::Counter;
 use crate::task::raw::{self, Header};
@@ -87,8 +89,8 @@ const LANE_STREAK: u32 = 16;
 const UNLIST_BATCH: usize = 64;
 
 /// The first word of every job (task header, stack job, scope job) points to
-/// one of these, so a queued job is a single pointer: a deque slot and an
-/// injector slot are 8 bytes plus crossbeam's own word, not 16.
+/// one of these, so a queued job is a single pointer: a deque slot is 8
+/// bytes, an injector slot 8 plus crossbeam's own word, not 16 and 24.
 #[repr(C)]
 pub(crate) struct JobVtable {
     /// Runs the job; called once per push, with the running thread's
@@ -133,6 +135,16 @@ impl JobRef {
             let vtable = *self.0.as_ptr();
             (vtable.execute)(self.0.cast(), here)
         }
+    }
+}
+
+impl Item for JobRef {
+    fn into_raw(self) -> NonNull<()> {
+        self.0.cast()
+    }
+
+    unsafe fn from_raw(ptr: NonNull<()>) -> JobRef {
+        JobRef(ptr.cast())
     }
 }
 
@@ -464,21 +476,37 @@ impl WorkerThread {
         }
     }
 
+    /// A job from the injector, and up to half of the rest (at most
+    /// [`deque::STEAL_LIMIT`] in all) onto this worker's deque, which pops
+    /// them in the injector's order. One steal each: the injector's own
+    /// batch steal fills a crossbeam `Worker` only.
     fn steal_injector(&self, retry: &mut bool) -> Option<JobRef> {
         let shared = &*self.shared;
-        match shared.injector.steal_batch_and_pop(&self.local) {
-            Steal::Success(job) => {
-                if !shared.injector.is_empty() {
-                    shared.sleep.notify_from_worker();
-                }
-                Some(job)
-            }
-            Steal::Retry => {
+        let first = match shared.injector.steal() {
+            InjectorSteal::Success(job) => job,
+            InjectorSteal::Retry => {
                 *retry = true;
-                None
+                return None;
             }
-            Steal::Empty => None,
+            InjectorSteal::Empty => return None,
+        };
+        let more = (shared.injector.len() / 2).min(deque::STEAL_LIMIT - 1);
+        let mut batch = [first; deque::STEAL_LIMIT];
+        let mut n = 0;
+        while n < more {
+            match shared.injector.steal() {
+                InjectorSteal::Success(job) => batch[n] = job,
+                _ => break,
+            }
+            n += 1;
         }
+        for &job in batch[..n].iter().rev() {
+            self.local.push(job);
+        }
+        if !shared.injector.is_empty() {
+            shared.sleep.notify_from_worker();
+        }
+        Some(first)
     }
 
     /// Runs jobs until `done()` is true (or `deadline` passes; returns

@@ -1,0 +1,718 @@
+//! The work-stealing deque of a worker, and of a lane (`lanes.rs`).
+//!
+//! Chase and Lev's deque ("Dynamic Circular Work-Stealing Deque", SPAA
+//! 2005) with the orderings of Lê, Pop, Cohen and Zappa Nardelli
+//! ("Correct and Efficient Work-Stealing for Weak Memory Models", PPoPP
+//! 2013): the owner pushes and pops at `bottom` with plain stores and one
+//! `SeqCst` fence per pop; thieves take from `top` with a compare-exchange.
+//! Only the owner's pop of the last job races a thief, and the
+//! compare-exchange on `top` settles it.
+//!
+//! What it does differently from crossbeam-deque's `Worker`, which it
+//! replaces, is what it does with memory: a buffer only grows, and a
+//! buffer it grew out of is kept, not freed, until the deque itself is
+//! dropped. So a thief may read any buffer it loaded without pinning an
+//! epoch (crossbeam's `Stealer` pins one per steal, a thread-local access
+//! and a fence), and the owner never shrinks: crossbeam's halves its
+//! buffer when a pop leaves it a quarter full, so a task that spawns 500
+//! children and waits for them reallocated and copied its deque six
+//! times (64 → 512 and back) and deferred each old buffer to the epoch
+//! collector; `callgrind` put that at 4% of the nested workload's
+//! instructions (`wsrt_bench nested 0 1 1000 500`: 347.3M → 333.5M with
+//! crossbeam's shrinking turned off). The price: the buffers ever grown
+//! out of, at most as many bytes again as the largest one (capacities
+//! double), 8 bytes a job, for the runtime's lifetime (a lane's: until the
+//! runtime is freed, as before).
+//!
+//! A deque is one of two kinds. A *LIFO* deque (a worker's) is popped by
+//! its owner at `bottom`, so a thief takes a batch one job at a time, each
+//! by its own compare-exchange after a fresh look at `bottom` (the owner
+//! may pop what the thief meant to take next). A *push-only* deque (a
+//! lane: its thread never runs jobs) has no owner pops to race, and a thief
+//! claims a whole batch with one compare-exchange. In both, a thief takes
+//! about half of what it saw, at most [`STEAL_LIMIT`] jobs, runs one and
+//! pushes the rest on its own deque, in the order crossbeam's did
+//! ([`Stealer::steal_batch_and_pop`]).
+
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+
+use crossbeam_utils::CachePadded;
+
+use crate::loom::sync::atomic::{fence, AtomicIsize, AtomicPtr, Ordering};
+use crate::loom::sync::{Arc, Mutex};
+
+/// The capacity of a new deque's buffer, in jobs (in the loom models, two:
+/// a third job makes it grow).
+#[cfg(not(loom))]
+const MIN_CAPACITY: usize = 64;
+#[cfg(loom)]
+const MIN_CAPACITY: usize = 2;
+
+/// The most jobs a thief takes in one steal, the one it runs included.
+pub(crate) const STEAL_LIMIT: usize = 32;
+
+/// What a deque holds: a non-null pointer, handed over by value.
+pub(crate) trait Item: Copy {
+    fn into_raw(self) -> NonNull<()>;
+    /// # Safety
+    /// `ptr` came from `into_raw` of an item of this type.
+    unsafe fn from_raw(ptr: NonNull<()>) -> Self;
+}
+
+/// The outcome of a steal, as crossbeam-deque's.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Steal<T> {
+    Empty,
+    Success(T),
+    /// Lost a race with another thread; looking again may find a job.
+    Retry,
+}
+
+struct Buffer {
+    slots: Box<[AtomicPtr<()>]>,
+}
+
+impl Buffer {
+    fn new(capacity: usize) -> std::sync::Arc<Buffer> {
+        debug_assert!(capacity.is_power_of_two());
+        let slots = (0..capacity)
+            .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+            .collect();
+        std::sync::Arc::new(Buffer { slots })
+    }
+
+    fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn at(&self, index: isize) -> &AtomicPtr<()> {
+        // The capacity is a power of two: the mask is the modulo, also for
+        // an index that wrapped around.
+        &self.slots[index as usize & (self.slots.len() - 1)]
+    }
+}
+
+struct Inner {
+    /// Where thieves take from; only ever incremented.
+    top: CachePadded<AtomicIsize>,
+    /// Where the owner pushes and pops.
+    bottom: CachePadded<AtomicIsize>,
+    /// The current buffer, one of `buffers`.
+    buffer: AtomicPtr<Buffer>,
+    /// Every buffer the deque had, so none is freed while a thief may read
+    /// it: they go when the last of the owner and its stealers does. Each
+    /// on the heap of its own, so that `buffer` stays valid when the list
+    /// grows (a std `Arc`, not a `Box`: moving a `Box` asserts it is the
+    /// only pointer to its buffer, which `buffer` is not).
+    buffers: Mutex<Vec<std::sync::Arc<Buffer>>>,
+    /// False for a push-only deque (module docs).
+    lifo: bool,
+}
+
+impl Inner {
+    fn buffer(&self, order: Ordering) -> &Buffer {
+        // SAFETY: `buffer` always points to a buffer in `buffers`, which
+        // keeps every buffer it got as long as `self` lives; buffers are
+        // only read through shared references (their slots are atomics).
+        unsafe { &*self.buffer.load(order) }
+    }
+
+    fn len(&self) -> usize {
+        let b = self.bottom.load(Ordering::Relaxed);
+        let t = self.top.load(Ordering::Relaxed);
+        b.wrapping_sub(t).max(0) as usize
+    }
+}
+
+/// The owner's end: only the thread that owns it pushes (and, for a LIFO
+/// deque, pops); it moves between threads but is not shared (`!Sync`).
+pub(crate) struct Worker<T> {
+    inner: Arc<Inner>,
+    _item: PhantomData<(T, std::cell::Cell<()>)>,
+}
+
+/// A thief's end, shared by every thread that steals.
+pub(crate) struct Stealer<T> {
+    inner: Arc<Inner>,
+    _item: PhantomData<T>,
+}
+
+// SAFETY: a `Stealer` only reads slots by atomic loads and claims them by
+// compare-exchange on `top`; the items are pointers that the deque hands
+// over by value, as `Worker` does, which is `Send` for `T: Send`.
+unsafe impl<T: Send> Send for Stealer<T> {}
+// SAFETY: as above: every access through `&Stealer` is atomic.
+unsafe impl<T: Send> Sync for Stealer<T> {}
+
+impl<T> Clone for Stealer<T> {
+    fn clone(&self) -> Self {
+        Stealer {
+            inner: self.inner.clone(),
+            _item: PhantomData,
+        }
+    }
+}
+
+impl<T: Item> Worker<T> {
+    /// A worker's deque: the owner pops the job it pushed last.
+    pub(crate) fn new_lifo() -> Worker<T> {
+        Worker::new(true)
+    }
+
+    /// A lane: the owner only pushes; thieves take the oldest first.
+    pub(crate) fn new_push_only() -> Worker<T> {
+        Worker::new(false)
+    }
+
+    fn new(lifo: bool) -> Worker<T> {
+        let first = Buffer::new(MIN_CAPACITY);
+        let buffer = AtomicPtr::new(std::sync::Arc::as_ptr(&first).cast_mut());
+        Worker {
+            inner: Arc::new(Inner {
+                top: CachePadded::new(AtomicIsize::new(0)),
+                bottom: CachePadded::new(AtomicIsize::new(0)),
+                buffer,
+                buffers: Mutex::new(vec![first]),
+                lifo,
+            }),
+            _item: PhantomData,
+        }
+    }
+
+    pub(crate) fn stealer(&self) -> Stealer<T> {
+        Stealer {
+            inner: self.inner.clone(),
+            _item: PhantomData,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    pub(crate) fn push(&self, item: T) {
+        let (buffer, b) = self.reserve(1);
+        buffer
+            .at(b)
+            .store(item.into_raw().as_ptr(), Ordering::Relaxed);
+        self.publish(b.wrapping_add(1));
+    }
+
+    /// Room for `n` more jobs: the buffer to write them in, from the
+    /// returned index on, before [`publish`](Self::publish) makes them
+    /// visible. (A thief writes the jobs it takes straight into its own
+    /// deque this way, as crossbeam's did.)
+    fn reserve(&self, n: usize) -> (&Buffer, isize) {
+        let inner = &*self.inner;
+        // Relaxed: only this thread writes `bottom` and `buffer`.
+        let b = inner.bottom.load(Ordering::Relaxed);
+        // Acquire: a thief read the slot we may reuse before its
+        // compare-exchange moved `top` past it; seeing the new `top` orders
+        // that read before our writes after this.
+        let t = inner.top.load(Ordering::Acquire);
+        let buffer = inner.buffer(Ordering::Relaxed);
+        let needed = b.wrapping_sub(t) as usize + n;
+        if needed > buffer.capacity() {
+            return (self.grow(b, t, needed), b);
+        }
+        (buffer, b)
+    }
+
+    /// Makes the jobs written below `bottom` visible to thieves.
+    fn publish(&self, bottom: isize) {
+        // Release: a thief that sees the new `bottom` sees the slots (and a
+        // buffer grown in `reserve`, stored before).
+        self.inner.bottom.store(bottom, Ordering::Release);
+    }
+
+    /// Moves jobs `t..b` to a buffer that holds at least `needed` (the
+    /// capacity doubled until it does) and makes it current.
+    #[cold]
+    fn grow(&self, b: isize, t: isize, needed: usize) -> &Buffer {
+        let inner = &*self.inner;
+        let old = inner.buffer(Ordering::Relaxed);
+        let new = Buffer::new(needed.next_power_of_two().max(old.capacity() * 2));
+        let mut i = t;
+        while i != b {
+            new.at(i)
+                .store(old.at(i).load(Ordering::Relaxed), Ordering::Relaxed);
+            i = i.wrapping_add(1);
+        }
+        let ptr = std::sync::Arc::as_ptr(&new).cast_mut();
+        // The old buffer stays in the list: a thief may still read it.
+        inner.buffers.lock().unwrap().push(new);
+        // Release: a thief that loads this buffer (after seeing a `bottom`
+        // stored after this) sees the copies.
+        inner.buffer.store(ptr, Ordering::Release);
+        inner.buffer(Ordering::Relaxed)
+    }
+
+    /// The job pushed last, unless a thief took it. Only for a LIFO deque.
+    pub(crate) fn pop(&self) -> Option<T> {
+        let inner = &*self.inner;
+        debug_assert!(inner.lifo, "a push-only deque is never popped");
+        let b = inner.bottom.load(Ordering::Relaxed);
+        // Empty without the fence: `top` only grows, so a stale `top` only
+        // makes the deque look fuller than it is.
+        if b.wrapping_sub(inner.top.load(Ordering::Relaxed)) <= 0 {
+            return None;
+        }
+        let b = b.wrapping_sub(1);
+        inner.bottom.store(b, Ordering::Relaxed);
+        // SeqCst: orders our store of `bottom` before our load of `top`
+        // against a thief's load of `top` then `bottom` (its own fence):
+        // either it sees the smaller `bottom` or we see its larger `top`.
+        fence(Ordering::SeqCst);
+        let t = inner.top.load(Ordering::Relaxed);
+        let size = b.wrapping_sub(t);
+        if size < 0 {
+            // A thief took the last job first.
+            inner.bottom.store(b.wrapping_add(1), Ordering::Relaxed);
+            return None;
+        }
+        let ptr = inner
+            .buffer(Ordering::Relaxed)
+            .at(b)
+            .load(Ordering::Relaxed);
+        if size == 0 {
+            // The last job: a thief may be taking it too; `top` decides.
+            let won = inner
+                .top
+                .compare_exchange(t, t.wrapping_add(1), Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok();
+            inner.bottom.store(b.wrapping_add(1), Ordering::Relaxed);
+            if !won {
+                return None;
+            }
+        }
+        // SAFETY: the slot holds what `push` stored for index `b` (copied
+        // along if the buffer grew): only this thread writes this deque's
+        // slots, and no thief took `b` (it stayed above `top`, or we won it).
+        Some(unsafe { T::from_raw(claimed(ptr)) })
+    }
+}
+
+impl<T: Item> Stealer<T> {
+    pub(crate) fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Looks at the front: `(top, bottom)`, with the fence that orders
+    /// this look against an owner's pop (`Worker::pop`).
+    fn look(&self) -> (isize, isize) {
+        let inner = &*self.inner;
+        // Acquire: pairs with other thieves' compare-exchange (and the
+        // owner's), so the slots they read are not ours to reuse.
+        let t = inner.top.load(Ordering::Acquire);
+        // SeqCst: see `Worker::pop`.
+        fence(Ordering::SeqCst);
+        // Acquire: pairs with `push`'s Release: the slots below are written.
+        let b = inner.bottom.load(Ordering::Acquire);
+        (t, b)
+    }
+
+    /// Slot `t` as a thief reads it: only meaningful if `claim` then
+    /// moves `top` from `t` (a slot below `top` may not have been copied
+    /// into a grown buffer, so may read null).
+    fn read(&self, t: isize) -> *mut () {
+        // Acquire: after `look`'s load of `bottom`, so this is the buffer
+        // that holds the slots below it (or a later copy of it).
+        self.inner
+            .buffer(Ordering::Acquire)
+            .at(t)
+            .load(Ordering::Relaxed)
+    }
+
+    /// Moves `top` from `t` past `count` jobs; false if another thread
+    /// moved it first. On success, the slots read at `t..t + count` since
+    /// `look` hold the jobs pushed there: `top` stayed at or below `t`
+    /// meanwhile, so the owner neither reused them nor grew without them.
+    fn claim(&self, t: isize, count: usize) -> bool {
+        self.inner
+            .top
+            .compare_exchange(
+                t,
+                t.wrapping_add(count as isize),
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+    }
+
+    /// Steals about half of the jobs, at most [`STEAL_LIMIT`], and returns
+    /// one to run; the others go on `dest`. From a push-only deque (a
+    /// queue) the oldest is run and `dest` pops the rest oldest first; from
+    /// a LIFO deque (a stack) the taken part keeps its order: `dest` gets
+    /// the older jobs and the newest taken is run first, as its owner would
+    /// have. (Both as crossbeam-deque's `steal_batch_and_pop` does.)
+    pub(crate) fn steal_batch_and_pop(&self, dest: &Worker<T>) -> Steal<T> {
+        let (t, b) = self.look();
+        let len = b.wrapping_sub(t);
+        if len <= 0 {
+            return Steal::Empty;
+        }
+        // About half, the one we run included.
+        let count = (len as usize).div_ceil(2).min(STEAL_LIMIT);
+        let taken = if self.inner.lifo {
+            self.take_lifo(t, count, dest)
+        } else {
+            self.take_push_only(t, count, dest)
+        };
+        match taken {
+            // SAFETY: a slot we claimed holds an item `push` stored.
+            Some(ptr) => Steal::Success(unsafe { T::from_raw(ptr) }),
+            None => Steal::Retry,
+        }
+    }
+
+    /// One job at a time, each after a fresh look: the owner may pop what
+    /// we meant to take next. Returns the newest taken.
+    fn take_lifo(&self, t: isize, count: usize, dest: &Worker<T>) -> Option<NonNull<()>> {
+        let (slots, db) = dest.reserve(count - 1);
+        let mut newest = self.read(t);
+        if !self.claim(t, 1) {
+            return None;
+        }
+        let mut moved = 0;
+        while moved + 1 < count {
+            let (t, b) = self.look();
+            if b.wrapping_sub(t) <= 0 {
+                break;
+            }
+            let ptr = self.read(t);
+            if !self.claim(t, 1) {
+                break;
+            }
+            slots
+                .at(db.wrapping_add(moved as isize))
+                .store(newest, Ordering::Relaxed);
+            newest = ptr;
+            moved += 1;
+        }
+        if moved > 0 {
+            dest.publish(db.wrapping_add(moved as isize));
+        }
+        Some(claimed(newest))
+    }
+
+    /// Nobody pops a push-only deque, so `count` jobs from `t` are claimed
+    /// by one compare-exchange. Returns the oldest; the others go to
+    /// `dest` newest first, so that it pops them oldest first. They are
+    /// written there before the claim, unseen until published after it.
+    fn take_push_only(&self, t: isize, count: usize, dest: &Worker<T>) -> Option<NonNull<()>> {
+        let (slots, db) = dest.reserve(count - 1);
+        // Acquire: as in `read`.
+        let source = self.inner.buffer(Ordering::Acquire);
+        let oldest = source.at(t).load(Ordering::Relaxed);
+        for i in 1..count {
+            let ptr = source
+                .at(t.wrapping_add(i as isize))
+                .load(Ordering::Relaxed);
+            let to = db.wrapping_add((count - 1 - i) as isize);
+            slots.at(to).store(ptr, Ordering::Relaxed);
+        }
+        if !self.claim(t, count) {
+            return None;
+        }
+        dest.publish(db.wrapping_add(count as isize - 1));
+        Some(claimed(oldest))
+    }
+}
+
+/// A slot read by whoever then took its job (a thief that claimed it, the
+/// owner that popped it): `push` stored a job there.
+fn claimed(ptr: *mut ()) -> NonNull<()> {
+    NonNull::new(ptr).expect("a claimed slot holds a job")
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicU8};
+
+    /// A test item: a number, carried as the pointer's address.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    struct N(usize);
+
+    impl Item for N {
+        fn into_raw(self) -> NonNull<()> {
+            NonNull::new((self.0 + 1) as *mut ()).unwrap()
+        }
+        unsafe fn from_raw(ptr: NonNull<()>) -> N {
+            N(ptr.as_ptr() as usize - 1)
+        }
+    }
+
+    fn drain(w: &Worker<N>) -> Vec<usize> {
+        std::iter::from_fn(|| w.pop()).map(|n| n.0).collect()
+    }
+
+    #[test]
+    fn the_owner_pops_the_newest_first_across_growth() {
+        let w = Worker::new_lifo();
+        for i in 0..1000 {
+            w.push(N(i));
+        }
+        assert_eq!(w.len(), 1000);
+        assert_eq!(drain(&w), (0..1000).rev().collect::<Vec<_>>());
+        assert_eq!(w.pop(), None);
+        assert_eq!(w.len(), 0);
+    }
+
+    #[test]
+    fn a_lifo_steal_takes_the_older_half_and_runs_the_newest_of_it() {
+        let (victim, thief) = (Worker::new_lifo(), Worker::new_lifo());
+        for i in 0..10 {
+            victim.push(N(i));
+        }
+        assert_eq!(
+            victim.stealer().steal_batch_and_pop(&thief),
+            Steal::Success(N(4))
+        );
+        assert_eq!(drain(&thief), [3, 2, 1, 0]);
+        assert_eq!(drain(&victim), [9, 8, 7, 6, 5]);
+        assert_eq!(victim.stealer().steal_batch_and_pop(&thief), Steal::Empty);
+    }
+
+    #[test]
+    fn a_push_only_steal_runs_the_oldest_and_leaves_the_rest_in_order() {
+        let (lane, thief) = (Worker::new_push_only(), Worker::new_lifo());
+        for i in 0..9 {
+            lane.push(N(i));
+        }
+        let stealer = lane.stealer();
+        assert_eq!(stealer.steal_batch_and_pop(&thief), Steal::Success(N(0)));
+        assert_eq!(drain(&thief), [1, 2, 3, 4]);
+        assert_eq!(stealer.len(), 4);
+        assert_eq!(stealer.steal_batch_and_pop(&thief), Steal::Success(N(5)));
+        assert_eq!(drain(&thief), [6]);
+        assert_eq!(stealer.steal_batch_and_pop(&thief), Steal::Success(N(7)));
+        assert_eq!(stealer.steal_batch_and_pop(&thief), Steal::Success(N(8)));
+        assert!(stealer.is_empty());
+        assert_eq!(stealer.steal_batch_and_pop(&thief), Steal::Empty);
+    }
+
+    #[test]
+    fn a_steal_takes_at_most_the_limit() {
+        for victim in [Worker::new_lifo(), Worker::new_push_only()] {
+            let thief = Worker::new_lifo();
+            for i in 0..200 {
+                victim.push(N(i));
+            }
+            assert!(matches!(
+                victim.stealer().steal_batch_and_pop(&thief),
+                Steal::Success(_)
+            ));
+            assert_eq!(thief.len(), STEAL_LIMIT - 1);
+            assert_eq!(victim.len(), 200 - STEAL_LIMIT);
+        }
+    }
+
+    #[test]
+    fn a_lane_grows_while_thieves_take_from_the_front() {
+        // `top` far from 0, so the buffer wraps around before and after
+        // it grows; every job comes out once, in order.
+        let (lane, thief) = (Worker::new_push_only(), Worker::new_lifo());
+        let stealer = lane.stealer();
+        let mut out = Vec::new();
+        let mut next = 0;
+        for round in 0..50 {
+            for _ in 0..(round * 7) % 150 + 1 {
+                lane.push(N(next));
+                next += 1;
+            }
+            while let Steal::Success(n) = stealer.steal_batch_and_pop(&thief) {
+                out.push(n.0);
+                out.extend(drain(&thief));
+                if round % 3 == 0 {
+                    break; // leave some behind for the next round's growth
+                }
+            }
+        }
+        while let Steal::Success(n) = stealer.steal_batch_and_pop(&thief) {
+            out.push(n.0);
+            out.extend(drain(&thief));
+        }
+        assert_eq!(out, (0..next).collect::<Vec<_>>());
+    }
+
+    /// One owner pushing (and, for a worker's deque, popping all it
+    /// pushed, so that it races the thieves for the last job over and
+    /// over), two thieves stealing, on real threads: every job is taken
+    /// exactly once.
+    fn every_job_taken_once(lifo: bool) {
+        use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+        const JOBS: usize = 1_000_000;
+        let owner = if lifo {
+            Worker::new_lifo()
+        } else {
+            Worker::new_push_only()
+        };
+        let taken: Vec<AtomicU8> = (0..JOBS).map(|_| AtomicU8::new(0)).collect();
+        let take = |n: N| {
+            taken[n.0].fetch_add(1, Relaxed);
+        };
+        let done = AtomicBool::new(false);
+        let start = std::sync::Barrier::new(3);
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                let stealer = owner.stealer();
+                let (take, done, start) = (&take, &done, &start);
+                s.spawn(move || {
+                    let mine = Worker::new_lifo();
+                    start.wait();
+                    loop {
+                        // Read before the steal: once it is set, an empty
+                        // look means there is nothing left.
+                        let last = done.load(Acquire);
+                        match stealer.steal_batch_and_pop(&mine) {
+                            Steal::Success(n) => {
+                                take(n);
+                                while let Some(n) = mine.pop() {
+                                    take(n);
+                                }
+                            }
+                            Steal::Empty if last => break,
+                            _ => {}
+                        }
+                    }
+                });
+            }
+            start.wait();
+            let mut i = 0;
+            while i < JOBS {
+                for _ in 0..(i % 3 + 1).min(JOBS - i) {
+                    owner.push(N(i));
+                    i += 1;
+                }
+                if lifo {
+                    while let Some(n) = owner.pop() {
+                        take(n);
+                    }
+                }
+            }
+            done.store(true, Release);
+        });
+        let counts: Vec<u8> = taken.iter().map(|c| c.load(Relaxed)).collect();
+        assert!(
+            counts.iter().all(|&c| c == 1),
+            "a job was lost or taken twice"
+        );
+    }
+
+    #[test]
+    fn every_job_of_a_worker_deque_is_taken_once_under_contention() {
+        every_job_taken_once(true);
+    }
+
+    #[test]
+    fn every_job_of_a_lane_is_taken_once_under_contention() {
+        every_job_taken_once(false);
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    //! Run with the task models (`src/task/loom_tests.rs`); the buffer
+    //! starts at two slots here (`MIN_CAPACITY`), so a third push grows it.
+
+    use super::*;
+    use loom::thread;
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    struct N(usize);
+
+    impl Item for N {
+        fn into_raw(self) -> NonNull<()> {
+            NonNull::new((self.0 + 1) as *mut ()).unwrap()
+        }
+        unsafe fn from_raw(ptr: NonNull<()>) -> N {
+            N(ptr.as_ptr() as usize - 1)
+        }
+    }
+
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        if builder.preemption_bound.is_none() {
+            builder.preemption_bound = Some(3);
+        }
+        builder.check(f);
+    }
+
+    /// Runs `steals` steals on a thread while the owner runs `owner`, and
+    /// checks that the jobs `0..jobs` were each taken exactly once.
+    fn check(lifo: bool, before: usize, jobs: usize, owner: fn(&Worker<N>, &mut Vec<usize>)) {
+        model(move || {
+            let w = if lifo {
+                Worker::new_lifo()
+            } else {
+                Worker::new_push_only()
+            };
+            for i in 0..before {
+                w.push(N(i));
+            }
+            let stealer = w.stealer();
+            let thief = thread::spawn(move || {
+                let mine = Worker::new_lifo();
+                let mut got = Vec::new();
+                if let Steal::Success(n) = stealer.steal_batch_and_pop(&mine) {
+                    got.push(n.0);
+                    while let Some(n) = mine.pop() {
+                        got.push(n.0);
+                    }
+                }
+                got
+            });
+            let mut got = Vec::new();
+            owner(&w, &mut got);
+            got.extend(thief.join().unwrap());
+            if lifo {
+                while let Some(n) = w.pop() {
+                    got.push(n.0);
+                }
+            } else {
+                let mine = Worker::new_lifo();
+                while let Steal::Success(n) = w.stealer().steal_batch_and_pop(&mine) {
+                    got.push(n.0);
+                    while let Some(n) = mine.pop() {
+                        got.push(n.0);
+                    }
+                }
+            }
+            got.sort_unstable();
+            assert_eq!(got, (0..jobs).collect::<Vec<_>>());
+        });
+    }
+
+    #[test]
+    fn loom_deque_owner_pop_races_a_steal_for_the_last_job() {
+        check(true, 1, 1, |w, got| got.extend(w.pop().map(|n| n.0)));
+    }
+
+    #[test]
+    fn loom_deque_owner_pops_race_a_batch_steal() {
+        check(true, 3, 3, |w, got| {
+            got.extend(w.pop().map(|n| n.0));
+            got.extend(w.pop().map(|n| n.0));
+        });
+    }
+
+    #[test]
+    fn loom_deque_growth_races_a_steal() {
+        // The third push grows the two-slot buffer while a thief reads it.
+        check(true, 2, 3, |w, _| w.push(N(2)));
+    }
+
+    #[test]
+    fn loom_deque_push_only_growth_races_a_batch_steal() {
+        check(false, 2, 4, |w, _| {
+            w.push(N(2));
+            w.push(N(3));
+        });
+    }
+}
