@@ -10,7 +10,7 @@ use super::{
 };
 use crate::task::callbacks::CDoneFn;
 use crate::task::raw::{self, Header};
-use crate::task::{Body, Failure, Step, TaskRef, Waited};
+use crate::task::{Body, BodyKind, Failure, Step, TaskRef, Waited};
 use crate::worker;
 use crate::TaskState;
 
@@ -144,6 +144,7 @@ struct CTask {
 impl Body for CTask {
     type Output = CResult;
     type Tag = SendPtr;
+    const KIND: BodyKind = BodyKind::C;
 
     fn run(&mut self, arg: &SendPtr, _task: &TaskRef) -> Step<CResult> {
         call(self.func, arg).map(|value| CResult {
@@ -180,6 +181,7 @@ const _: () = assert!(raw::cell_size::<CPlainTask>() <= 96);
 impl Body for CPlainTask {
     type Output = SendPtr;
     type Tag = SendPtr;
+    const KIND: BodyKind = BodyKind::CPlain;
 
     fn run(&mut self, arg: &SendPtr, _task: &TaskRef) -> Step<SendPtr> {
         call(self.func, arg)

@@ -134,6 +134,22 @@ pub(crate) trait Body: Send + 'static {
     fn output_drop_observable(_output: &Self::Output) -> bool {
         std::mem::needs_drop::<Self::Output>()
     }
+
+    /// For the body types whose tag or output is read from outside
+    /// `raw.rs` (the C ABI's), a kind of their own: the check that a task
+    /// has such a body is then one byte compare (`raw::tag_of`,
+    /// `raw::output_of`). Each kind but `Other` names exactly one type.
+    const KIND: BodyKind = BodyKind::Other;
+}
+
+/// See [`Body::KIND`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum BodyKind {
+    Other,
+    /// `ffi::task::CPlainTask`.
+    CPlain,
+    /// `ffi::task::CTask`.
+    C,
 }
 
 /// A closure run once.

@@ -2,7 +2,7 @@
 //! the parts that depend on the body type, and the paths that run, cancel,
 //! finish, wake and free a task.
 
-use std::any::{Any, TypeId};
+use std::any::Any;
 use std::cell::UnsafeCell;
 use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe};
@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::callbacks::Extras;
 use super::state::{Snapshot, State, TaskState, ToCancelled, ToNotified, ToRunning, ToSuspended};
-use super::{Body, Callback, Failure, Step, TaskRef};
+use super::{Body, BodyKind, Callback, Failure, Step, TaskRef};
 use crate::alloc::{self, FreeBatch};
 use crate::registry::Links;
 use crate::runtime::Shared;
@@ -43,7 +43,8 @@ pub(crate) struct Vtable {
     failure: unsafe fn(NonNull<Header>) -> Option<Failure>,
     take_output: unsafe fn(NonNull<Header>, *mut ()),
     tag: unsafe fn(NonNull<Header>) -> *const (),
-    body_type: fn() -> TypeId,
+    /// `B::KIND`, for `tag_of` and `output_of`.
+    kind: BodyKind,
 }
 
 /// The body until it is released, then the outcome of a task that ran to
@@ -77,7 +78,7 @@ impl<B: Body> Cell<B> {
         failure: failure_of::<B>,
         take_output: take_output_of::<B>,
         tag: tag::<B>,
-        body_type: TypeId::of::<B>,
+        kind: B::KIND,
     };
 
     /// # Safety
@@ -587,6 +588,13 @@ pub(crate) unsafe fn take_output<T>(ptr: NonNull<Header>, out: *mut T) {
     unsafe { (ptr.as_ref().vtable.take_output)(ptr, out.cast()) }
 }
 
+/// True if the task of `vtable` has a `B` body; `B` must have a
+/// [`BodyKind`] of its own (checked at compile time).
+fn has_kind<B: Body>(vtable: &Vtable) -> bool {
+    const { assert!(!matches!(B::KIND, BodyKind::Other)) };
+    vtable.kind == B::KIND
+}
+
 /// The immutable tag if the body is a `B`, else `None`.
 ///
 /// # Safety
@@ -594,7 +602,7 @@ pub(crate) unsafe fn take_output<T>(ptr: NonNull<Header>, out: *mut T) {
 pub(crate) unsafe fn tag_of<B: Body>(ptr: NonNull<Header>) -> Option<&'static B::Tag> {
     // SAFETY: the caller's reference keeps the header alive.
     let vtable = unsafe { ptr.as_ref().vtable };
-    if (vtable.body_type)() != TypeId::of::<B>() {
+    if !has_kind::<B>(vtable) {
         return None;
     }
     // SAFETY: the type matches; the tag is immutable and lives as long as
@@ -610,7 +618,7 @@ pub(crate) unsafe fn tag_of<B: Body>(ptr: NonNull<Header>) -> Option<&'static B:
 pub(crate) unsafe fn output_of<B: Body>(ptr: NonNull<Header>) -> Option<&'static B::Output> {
     // SAFETY: the caller's reference keeps the header alive.
     let vtable = unsafe { ptr.as_ref().vtable };
-    if (vtable.body_type)() != TypeId::of::<B>() {
+    if !has_kind::<B>(vtable) {
         return None;
     }
     // SAFETY: the type matches.
