@@ -3,17 +3,40 @@
 //! `shutdown(Cancel)`, which must reach tasks that sit in no queue
 //! (suspended on another task).
 //!
-//! Intrusive doubly linked lists, sharded so that spawning and finishing
-//! threads rarely meet on one lock: a worker lists the tasks it spawns in
-//! its own shard (tasks it spawns are mostly finished by itself, from its
-//! own deque), other threads spread theirs by task id (blocks of 64) over
-//! the remaining *outside* shards. The shard is recorded in the task's
-//! state word. Cost per task: one mostly uncontended lock/unlock at spawn
-//! and one at finish (a compare-exchange and a plain store each, see
-//! [`SpinLock`]), four pointer writes each, and two pointers in the header.
-//! The registry holds no reference: a task is unlinked by the thread that
-//! finished it before that thread drops the reference that kept it alive,
-//! so a listed task is always alive while the shard lock is held.
+//! Sharded so that spawning and finishing threads rarely meet on one
+//! lock: a worker lists the tasks it spawns in its own shard (tasks it
+//! spawns are mostly finished by itself, from its own deque), other threads
+//! spread theirs by task id (blocks of 64) over the remaining *outside*
+//! shards. The shard is recorded in the task's state word, the task's place
+//! in it in its header ([`Links`]). Cost per task: one mostly uncontended
+//! lock/unlock at spawn and one at finish (a compare-exchange and a plain
+//! store each, see [`SpinLock`]) and a few writes. The registry holds no
+//! reference: a task is unlisted by the thread that finished it before that
+//! thread drops the reference that kept it alive, so a listed task is
+//! always alive while the shard lock is held.
+//!
+//! # Two shapes: a table for a worker, a list for the others
+//!
+//! A worker's shard is a table: a listed task's row holds its address, and
+//! the free rows form a stack (each holds the next one's index), so the
+//! worker reuses the rows it just freed. An outside shard is an intrusive
+//! doubly linked list, as every shard was before. In a list, listing a
+//! task writes into the task listed before it, and unlisting one into both
+//! its neighbours; for a worker, those are tasks it spawned just before and
+//! after, often stolen by another worker and running there, whose header
+//! lines each such write took back. A table row is written by the shard's
+//! users only. For an outside shard the list is the better shape: the
+//! spawning thread lists 64 tasks in a row, the worker that ran them
+//! unlists them together, and they are each other's neighbours, in that
+//! worker's cache by then; a table row freed by the worker is a line the
+//! spawner must take back at its next spawn there (perf: a quarter of
+//! `insert_outside`'s samples on that load, and spawn_wait 8% slower).
+//! Side by side with lists everywhere (old and new libwsrt.so alternating,
+//! the order swapped every round, `wsrt_bench W 1 5 ARGS`): nested 49.0 →
+//! 45.2 ns a task (median of 16 rounds' medians; faster in 10 of 16),
+//! spawn_wait 77.5 → 73.6 (10 of 12), fib unchanged. A table keeps the
+//! size of the most tasks it listed at once (8 bytes a row) until the
+//! runtime is freed; `live_tasks` walks it, free rows too.
 //!
 //! A worker that finishes a task another thread listed (spawned from
 //! outside, or stolen from another worker) does not unlink it at once: it
@@ -61,28 +84,44 @@ use crate::task::raw::Header;
 use crate::task::state::SHARDS_MAX;
 use crate::task::TaskRef;
 
-/// A task's links; touched only under its shard's lock.
+/// A task's place in its shard, touched only under the shard's lock: its
+/// row in a worker's table (`row_or_prev`), or its neighbours in an
+/// outside shard's list.
 pub(crate) struct Links {
-    prev: UnsafeCell<*const Header>,
+    row_or_prev: UnsafeCell<usize>,
     next: UnsafeCell<*const Header>,
 }
 
 impl Links {
     pub(crate) fn new() -> Links {
         Links {
-            prev: UnsafeCell::new(ptr::null()),
+            row_or_prev: UnsafeCell::new(0),
             next: UnsafeCell::new(ptr::null()),
         }
     }
 }
 
+/// The tasks of one shard (module docs).
+enum Members {
+    /// A worker's shard. A listed task's row holds its header's address
+    /// (even: headers are 8-aligned); a free row holds `next << 1 | 1`,
+    /// `next` being the next free row or [`NO_ROW`].
+    Table { rows: Vec<usize>, free: usize },
+    /// An outside shard; a task's `row_or_prev` is the previous task's
+    /// address (0 for the head).
+    List { head: *const Header },
+}
+
+const NO_ROW: usize = usize::MAX >> 1;
+
 struct Shard {
-    head: *const Header,
+    members: Members,
     /// Set by shutdown; see "Counting" in the module docs.
     closed: bool,
 }
 
-// SAFETY: the raw pointers are only followed under the shard's lock.
+// SAFETY: the addresses in `members` are only followed under the shard's
+// lock.
 unsafe impl Send for Shard {}
 
 /// A shard's lock. Its critical sections are a few pointer writes (and the
@@ -111,20 +150,36 @@ impl<T> SpinLock<T> {
         }
     }
 
+    #[inline]
     fn lock(&self) -> SpinGuard<'_, T> {
-        let backoff = Backoff::new();
+        if !self.try_lock() {
+            self.lock_contended();
+        }
+        SpinGuard(self)
+    }
+
+    #[inline]
+    fn try_lock(&self) -> bool {
         // Acquire: pairs with the Release of the previous holder's unlock.
-        while self
-            .locked
+        self.locked
             .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
+            .is_ok()
+    }
+
+    /// Out of line: spawns and finishes inline only the first try.
+    #[cold]
+    #[inline(never)]
+    fn lock_contended(&self) {
+        let backoff = Backoff::new();
+        loop {
             // Wait on a plain load so waiters do not bounce the line.
             while self.locked.load(Ordering::Relaxed) {
                 backoff.snooze();
             }
+            if self.try_lock() {
+                return;
+            }
         }
-        SpinGuard(self)
     }
 }
 
@@ -215,10 +270,17 @@ impl Registry {
         let n = worker_shards + worker_shards.max(OUTSIDE_SHARDS_MIN);
         Registry {
             shards: (0..n)
-                .map(|_| {
+                .map(|i| {
                     CachePadded::new(Bucket {
                         list: SpinLock::new(Shard {
-                            head: ptr::null(),
+                            members: if i < worker_shards {
+                                Members::Table {
+                                    rows: Vec::new(),
+                                    free: NO_ROW,
+                                }
+                            } else {
+                                Members::List { head: ptr::null() }
+                            },
                             closed: false,
                         }),
                         counts: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -246,14 +308,16 @@ impl Registry {
         &self.shards[header.state.load().shard()]
     }
 
-    /// Links a task spawned by a worker (which counts it itself).
+    /// Lists a task spawned by a worker (which counts it itself).
+    #[inline]
     pub(crate) fn insert(&self, header: &Header) {
         link(&mut self.bucket(header).list.lock(), header);
     }
 
-    /// Links a task spawned from outside the pool and counts it, unless
+    /// Lists a task spawned from outside the pool and counts it, unless
     /// shutdown closed its shard: then nothing happens and the spawn is
     /// refused (false).
+    #[inline]
     pub(crate) fn insert_outside(&self, header: &Header) -> bool {
         let bucket = self.bucket(header);
         let mut shard = bucket.list.lock();
@@ -265,11 +329,12 @@ impl Registry {
         true
     }
 
-    /// Unlinks a task that became final and counts its `end` in its shard,
+    /// Unlists a task that became final and counts its `end` in its shard,
     /// on whatever thread that is. If shutdown already closed the shard,
     /// `closed` runs first, under the lock: this count may be the last one,
     /// so a thread outside the pool must keep the runtime alive (the count
     /// lets shutdown finish) and check for itself afterwards.
+    #[inline]
     pub(crate) fn remove(&self, header: &Header, end: Counter, closed: impl FnOnce()) {
         let bucket = self.bucket(header);
         let mut shard = bucket.list.lock();
@@ -280,8 +345,9 @@ impl Registry {
         bump(&bucket.counts[end_index(end)]);
     }
 
-    /// Unlinks tasks a worker finished and counted itself (`raw.rs`,
+    /// Unlists tasks a worker finished and counted itself (`raw.rs`,
     /// `finish_on_worker`), grouped by shard: one lock per shard.
+    #[inline]
     pub(crate) fn remove_finished(&self, tasks: &mut [TaskRef]) {
         let shard_of = |t: &TaskRef| t.header().state.load().shard();
         tasks.sort_unstable_by_key(shard_of);
@@ -333,12 +399,25 @@ impl Registry {
     fn walk(&self, mut f: impl FnMut(&Header)) {
         for bucket in self.shards.iter() {
             let shard = bucket.list.lock();
-            let mut p = shard.head;
-            // SAFETY: listed tasks are alive while the lock is held.
-            while let Some(header) = unsafe { p.as_ref() } {
-                f(header);
-                // SAFETY: as above.
-                p = unsafe { *header.links.next.get() };
+            match &shard.members {
+                Members::Table { rows, .. } => {
+                    for &row in rows {
+                        if row & 1 == 0 {
+                            // SAFETY: an even row is a listed task's header,
+                            // alive while the lock is held (module docs).
+                            f(unsafe { &*(row as *const Header) });
+                        }
+                    }
+                }
+                Members::List { head } => {
+                    let mut p = *head;
+                    // SAFETY: listed tasks are alive while the lock is held.
+                    while let Some(header) = unsafe { p.as_ref() } {
+                        f(header);
+                        // SAFETY: as above.
+                        p = unsafe { *header.links.next.get() };
+                    }
+                }
             }
         }
     }
@@ -360,33 +439,69 @@ fn bump(count: &AtomicU64) {
     count.store(count.load(Ordering::Relaxed) + 1, Ordering::Release);
 }
 
-/// Puts `header` at the head of `shard`'s list.
+/// Lists `header` in `shard`: in a table, in the free row freed last if
+/// any; in a list, at the head.
+#[inline]
 fn link(shard: &mut Shard, header: &Header) {
-    // SAFETY: links of listed tasks are only touched under the shard's
-    // lock, which the caller holds (it has `&mut Shard`), and every listed
-    // task is alive (module docs).
-    unsafe {
-        *header.links.prev.get() = ptr::null();
-        *header.links.next.get() = shard.head;
-        if let Some(head) = shard.head.as_ref() {
-            *head.links.prev.get() = header;
+    let links = &header.links;
+    let address = header as *const Header as usize;
+    match &mut shard.members {
+        Members::Table { rows, free } => {
+            let row = match rows.get_mut(*free) {
+                Some(slot) => {
+                    let row = *free;
+                    *free = *slot >> 1;
+                    *slot = address;
+                    row
+                }
+                None => {
+                    rows.push(address);
+                    rows.len() - 1
+                }
+            };
+            // SAFETY: a task's links are only touched under its shard's
+            // lock, which the caller holds (it has `&mut Shard`).
+            unsafe { *links.row_or_prev.get() = row };
+        }
+        Members::List { head } => {
+            // SAFETY: as above, and every listed task is alive (module docs).
+            unsafe {
+                *links.row_or_prev.get() = 0;
+                *links.next.get() = *head;
+                if let Some(old) = head.as_ref() {
+                    *old.links.row_or_prev.get() = address;
+                }
+            }
+            *head = header;
         }
     }
-    shard.head = header;
 }
 
-/// Takes `header` out of `shard`'s list.
+/// Takes `header` out of `shard`.
+#[inline]
 fn unlink(shard: &mut Shard, header: &Header) {
-    // SAFETY: as in `link`.
-    unsafe {
-        let prev = *header.links.prev.get();
-        let next = *header.links.next.get();
-        match prev.as_ref() {
-            Some(p) => *p.links.next.get() = next,
-            None => shard.head = next,
+    let links = &header.links;
+    match &mut shard.members {
+        Members::Table { rows, free } => {
+            // SAFETY: as in `link`.
+            let row = unsafe { *links.row_or_prev.get() };
+            debug_assert_eq!(rows[row], header as *const Header as usize);
+            rows[row] = *free << 1 | 1;
+            *free = row;
         }
-        if let Some(n) = next.as_ref() {
-            *n.links.prev.get() = prev;
+        Members::List { head } => {
+            // SAFETY: as in `link`.
+            unsafe {
+                let prev = *links.row_or_prev.get() as *const Header;
+                let next = *links.next.get();
+                match prev.as_ref() {
+                    Some(p) => *p.links.next.get() = next,
+                    None => *head = next,
+                }
+                if let Some(n) = next.as_ref() {
+                    *n.links.row_or_prev.get() = prev as usize;
+                }
+            }
         }
     }
 }

@@ -350,6 +350,52 @@ fn all_tasks_lists_the_live_ones() {
     assert!(rt.all_tasks().is_empty());
 }
 
+/// A worker lists the tasks it spawns in a table whose freed rows it
+/// reuses (`registry.rs`): after cancels by the worker and from outside,
+/// and spawns into the freed rows, the listing is exactly the live tasks.
+#[test]
+fn all_tasks_lists_a_worker_s_spawns_exactly_as_rows_are_reused() {
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let gate = Arc::new(Barrier::new(2));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let g = gate.clone();
+    let parent = rt.spawn(move || {
+        // The only worker runs this, so its children stay pending.
+        let first: Vec<_> = (0..100).map(|_| wsrt::spawn(|| ())).collect();
+        for (i, t) in first.iter().enumerate() {
+            if i % 2 == 0 {
+                assert!(t.cancel());
+            }
+        }
+        let second: Vec<_> = (0..30).map(|_| wsrt::spawn(|| ())).collect();
+        tx.send((first, second)).unwrap();
+        g.wait();
+    });
+    let (first, second) = rx.recv().unwrap();
+    // From outside now: every third of the first batch's survivors (17).
+    for t in first.iter().skip(1).step_by(6) {
+        assert!(t.cancel());
+    }
+    let mut expected: Vec<u64> = first
+        .iter()
+        .chain(&second)
+        .filter(|t| !t.is_done())
+        .map(|t| t.id())
+        .chain([parent.id()])
+        .collect();
+    expected.sort_unstable();
+    let mut ids: Vec<u64> = rt.all_tasks().iter().map(|t| t.id()).collect();
+    ids.sort_unstable();
+    // Let the worker go before asserting, so that a failure cannot hang.
+    gate.wait();
+    // The parent, 50 - 17 of the first hundred, the 30 after.
+    assert_eq!(expected.len(), 1 + 33 + 30);
+    assert_eq!(ids, expected);
+    rt.shutdown(ShutdownMode::Drain).unwrap();
+    assert!(rt.all_tasks().is_empty());
+    assert!(second.iter().all(|t| t.state() == TaskState::Succeeded));
+}
+
 #[test]
 fn join_and_scope_through_a_handle_outliving_its_runtime_run_inline() {
     let rt = Runtime::builder().workers(2).build().unwrap();

@@ -28,7 +28,7 @@ pub(crate) struct Header {
     /// The runtime it was spawned on. See "Who may touch what" in `mod.rs`.
     pub(crate) runtime: *const Shared,
     pub(crate) extras: Extras,
-    /// Membership in the runtime's live-task registry.
+    /// Its place in the runtime's live-task registry.
     pub(crate) links: Links,
 }
 
