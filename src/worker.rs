@@ -89,8 +89,9 @@ const LANE_STREAK: u32 = 16;
 const UNLIST_BATCH: usize = 64;
 
 /// The first word of every job (task header, stack job, scope job) points to
-/// one of these, so a queued job is a single pointer: a deque slot is 8
-/// bytes, an injector slot 8 plus crossbeam's own word, not 16 and 24.
+/// one of these, so a queued job is a thin pointer, not a (data, vtable)
+/// pair: a deque slot is 8 bytes, an injector slot 8 plus crossbeam's own
+/// state word.
 #[repr(C)]
 pub(crate) struct JobVtable {
     /// Runs the job; called once per push, with the running thread's
