@@ -94,10 +94,11 @@ impl Buffer {
 }
 
 struct Inner {
-    /// Where thieves take from; only ever incremented.
-    top: CachePadded<AtomicIsize>,
-    /// Where the owner pushes and pops.
-    bottom: CachePadded<AtomicIsize>,
+    /// `top` (where thieves take from; it only grows) at index 0, and
+    /// `bottom` (where the owner pushes and pops) at `BOTTOM_LIFO` or
+    /// `BOTTOM_PUSH_ONLY`, by the kind of deque (see there).
+    ends: CachePadded<[AtomicIsize; ENDS]>,
+    bottom_at: usize,
     /// The current buffer, one of `buffers`.
     buffer: AtomicPtr<Buffer>,
     /// Every buffer the deque had, so none is freed while a thief may read
@@ -110,7 +111,35 @@ struct Inner {
     lifo: bool,
 }
 
+/// Room for `top` and `bottom` on two 128-byte lines (`CachePadded`'s).
+const ENDS: usize = 32;
+
+/// A worker's `bottom`, a line away from `top`: its owner pushes and pops
+/// at `bottom` all the time and thieves come now and then, so each keeps
+/// its own line. (Side by side, old and new libwsrt.so alternating in
+/// swapped order, `wsrt_bench nested 1 5 1000 500`: with every deque's
+/// ends on one line, nested was slower in 8 of 10 rounds.)
+const BOTTOM_LIFO: usize = 16;
+
+/// A lane's `bottom`, next to `top`: its thread pushes all the time and
+/// workers steal a batch from it every few microseconds, reading both
+/// ends and moving `top`; on one line, a steal and the next push each take
+/// one line, not two. (As above, `wsrt_bench spawn_wait 1 5 500000`: with
+/// a lane's ends on two lines like a worker's, spawn_wait was slower than
+/// with crossbeam-deque's lane in 15 of 20 rounds, median 74.5 → 83.4 ns a
+/// task; on one line 84.8 → 74.9 (16 rounds), level with crossbeam's,
+/// while nested did not change, 46.5 → 47.2.)
+const BOTTOM_PUSH_ONLY: usize = 1;
+
 impl Inner {
+    fn top(&self) -> &AtomicIsize {
+        &self.ends[0]
+    }
+
+    fn bottom(&self) -> &AtomicIsize {
+        &self.ends[self.bottom_at]
+    }
+
     fn buffer(&self, order: Ordering) -> &Buffer {
         // SAFETY: `buffer` always points to a buffer in `buffers`, which
         // keeps every buffer it got as long as `self` lives; buffers are
@@ -119,8 +148,8 @@ impl Inner {
     }
 
     fn len(&self) -> usize {
-        let b = self.bottom.load(Ordering::Relaxed);
-        let t = self.top.load(Ordering::Relaxed);
+        let b = self.bottom().load(Ordering::Relaxed);
+        let t = self.top().load(Ordering::Relaxed);
         b.wrapping_sub(t).max(0) as usize
     }
 }
@@ -170,8 +199,8 @@ impl<T: Item> Worker<T> {
         let buffer = AtomicPtr::new(std::sync::Arc::as_ptr(&first).cast_mut());
         Worker {
             inner: Arc::new(Inner {
-                top: CachePadded::new(AtomicIsize::new(0)),
-                bottom: CachePadded::new(AtomicIsize::new(0)),
+                ends: CachePadded::new(std::array::from_fn(|_| AtomicIsize::new(0))),
+                bottom_at: if lifo { BOTTOM_LIFO } else { BOTTOM_PUSH_ONLY },
                 buffer,
                 buffers: Mutex::new(vec![first]),
                 lifo,
@@ -206,11 +235,11 @@ impl<T: Item> Worker<T> {
     fn reserve(&self, n: usize) -> (&Buffer, isize) {
         let inner = &*self.inner;
         // Relaxed: only this thread writes `bottom` and `buffer`.
-        let b = inner.bottom.load(Ordering::Relaxed);
+        let b = inner.bottom().load(Ordering::Relaxed);
         // Acquire: a thief read the slot we may reuse before its
         // compare-exchange moved `top` past it; seeing the new `top` orders
         // that read before our writes after this.
-        let t = inner.top.load(Ordering::Acquire);
+        let t = inner.top().load(Ordering::Acquire);
         let buffer = inner.buffer(Ordering::Relaxed);
         let needed = b.wrapping_sub(t) as usize + n;
         if needed > buffer.capacity() {
@@ -223,7 +252,7 @@ impl<T: Item> Worker<T> {
     fn publish(&self, bottom: isize) {
         // Release: a thief that sees the new `bottom` sees the slots (and a
         // buffer grown in `reserve`, stored before).
-        self.inner.bottom.store(bottom, Ordering::Release);
+        self.inner.bottom().store(bottom, Ordering::Release);
     }
 
     /// Moves jobs `t..b` to a buffer that holds at least `needed` (the
@@ -252,23 +281,23 @@ impl<T: Item> Worker<T> {
     pub(crate) fn pop(&self) -> Option<T> {
         let inner = &*self.inner;
         debug_assert!(inner.lifo, "a push-only deque is never popped");
-        let b = inner.bottom.load(Ordering::Relaxed);
+        let b = inner.bottom().load(Ordering::Relaxed);
         // Empty without the fence: `top` only grows, so a stale `top` only
         // makes the deque look fuller than it is.
-        if b.wrapping_sub(inner.top.load(Ordering::Relaxed)) <= 0 {
+        if b.wrapping_sub(inner.top().load(Ordering::Relaxed)) <= 0 {
             return None;
         }
         let b = b.wrapping_sub(1);
-        inner.bottom.store(b, Ordering::Relaxed);
+        inner.bottom().store(b, Ordering::Relaxed);
         // SeqCst: orders our store of `bottom` before our load of `top`
         // against a thief's load of `top` then `bottom` (its own fence):
         // either it sees the smaller `bottom` or we see its larger `top`.
         fence(Ordering::SeqCst);
-        let t = inner.top.load(Ordering::Relaxed);
+        let t = inner.top().load(Ordering::Relaxed);
         let size = b.wrapping_sub(t);
         if size < 0 {
             // A thief took the last job first.
-            inner.bottom.store(b.wrapping_add(1), Ordering::Relaxed);
+            inner.bottom().store(b.wrapping_add(1), Ordering::Relaxed);
             return None;
         }
         let ptr = inner
@@ -278,10 +307,10 @@ impl<T: Item> Worker<T> {
         if size == 0 {
             // The last job: a thief may be taking it too; `top` decides.
             let won = inner
-                .top
+                .top()
                 .compare_exchange(t, t.wrapping_add(1), Ordering::SeqCst, Ordering::Relaxed)
                 .is_ok();
-            inner.bottom.store(b.wrapping_add(1), Ordering::Relaxed);
+            inner.bottom().store(b.wrapping_add(1), Ordering::Relaxed);
             if !won {
                 return None;
             }
@@ -308,11 +337,11 @@ impl<T: Item> Stealer<T> {
         let inner = &*self.inner;
         // Acquire: pairs with other thieves' compare-exchange (and the
         // owner's), so the slots they read are not ours to reuse.
-        let t = inner.top.load(Ordering::Acquire);
+        let t = inner.top().load(Ordering::Acquire);
         // SeqCst: see `Worker::pop`.
         fence(Ordering::SeqCst);
         // Acquire: pairs with `push`'s Release: the slots below are written.
-        let b = inner.bottom.load(Ordering::Acquire);
+        let b = inner.bottom().load(Ordering::Acquire);
         (t, b)
     }
 
@@ -334,7 +363,7 @@ impl<T: Item> Stealer<T> {
     /// meanwhile, so the owner neither reused them nor grew without them.
     fn claim(&self, t: isize, count: usize) -> bool {
         self.inner
-            .top
+            .top()
             .compare_exchange(
                 t,
                 t.wrapping_add(count as isize),
