@@ -82,10 +82,12 @@ impl Buffer {
         std::sync::Arc::new(Buffer { slots })
     }
 
+    #[inline]
     fn capacity(&self) -> usize {
         self.slots.len()
     }
 
+    #[inline]
     fn at(&self, index: isize) -> &AtomicPtr<()> {
         // The capacity is a power of two: the mask is the modulo, also for
         // an index that wrapped around.
@@ -132,14 +134,18 @@ const BOTTOM_LIFO: usize = 16;
 const BOTTOM_PUSH_ONLY: usize = 1;
 
 impl Inner {
+    #[inline]
     fn top(&self) -> &AtomicIsize {
         &self.ends[0]
     }
 
+    #[inline]
     fn bottom(&self) -> &AtomicIsize {
-        &self.ends[self.bottom_at]
+        // Masked: the compiler then knows the index is in bounds.
+        &self.ends[self.bottom_at & (ENDS - 1)]
     }
 
+    #[inline]
     fn buffer(&self, order: Ordering) -> &Buffer {
         // SAFETY: `buffer` always points to a buffer in `buffers`, which
         // keeps every buffer it got as long as `self` lives; buffers are
@@ -220,6 +226,7 @@ impl<T: Item> Worker<T> {
         self.inner.len()
     }
 
+    #[inline]
     pub(crate) fn push(&self, item: T) {
         let (buffer, b) = self.reserve(1);
         buffer
@@ -232,6 +239,7 @@ impl<T: Item> Worker<T> {
     /// returned index on, before [`publish`](Self::publish) makes them
     /// visible. (A thief writes the jobs it takes straight into its own
     /// deque this way, as crossbeam's did.)
+    #[inline]
     fn reserve(&self, n: usize) -> (&Buffer, isize) {
         let inner = &*self.inner;
         // Relaxed: only this thread writes `bottom` and `buffer`.
@@ -249,6 +257,7 @@ impl<T: Item> Worker<T> {
     }
 
     /// Makes the jobs written below `bottom` visible to thieves.
+    #[inline]
     fn publish(&self, bottom: isize) {
         // Release: a thief that sees the new `bottom` sees the slots (and a
         // buffer grown in `reserve`, stored before).
@@ -278,6 +287,7 @@ impl<T: Item> Worker<T> {
     }
 
     /// The job pushed last, unless a thief took it. Only for a LIFO deque.
+    #[inline]
     pub(crate) fn pop(&self) -> Option<T> {
         let inner = &*self.inner;
         debug_assert!(inner.lifo, "a push-only deque is never popped");

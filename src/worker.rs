@@ -360,11 +360,13 @@ impl WorkerThread {
     }
 
     /// Pushes a job on this worker's deque and wakes a sleeper to steal it.
+    #[inline]
     pub(crate) fn push(&self, job: JobRef) {
         self.local.push(job);
         self.shared.sleep.notify_local();
     }
 
+    #[inline]
     pub(crate) fn pop(&self) -> Option<JobRef> {
         self.local.pop()
     }
