@@ -27,12 +27,12 @@
 //! Fourfold, not twofold: a lane whose workers are all busy (the cancel
 //! and memory workloads: 500,000 spawns pending) grew 13 times at 2×,
 //! keeping 4 MB of old buffers besides the 4 MB one, and the process took
-//! 17,700 page faults where crossbeam's (which frees old buffers and lets
-//! glibc reuse them) took 14,000; at 4× it grows seven times, into a
-//! buffer whose untouched tail costs no memory, and takes 6,500. Side by
-//! side (`wsrt_bench cancel 1 5 500000`, old and new alternating in
-//! swapped order): 77.3 → 66.2 ns a task, faster in 8 of 8 rounds;
-//! memory 108.8 → 105.9 bytes a pending task.
+//! 17,700 page faults where crossbeam's (which frees its old buffers)
+//! took 14,000; at 4× it grows seven times, into a buffer whose untouched
+//! tail costs no memory, and takes 6,500. Side by side (`wsrt_bench
+//! cancel 1 5 500000`, old and new alternating in swapped order): 77.3 →
+//! 66.2 ns a task, faster in 8 of 8 rounds; memory 108.8 → 105.9 bytes a
+//! pending task.
 //!
 //! A deque is one of two kinds. A *LIFO* deque (a worker's) is popped by
 //! its owner at `bottom`, so a thief takes a batch one job at a time, each
