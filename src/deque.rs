@@ -519,23 +519,26 @@ fn claimed(ptr: *mut ()) -> NonNull<()> {
     NonNull::new(ptr).expect("a claimed slot holds a job")
 }
 
+/// The item of the unit tests and the loom models: a number, carried as
+/// the pointer's address.
+#[cfg(test)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct N(usize);
+
+#[cfg(test)]
+impl Item for N {
+    fn into_raw(self) -> NonNull<()> {
+        NonNull::new((self.0 + 1) as *mut ()).unwrap()
+    }
+    unsafe fn from_raw(ptr: NonNull<()>) -> N {
+        N(ptr.as_ptr() as usize - 1)
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicBool, AtomicU8};
-
-    /// A test item: a number, carried as the pointer's address.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    struct N(usize);
-
-    impl Item for N {
-        fn into_raw(self) -> NonNull<()> {
-            NonNull::new((self.0 + 1) as *mut ()).unwrap()
-        }
-        unsafe fn from_raw(ptr: NonNull<()>) -> N {
-            N(ptr.as_ptr() as usize - 1)
-        }
-    }
 
     fn drain(w: &Worker<N>) -> Vec<usize> {
         std::iter::from_fn(|| w.pop()).map(|n| n.0).collect()
@@ -712,18 +715,6 @@ mod loom_tests {
 
     use super::*;
     use loom::thread;
-
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    struct N(usize);
-
-    impl Item for N {
-        fn into_raw(self) -> NonNull<()> {
-            NonNull::new((self.0 + 1) as *mut ()).unwrap()
-        }
-        unsafe fn from_raw(ptr: NonNull<()>) -> N {
-            N(ptr.as_ptr() as usize - 1)
-        }
-    }
 
     fn model(f: impl Fn() + Sync + Send + 'static) {
         let mut builder = loom::model::Builder::new();
