@@ -30,7 +30,7 @@
 //! at a time, two workers push blocks of the same page onto that page's
 //! remote-free list at once, and its cache line travels between their CPUs
 //! at every free. So a worker keeps up to 64 cells that it freed itself,
-//! letting go of a task it ran or unlisted (`raw::drop_ref_on`), in its
+//! letting go of a task it ran or unlisted (`raw::drop_ref_at`), in its
 //! [`FreeBatch`], and frees them together when the batch is full, before it
 //! sleeps and when it exits; back to back, the frees of one page find its
 //! line in the CPU's cache. Measured through the C ABI

@@ -331,7 +331,7 @@ impl WorkerThread {
         self.shared.registry.remove_finished(&mut batch);
         for task in batch.drain(..) {
             // SAFETY: the scheduler's reference, which the batch owned.
-            unsafe { raw::drop_ref_on(task.into_raw(), self) };
+            unsafe { raw::drop_ref_at(task.into_raw(), Some(self)) };
         }
         let mut finished = self.finished.borrow_mut();
         if finished.capacity() == 0 {

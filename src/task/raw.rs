@@ -505,24 +505,14 @@ pub(crate) unsafe fn drop_ref(ptr: NonNull<Header>) {
     unsafe { drop_ref_in(ptr, None) }
 }
 
-/// [`drop_ref`] on the thread `here` says, into the worker's batch of
-/// frees if it is one.
+/// [`drop_ref`] on the thread `here` says: a worker frees the task into
+/// its batch of frees (`alloc.rs`) if the reference was the last.
 ///
 /// # Safety
 /// As for [`drop_ref`].
-unsafe fn drop_ref_at(ptr: NonNull<Header>, here: Option<&WorkerThread>) {
+pub(crate) unsafe fn drop_ref_at(ptr: NonNull<Header>, here: Option<&WorkerThread>) {
     // SAFETY: forwarded.
     unsafe { drop_ref_in(ptr, here.map(|w| &w.frees)) }
-}
-
-/// [`drop_ref`] by worker `w`, which frees the task into its batch
-/// (`alloc.rs`) if the reference was the last.
-///
-/// # Safety
-/// As for [`drop_ref`].
-pub(crate) unsafe fn drop_ref_on(ptr: NonNull<Header>, w: &WorkerThread) {
-    // SAFETY: forwarded.
-    unsafe { drop_ref_in(ptr, Some(&w.frees)) }
 }
 
 /// # Safety
