@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
 
 use wsrt::{Runtime, ShutdownMode, TaskError, TaskState};
 
@@ -93,6 +94,13 @@ fn cancel_cancels_queued_and_requests_running() {
             std::thread::yield_now();
         }
         assert_eq!(t.state(), TaskState::Cancelled);
+    }
+    // Shutdown cancels the tasks it listed one after another, in no set
+    // order (the running one is often last): wait for its request, with a
+    // bound so that a runtime that never asks fails instead of hanging.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !b.running.is_cancel_requested() && Instant::now() < deadline {
+        std::thread::yield_now();
     }
     assert!(b.running.is_cancel_requested());
     b.release.wait();
