@@ -72,6 +72,7 @@ pub(crate) mod runtime;
 pub(crate) mod scope;
 pub(crate) mod sleep;
 pub(crate) mod stats;
+pub(crate) mod table;
 pub(crate) mod task;
 pub(crate) mod worker;
 

@@ -8,35 +8,37 @@
 //! spawns are mostly finished by itself, from its own deque), other threads
 //! spread theirs by task id (blocks of 64) over the remaining *outside*
 //! shards. The shard is recorded in the task's state word, the task's place
-//! in it in its header ([`Links`]). Cost per task: one mostly uncontended
-//! lock/unlock at spawn and one at finish (a compare-exchange and a plain
-//! store each, see [`SpinLock`]) and a few writes. The registry holds no
-//! reference: a task is unlisted by the thread that finished it before that
-//! thread drops the reference that kept it alive, so a listed task is
-//! always alive while the shard lock is held.
+//! in it in its header ([`Links`]). The registry holds no reference: a task
+//! is unlisted by the thread that finished it before that thread drops the
+//! reference that kept it alive, so a listed task is always alive while
+//! the shard lock is held (and, in a worker's table, while a walk runs).
 //!
 //! # Two shapes: a table for a worker, a list for the others
 //!
-//! A worker's shard is a table: a listed task's row holds its address, and
-//! the free rows form a stack (each holds the next one's index), so the
-//! worker reuses the rows it just freed. An outside shard is an intrusive
-//! doubly linked list, as every shard was before. In a list, listing a
-//! task writes into the task listed before it, and unlisting one into both
-//! its neighbours; for a worker, those are tasks it spawned just before and
-//! after, often stolen by another worker and running there, whose header
-//! lines each such write took back. A table row is written by the shard's
-//! users only. For an outside shard the list is the better shape: the
-//! spawning thread lists 64 tasks in a row, the worker that ran them
+//! A worker's shard is a table (`table.rs`): a listed task's slot holds
+//! its address, and the worker lists and unlists its own tasks there
+//! without the lock, with plain stores; other threads unlisting one of its
+//! tasks, and walkers, take the shard's lock. A walker keeps the worker
+//! from dropping a task it may be reading with a flag and an asymmetric
+//! fence (`membarrier` on Linux): the worker's side costs a plain load.
+//! An outside shard is an intrusive doubly linked list, under its lock:
+//! the spawning thread lists 64 tasks in a row, the worker that ran them
 //! unlists them together, and they are each other's neighbours, in that
-//! worker's cache by then; a table row freed by the worker is a line the
-//! spawner must take back at its next spawn there (perf: a quarter of
-//! `insert_outside`'s samples on that load, and spawn_wait 8% slower).
-//! Side by side with lists everywhere (old and new libwsrt.so alternating,
-//! the order swapped every round, `wsrt_bench W 1 5 ARGS`): nested 49.0 →
-//! 45.2 ns a task (median of 16 rounds' medians; faster in 10 of 16),
-//! spawn_wait 77.5 → 73.6 (10 of 12), fib unchanged. A table keeps the
-//! size of the most tasks it listed at once (8 bytes a row) until the
-//! runtime is freed; `live_tasks` walks it, free rows too.
+//! worker's cache by then. In a list, listing a task writes into the task
+//! listed before it; for a worker, those are tasks it spawned just before,
+//! often stolen by another worker and running there, whose header lines
+//! each such write took back (lists → tables under the lock, side by side,
+//! `wsrt_bench W 1 5 ARGS`: nested 49.0 → 45.2 ns a task, median of 16
+//! rounds' medians, faster in 10 of 16; spawn_wait 77.5 → 73.6, 10 of 12).
+//! Tables for outside shards were slower (spawn_wait 8%): a row freed by
+//! a worker is a line the spawner must take back at its next spawn.
+//! Without the lock on the worker's own path (a compare-exchange and a
+//! store at spawn and at finish): fib 37.4 → 35.9 ns a task (faster in 7
+//! of 8 rounds), nested level (6 of 10 faster, −1.3 ns). A table keeps its
+//! largest size (8 bytes a slot) until the runtime is freed.
+//!
+//! Workers past the state word's reach (`SHARDS_MAX / 2`, 256) list their
+//! spawns in an outside shard's list, under its lock.
 //!
 //! A worker that finishes a task another thread listed (spawned from
 //! outside, or stolen from another worker) does not unlink it at once: it
@@ -80,6 +82,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crossbeam_utils::{Backoff, CachePadded};
 
 use crate::stats::Counter;
+use crate::table::Table;
 use crate::task::raw::Header;
 use crate::task::state::SHARDS_MAX;
 use crate::task::TaskRef;
@@ -103,16 +106,13 @@ impl Links {
 
 /// The tasks of one shard (module docs).
 enum Members {
-    /// A worker's shard. A listed task's row holds its header's address
-    /// (even: headers are 8-aligned); a free row holds `next << 1 | 1`,
-    /// `next` being the next free row or [`NO_ROW`].
-    Table { rows: Vec<usize>, free: usize },
+    /// A worker's shard: its tasks are in `Registry::tables`, outside the
+    /// lock; a task's `row_or_prev` is its slot's address there.
+    Table,
     /// An outside shard; a task's `row_or_prev` is the previous task's
     /// address (0 for the head).
     List { head: *const Header },
 }
-
-const NO_ROW: usize = usize::MAX >> 1;
 
 struct Shard {
     members: Members,
@@ -230,6 +230,8 @@ pub(crate) struct Registry {
     shards: Box<[CachePadded<Bucket>]>,
     /// Shards `0..worker_shards` belong to workers, the rest are outside shards.
     worker_shards: usize,
+    /// The table of each worker shard (`table.rs`).
+    tables: Box<[Table]>,
 }
 
 /// The fewest outside shards. Tasks spawned from outside go round them by
@@ -274,10 +276,7 @@ impl Registry {
                     CachePadded::new(Bucket {
                         list: SpinLock::new(Shard {
                             members: if i < worker_shards {
-                                Members::Table {
-                                    rows: Vec::new(),
-                                    free: NO_ROW,
-                                }
+                                Members::Table
                             } else {
                                 Members::List { head: ptr::null() }
                             },
@@ -288,13 +287,27 @@ impl Registry {
                 })
                 .collect(),
             worker_shards,
+            tables: (0..worker_shards).map(|_| Table::new()).collect(),
         }
     }
 
     /// Where worker `index` lists the tasks it spawns (`WorkerThread::shard`,
-    /// computed once: a division per spawn is not free).
+    /// computed once: a division per spawn is not free): its own table,
+    /// or for workers beyond the state word's reach, an outside shard's
+    /// list, under its lock.
     pub(crate) fn worker_shard(&self, index: usize) -> usize {
-        index % self.worker_shards
+        if index < self.worker_shards {
+            index
+        } else {
+            self.worker_shards + index % (self.shards.len() - self.worker_shards)
+        }
+    }
+
+    /// Whether `shard` is a worker's table, which its worker lists in and
+    /// unlists from without the lock (`insert`, `remove_own`).
+    #[inline]
+    pub(crate) fn is_table(&self, shard: usize) -> bool {
+        shard < self.worker_shards
     }
 
     /// The shard for task `id` spawned from outside the pool (a worker's
@@ -308,10 +321,49 @@ impl Registry {
         &self.shards[header.state.load().shard()]
     }
 
-    /// Lists a task spawned by a worker (which counts it itself).
+    /// Lists a task spawned by a worker (which counts it itself), in its
+    /// table without a lock.
+    ///
+    /// # Safety
+    /// Called by the worker whose shard (`worker_shard`) `header` names.
     #[inline]
-    pub(crate) fn insert(&self, header: &Header) {
-        link(&mut self.bucket(header).list.lock(), header);
+    pub(crate) unsafe fn insert(&self, header: &Header) {
+        let index = header.state.load().shard();
+        match self.tables.get(index) {
+            Some(table) => {
+                let address = header as *const Header as usize;
+                // SAFETY: the caller is the table's owner. The slot goes
+                // into the links before the task is listed: a walker that
+                // finds it may cancel it, which reads them to unlist it.
+                unsafe {
+                    table.insert(address, |slot| {
+                        *header.links.row_or_prev.get() = slot;
+                    })
+                };
+            }
+            None => self.insert_listed(index, header),
+        }
+    }
+
+    /// `insert` for a worker beyond the state word's reach (`worker_shard`).
+    #[cold]
+    #[inline(never)]
+    fn insert_listed(&self, index: usize, header: &Header) {
+        self.link(index, &mut self.shards[index].list.lock(), header);
+    }
+
+    /// Unlists a task that a worker ran to its end from its own table,
+    /// without a lock (the caller counts the end itself). When this
+    /// returns, no walker can reach the task.
+    ///
+    /// # Safety
+    /// Called by the worker whose table (`is_table`) `header` names.
+    #[inline]
+    pub(crate) unsafe fn remove_own(&self, header: &Header) {
+        let table = &self.tables[header.state.load().shard()];
+        // SAFETY: only the thread that unlists a task reads its links,
+        // and the caller is the table's owner.
+        unsafe { table.remove_own(*header.links.row_or_prev.get()) };
     }
 
     /// Lists a task spawned from outside the pool and counts it, unless
@@ -324,7 +376,7 @@ impl Registry {
         if shard.closed {
             return false;
         }
-        link(&mut shard, header);
+        self.link(header.state.load().shard(), &mut shard, header);
         bump(&bucket.counts[SPAWNED]);
         true
     }
@@ -336,9 +388,10 @@ impl Registry {
     /// lets shutdown finish) and check for itself afterwards.
     #[inline]
     pub(crate) fn remove(&self, header: &Header, end: Counter, closed: impl FnOnce()) {
-        let bucket = self.bucket(header);
+        let index = header.state.load().shard();
+        let bucket = &self.shards[index];
         let mut shard = bucket.list.lock();
-        unlink(&mut shard, header);
+        self.unlink(index, &mut shard, header);
         if shard.closed {
             closed();
         }
@@ -352,9 +405,10 @@ impl Registry {
         let shard_of = |t: &TaskRef| t.header().state.load().shard();
         tasks.sort_unstable_by_key(shard_of);
         for group in tasks.chunk_by(|a, b| shard_of(a) == shard_of(b)) {
-            let mut shard = self.shards[shard_of(&group[0])].list.lock();
+            let index = shard_of(&group[0]);
+            let mut shard = self.shards[index].list.lock();
             for task in group {
-                unlink(&mut shard, task.header());
+                self.unlink(index, &mut shard, task.header());
             }
         }
     }
@@ -397,17 +451,14 @@ impl Registry {
     /// Calls `f` on every listed task, done or not, each shard under its
     /// lock (`f` must not touch the registry).
     fn walk(&self, mut f: impl FnMut(&Header)) {
-        for bucket in self.shards.iter() {
+        for (index, bucket) in self.shards.iter().enumerate() {
             let shard = bucket.list.lock();
             match &shard.members {
-                Members::Table { rows, .. } => {
-                    for &row in rows {
-                        if row & 1 == 0 {
-                            // SAFETY: an even row is a listed task's header,
-                            // alive while the lock is held (module docs).
-                            f(unsafe { &*(row as *const Header) });
-                        }
-                    }
+                Members::Table => {
+                    // SAFETY: we hold the shard's lock; a listed value is a
+                    // task's header, alive while it is listed and walked
+                    // (`table.rs`).
+                    unsafe { self.tables[index].walk(|task| f(&*(task as *const Header))) };
                 }
                 Members::List { head } => {
                     let mut p = *head;
@@ -439,67 +490,51 @@ fn bump(count: &AtomicU64) {
     count.store(count.load(Ordering::Relaxed) + 1, Ordering::Release);
 }
 
-/// Lists `header` in `shard`: in a table, in the free row freed last if
-/// any; in a list, at the head.
-#[inline]
-fn link(shard: &mut Shard, header: &Header) {
-    let links = &header.links;
-    let address = header as *const Header as usize;
-    match &mut shard.members {
-        Members::Table { rows, free } => {
-            let row = match rows.get_mut(*free) {
-                Some(slot) => {
-                    let row = *free;
-                    *free = *slot >> 1;
-                    *slot = address;
-                    row
-                }
-                None => {
-                    rows.push(address);
-                    rows.len() - 1
-                }
-            };
-            // SAFETY: a task's links are only touched under its shard's
-            // lock, which the caller holds (it has `&mut Shard`).
-            unsafe { *links.row_or_prev.get() = row };
-        }
-        Members::List { head } => {
-            // SAFETY: as above, and every listed task is alive (module docs).
-            unsafe {
-                *links.row_or_prev.get() = 0;
-                *links.next.get() = *head;
-                if let Some(old) = head.as_ref() {
-                    *old.links.row_or_prev.get() = address;
-                }
+impl Registry {
+    /// Lists `header` in list shard `index` (`shard` is its locked part).
+    #[inline]
+    fn link(&self, index: usize, shard: &mut Shard, header: &Header) {
+        let links = &header.links;
+        let address = header as *const Header as usize;
+        let Members::List { head } = &mut shard.members else {
+            unreachable!("shard {index} is a table, which only its worker lists in");
+        };
+        // SAFETY: a listed task's links are only touched under its shard's
+        // lock, which the caller holds (it has `&mut Shard`), and every
+        // listed task is alive (module docs).
+        unsafe {
+            *links.row_or_prev.get() = 0;
+            *links.next.get() = *head;
+            if let Some(old) = head.as_ref() {
+                *old.links.row_or_prev.get() = address;
             }
-            *head = header;
         }
+        *head = header;
     }
-}
 
-/// Takes `header` out of `shard`.
-#[inline]
-fn unlink(shard: &mut Shard, header: &Header) {
-    let links = &header.links;
-    match &mut shard.members {
-        Members::Table { rows, free } => {
-            // SAFETY: as in `link`.
-            let row = unsafe { *links.row_or_prev.get() };
-            debug_assert_eq!(rows[row], header as *const Header as usize);
-            rows[row] = *free << 1 | 1;
-            *free = row;
-        }
-        Members::List { head } => {
-            // SAFETY: as in `link`.
-            unsafe {
-                let prev = *links.row_or_prev.get() as *const Header;
-                let next = *links.next.get();
-                match prev.as_ref() {
-                    Some(p) => *p.links.next.get() = next,
-                    None => *head = next,
-                }
-                if let Some(n) = next.as_ref() {
-                    *n.links.row_or_prev.get() = prev as usize;
+    /// Takes `header` out of shard `index` (`shard` is its locked part).
+    #[inline]
+    fn unlink(&self, index: usize, shard: &mut Shard, header: &Header) {
+        let links = &header.links;
+        match &mut shard.members {
+            Members::Table => {
+                // SAFETY: we hold the shard's lock, and the slot is the
+                // task's, listed (only the thread that unlists a task reads
+                // its links after `insert` wrote them).
+                unsafe { self.tables[index].remove_remote(*links.row_or_prev.get()) };
+            }
+            Members::List { head } => {
+                // SAFETY: as in `link`.
+                unsafe {
+                    let prev = *links.row_or_prev.get() as *const Header;
+                    let next = *links.next.get();
+                    match prev.as_ref() {
+                        Some(p) => *p.links.next.get() = next,
+                        None => *head = next,
+                    }
+                    if let Some(n) = next.as_ref() {
+                        *n.links.row_or_prev.get() = prev as usize;
+                    }
                 }
             }
         }

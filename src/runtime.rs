@@ -293,7 +293,8 @@ impl Shared {
             header.extras.set_name(name);
         }
         if here.is_some() {
-            self.registry.insert(header);
+            // SAFETY: a worker lists its spawns in its own shard (above).
+            unsafe { self.registry.insert(header) };
         } else if !self.registry.insert_outside(header) {
             // SAFETY: neither listed nor queued: every reference is ours.
             return Err(unsafe { raw::unspawn::<B>(ptr) });

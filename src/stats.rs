@@ -1,8 +1,9 @@
 //! Counters: one cache-padded slot per worker (written only by that worker,
 //! so an increment is a plain load and store) and one shared slot for every
-//! other thread (atomic increments). Spawns from outside the pool and
-//! every end (succeeded, failed, cancelled) are counted in the registry's
-//! shards instead (`registry.rs`); the sums here add them.
+//! other thread (atomic increments). Spawns from outside the pool, and the
+//! ends (succeeded, failed, cancelled) that no worker counts for itself, are
+//! counted in the registry's shards instead (`registry.rs`); the sums here
+//! add them.
 
 use crossbeam_utils::CachePadded;
 
@@ -10,9 +11,9 @@ use crate::loom::sync::atomic::{AtomicU64, Ordering};
 use crate::registry::Registry;
 
 /// What is counted. `Unsuspends` counts SUSPENDED → RUNNING or CANCELLED.
-/// `Succeeded`, `Failed` and `Cancelled` are counted only by the registry
-/// (every end is counted in its shard), so their slots here stay zero;
-/// they keep their place so that every counter is summed the same way.
+/// `Succeeded`, `Failed` and `Cancelled` are counted here by a worker for
+/// the tasks it ran to their end (`raw.rs`, `finish_own` and
+/// `finish_on_worker`), and by the registry for every other end.
 #[derive(Clone, Copy)]
 pub(crate) enum Counter {
     Spawned,

@@ -404,6 +404,44 @@ fn all_tasks_lists_a_worker_s_spawns_exactly_as_rows_are_reused() {
     assert!(second.iter().all(|t| t.state() == TaskState::Succeeded));
 }
 
+/// More workers than the state word has worker shards for (256): those
+/// beyond list their spawns in outside shards, under the lock, and the
+/// listing and the counts are as exact as for the others.
+#[test]
+fn all_tasks_lists_the_spawns_of_workers_beyond_the_tables() {
+    const WORKERS: usize = 300;
+    let rt = Runtime::builder().workers(WORKERS).build().unwrap();
+    // Every parent holds its worker here, so each worker runs one parent
+    // (those past 256 too). Children may run before their worker takes a
+    // parent; none runs once every parent has sent its child.
+    let gate = Arc::new(Barrier::new(WORKERS + 1));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let parents: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let (gate, tx) = (gate.clone(), tx.clone());
+            rt.spawn(move || {
+                tx.send(wsrt::spawn(|| ())).unwrap();
+                gate.wait();
+            })
+        })
+        .collect();
+    let children: Vec<_> = (0..WORKERS).map(|_| rx.recv().unwrap()).collect();
+    let mut ids: Vec<u64> = rt.all_tasks().iter().map(|t| t.id()).collect();
+    ids.sort_unstable();
+    let mut expected: Vec<u64> = parents
+        .iter()
+        .chain(children.iter().filter(|t| !t.is_done()))
+        .map(|t| t.id())
+        .collect();
+    expected.sort_unstable();
+    // Let the workers go before asserting, so that a failure cannot hang.
+    gate.wait();
+    assert_eq!(ids, expected);
+    rt.shutdown(ShutdownMode::Drain).unwrap();
+    assert!(rt.all_tasks().is_empty());
+    assert_eq!(rt.stats().succeeded, 2 * WORKERS as u64);
+}
+
 #[test]
 fn join_and_scope_through_a_handle_outliving_its_runtime_run_inline() {
     let rt = Runtime::builder().workers(2).build().unwrap();

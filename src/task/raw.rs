@@ -213,16 +213,25 @@ unsafe fn run<B: Body>(ptr: NonNull<()>, cx: &worker::Here) {
     };
     // An await request not followed by a yield has nothing to do.
     drop(awaiting);
-    // A worker keeps a finished task that another thread listed (and so
-    // whose shard lock that thread takes too) for a while
-    // (`finish_on_worker`), unless freeing it then would run user code late.
-    let keep = here.filter(|w| {
-        header.state.load().shard() != w.shard
-            && match &outcome {
-                Some(Ok(value)) => !B::output_drop_observable(value),
-                _ => true,
-            }
-    });
+    // Who takes the task off the registry: its worker, from its own table
+    // without a lock (`finish_own`); or a worker that finished a task
+    // another thread listed (and so whose shard lock that thread takes
+    // too), later, in a batch (`finish_on_worker`), unless freeing it then
+    // would run user code late; or `finish`, at once, under the lock.
+    let shard = header.state.load().shard();
+    let unlist = match here {
+        Some(w) if shard == w.shard && rt.registry.is_table(shard) => Unlist::Own(w),
+        Some(w)
+            if shard != w.shard
+                && match &outcome {
+                    Some(Ok(value)) => !B::output_drop_observable(value),
+                    _ => true,
+                } =>
+        {
+            Unlist::Batch(w)
+        }
+        _ => Unlist::Now,
+    };
     // SAFETY: we own the stage, which still holds the body.
     unsafe { release_body(cell) };
     if let Some(outcome) = outcome {
@@ -233,17 +242,26 @@ unsafe fn run<B: Body>(ptr: NonNull<()>, cx: &worker::Here) {
     // outcome written before the state becomes final, so a thread that sees
     // "done" sees both.
     let now = header.state.transition_to_complete(end);
-    match keep {
-        // SAFETY: we made the task final; the queue's reference is still
-        // ours, and it goes to the worker's batch.
-        Some(w) => unsafe { finish_on_worker(ptr, rt, w, now) },
-        None => {
+    match unlist {
+        // SAFETY: we made the task final, the queue's reference is still
+        // ours, and `w` is the worker whose table lists it.
+        Unlist::Own(w) => unsafe { finish_own(ptr, rt, w, now) },
+        // SAFETY: as above; the reference goes to the worker's batch.
+        Unlist::Batch(w) => unsafe { finish_on_worker(ptr, rt, w, now) },
+        Unlist::Now => {
             // SAFETY: as above.
             unsafe { finish(ptr, rt, now) };
             // SAFETY: the scheduler's reference is ours to drop.
             unsafe { drop_ref_at(ptr, here) };
         }
     }
+}
+
+/// Who takes a task its worker ran to its end off the registry (`run`).
+enum Unlist<'a> {
+    Own(&'a WorkerThread),
+    Batch(&'a WorkerThread),
+    Now,
 }
 
 /// The function returned "not yet". The scheduler's reference moves to the
@@ -409,6 +427,24 @@ unsafe fn finish_on_worker(ptr: NonNull<Header>, rt: &Shared, w: &WorkerThread, 
     rt.counters.add_owned(w.index, end_counter(now));
     // SAFETY: the caller's reference moves into the batch's `TaskRef`.
     w.defer_unlist(unsafe { TaskRef::from_raw(ptr) });
+}
+
+/// `finish` for a task that worker `w` of `rt` spawned and ran to its end:
+/// unlisted from the worker's table without a lock (`table.rs`), the end
+/// counted in the worker's own slots (as in `finish_on_worker`).
+///
+/// # Safety
+/// As `finish`, `w`'s table lists the task, and the caller's reference (the
+/// scheduler's) is dropped here.
+unsafe fn finish_own(ptr: NonNull<Header>, rt: &Shared, w: &WorkerThread, now: Snapshot) {
+    // SAFETY: the caller holds a reference.
+    unsafe { run_callbacks(ptr, rt, now) };
+    // SAFETY: as above; `w` is the table's owner, and this thread.
+    unsafe { rt.registry.remove_own(ptr.as_ref()) };
+    rt.counters.add_owned(w.index, end_counter(now));
+    // SAFETY: the scheduler's reference is ours to drop; no walker can
+    // reach the task any more.
+    unsafe { drop_ref_at(ptr, Some(w)) };
 }
 
 /// Rule 2 of `mod.rs`: runs the callbacks of a task that just became final
