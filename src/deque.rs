@@ -714,15 +714,8 @@ mod loom_tests {
     //! starts at two slots here (`MIN_CAPACITY`), so a third push grows it.
 
     use super::*;
+    use crate::loom::model;
     use loom::thread;
-
-    fn model(f: impl Fn() + Sync + Send + 'static) {
-        let mut builder = loom::model::Builder::new();
-        if builder.preemption_bound.is_none() {
-            builder.preemption_bound = Some(3);
-        }
-        builder.check(f);
-    }
 
     /// Runs `steals` steals on a thread while the owner runs `owner`, and
     /// checks that the jobs `0..jobs` were each taken exactly once.

@@ -8,3 +8,14 @@ pub(crate) use std::sync;
 
 #[cfg(all(test, loom))]
 pub(crate) use loom::sync;
+
+/// Runs a loom model with a preemption bound of 3 unless
+/// `LOOM_MAX_PREEMPTIONS` sets one (every model of the crate).
+#[cfg(all(test, loom))]
+pub(crate) fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(3);
+    }
+    builder.check(f);
+}

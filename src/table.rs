@@ -436,16 +436,9 @@ mod tests {
     #[cfg(loom)]
     mod loom_models {
         use super::*;
+        use crate::loom::model;
         use loom::sync::Arc;
         use loom::thread;
-
-        fn model(f: impl Fn() + Sync + Send + 'static) {
-            let mut builder = loom::model::Builder::new();
-            if builder.preemption_bound.is_none() {
-                builder.preemption_bound = Some(3);
-            }
-            builder.check(f);
-        }
 
         /// Two tasks, as values 2 and 4; "freeing" one writes its cell,
         /// and the walker reads the cell of each value it sees: loom fails

@@ -19,14 +19,7 @@ use loom::thread;
 use super::callbacks::{Callback, Extras};
 use super::state::{State, TaskState, ToCancelled, ToNotified, ToRunning, ToSuspended};
 use super::TaskRef;
-
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(3);
-    }
-    builder.check(f);
-}
+use crate::loom::model;
 
 /// Runs a listed callback the way `finish` does. The models only use
 /// `Boxed` callbacks that ignore the handle, so a dangling one is enough.
