@@ -33,9 +33,11 @@
 //! Tables for outside shards were slower (spawn_wait 8%): a row freed by
 //! a worker is a line the spawner must take back at its next spawn.
 //! Without the lock on the worker's own path (a compare-exchange and a
-//! store at spawn and at finish): fib 37.4 → 35.9 ns a task (faster in 7
-//! of 8 rounds), nested level (6 of 10 faster, −1.3 ns). A table keeps its
-//! largest size (8 bytes a slot) until the runtime is freed.
+//! store at spawn and at finish), side by side with the locked table:
+//! `wsrt_bench fib 1 5 30` 37.4 → 35.9 ns a task (faster in 7 of 8
+//! rounds), `wsrt_bench nested 1 5 1000 1000` level (faster in 6 of 10,
+//! −1.3 ns). A table keeps its largest size (8 bytes a slot) until the
+//! runtime is freed.
 //!
 //! Workers past the state word's reach (`SHARDS_MAX / 2`, 256) list their
 //! spawns in an outside shard's list, under its lock.
@@ -52,7 +54,8 @@
 //!
 //! Workers count what they spawn in their own counter slots (`stats.rs`,
 //! plain stores), and the ends (a task becoming SUCCEEDED, FAILED or
-//! CANCELLED) of the tasks they keep for a batch. Other threads count their
+//! CANCELLED) of the tasks they run to their end and unlist from their
+//! own table or keep for a batch. Other threads count their
 //! spawns in the outside shard that lists the task, and every other end is
 //! counted in the shard that listed the task, under the lock that the
 //! thread takes anyway to unlist it. The lock, the list and the counts
@@ -73,7 +76,9 @@
 //! checks for itself (a worker checks when it next goes idle).
 //!
 //! While `live_tasks` walks a shard, spawns and finishes that need that
-//! shard wait (spinning, then yielding); it is an introspection call.
+//! shard's lock wait (spinning, then yielding), and so does a worker
+//! unlisting its own task from the table being walked; a worker's own
+//! spawns do not wait. It is an introspection call.
 
 use std::cell::UnsafeCell;
 use std::ptr::{self, NonNull};
@@ -87,18 +92,19 @@ use crate::task::raw::Header;
 use crate::task::state::SHARDS_MAX;
 use crate::task::TaskRef;
 
-/// A task's place in its shard, touched only under the shard's lock: its
-/// row in a worker's table (`row_or_prev`), or its neighbours in an
-/// outside shard's list.
+/// A task's place in its shard: its slot in a worker's table
+/// (`slot_or_prev`: written by the worker before the task is listed, read
+/// by the thread that unlists it), or its neighbours in an outside shard's
+/// list (touched only under the shard's lock).
 pub(crate) struct Links {
-    row_or_prev: UnsafeCell<usize>,
+    slot_or_prev: UnsafeCell<usize>,
     next: UnsafeCell<*const Header>,
 }
 
 impl Links {
     pub(crate) fn new() -> Links {
         Links {
-            row_or_prev: UnsafeCell::new(0),
+            slot_or_prev: UnsafeCell::new(0),
             next: UnsafeCell::new(ptr::null()),
         }
     }
@@ -107,9 +113,9 @@ impl Links {
 /// The tasks of one shard (module docs).
 enum Members {
     /// A worker's shard: its tasks are in `Registry::tables`, outside the
-    /// lock; a task's `row_or_prev` is its slot's address there.
+    /// lock; a task's `slot_or_prev` is its slot's address there.
     Table,
-    /// An outside shard; a task's `row_or_prev` is the previous task's
+    /// An outside shard; a task's `slot_or_prev` is the previous task's
     /// address (0 for the head).
     List { head: *const Header },
 }
@@ -337,7 +343,7 @@ impl Registry {
                 // finds it may cancel it, which reads them to unlist it.
                 unsafe {
                     table.insert(address, |slot| {
-                        *header.links.row_or_prev.get() = slot;
+                        *header.links.slot_or_prev.get() = slot;
                     })
                 };
             }
@@ -363,7 +369,7 @@ impl Registry {
         let table = &self.tables[header.state.load().shard()];
         // SAFETY: only the thread that unlists a task reads its links,
         // and the caller is the table's owner.
-        unsafe { table.remove_own(*header.links.row_or_prev.get()) };
+        unsafe { table.remove_own(*header.links.slot_or_prev.get()) };
     }
 
     /// Lists a task spawned from outside the pool and counts it, unless
@@ -503,10 +509,10 @@ impl Registry {
         // lock, which the caller holds (it has `&mut Shard`), and every
         // listed task is alive (module docs).
         unsafe {
-            *links.row_or_prev.get() = 0;
+            *links.slot_or_prev.get() = 0;
             *links.next.get() = *head;
             if let Some(old) = head.as_ref() {
-                *old.links.row_or_prev.get() = address;
+                *old.links.slot_or_prev.get() = address;
             }
         }
         *head = header;
@@ -521,19 +527,19 @@ impl Registry {
                 // SAFETY: we hold the shard's lock, and the slot is the
                 // task's, listed (only the thread that unlists a task reads
                 // its links after `insert` wrote them).
-                unsafe { self.tables[index].remove_remote(*links.row_or_prev.get()) };
+                unsafe { self.tables[index].remove_remote(*links.slot_or_prev.get()) };
             }
             Members::List { head } => {
                 // SAFETY: as in `link`.
                 unsafe {
-                    let prev = *links.row_or_prev.get() as *const Header;
+                    let prev = *links.slot_or_prev.get() as *const Header;
                     let next = *links.next.get();
                     match prev.as_ref() {
                         Some(p) => *p.links.next.get() = next,
                         None => *head = next,
                     }
                     if let Some(n) = next.as_ref() {
-                        *n.links.row_or_prev.get() = prev as usize;
+                        *n.links.slot_or_prev.get() = prev as usize;
                     }
                 }
             }

@@ -411,31 +411,35 @@ fn all_tasks_lists_a_worker_s_spawns_exactly_as_rows_are_reused() {
 fn all_tasks_lists_the_spawns_of_workers_beyond_the_tables() {
     const WORKERS: usize = 300;
     let rt = Runtime::builder().workers(WORKERS).build().unwrap();
-    // Every parent holds its worker here, so each worker runs one parent
-    // (those past 256 too). Children may run before their worker takes a
-    // parent; none runs once every parent has sent its child.
-    let gate = Arc::new(Barrier::new(WORKERS + 1));
+    // Every parent holds its worker from `all_running` on, so once all
+    // have passed it each worker runs one (those past 256 too), and only
+    // then does each spawn its child: no child can run before `release`.
+    let all_running = Arc::new(Barrier::new(WORKERS + 1));
+    let release = Arc::new(Barrier::new(WORKERS + 1));
     let (tx, rx) = std::sync::mpsc::channel();
     let parents: Vec<_> = (0..WORKERS)
         .map(|_| {
-            let (gate, tx) = (gate.clone(), tx.clone());
+            let (all_running, release, tx) = (all_running.clone(), release.clone(), tx.clone());
             rt.spawn(move || {
+                all_running.wait();
                 tx.send(wsrt::spawn(|| ())).unwrap();
-                gate.wait();
+                release.wait();
             })
         })
         .collect();
+    all_running.wait();
     let children: Vec<_> = (0..WORKERS).map(|_| rx.recv().unwrap()).collect();
     let mut ids: Vec<u64> = rt.all_tasks().iter().map(|t| t.id()).collect();
     ids.sort_unstable();
-    let mut expected: Vec<u64> = parents
-        .iter()
-        .chain(children.iter().filter(|t| !t.is_done()))
-        .map(|t| t.id())
-        .collect();
+    let mut expected: Vec<u64> = parents.iter().chain(&children).map(|t| t.id()).collect();
     expected.sort_unstable();
+    let pending = children
+        .iter()
+        .filter(|t| t.state() == TaskState::Pending)
+        .count();
     // Let the workers go before asserting, so that a failure cannot hang.
-    gate.wait();
+    release.wait();
+    assert_eq!(pending, WORKERS);
     assert_eq!(ids, expected);
     rt.shutdown(ShutdownMode::Drain).unwrap();
     assert!(rt.all_tasks().is_empty());
