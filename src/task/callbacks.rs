@@ -192,7 +192,7 @@ impl Extras {
         if let Some(inner) = self.get() {
             return inner;
         }
-        let fresh = alloc::boxed(Mutex::new(Inner::default()));
+        let fresh = alloc::boxed(|| Mutex::new(Inner::default()));
         match self.list.compare_exchange(
             ptr::null_mut(),
             fresh.as_ptr(),

@@ -98,7 +98,7 @@ pub(crate) fn allocate<B: Body>(
     refs: u64,
     shard: usize,
 ) -> NonNull<Header> {
-    let cell = alloc::boxed(Cell {
+    let cell = alloc::boxed(|| Cell {
         header: Header {
             vtable: &Cell::<B>::VTABLE,
             state: State::new(refs, shard),
