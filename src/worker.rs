@@ -153,9 +153,15 @@ impl Item for JobRef {
 /// the task that task asked to await (`wsrt_await`). One thread-local so
 /// that a path that needs more than one pays one access: in libwsrt.so
 /// each access is a call to `__tls_get_addr`.
+///
+/// `task` and `awaiting` are not neighbours: each run saves both and puts
+/// them back with one 8-byte store each, and the compiler read two
+/// neighbours with one 16-byte load, which the store buffer cannot serve
+/// from two stores (a stall at every task run in fork-join).
+#[repr(C)]
 pub(crate) struct Here {
-    worker: Cell<*const WorkerThread>,
     task: Cell<Option<NonNull<Header>>>,
+    worker: Cell<*const WorkerThread>,
     /// Owns one reference of the task (`TaskRef::into_raw`).
     awaiting: Cell<Option<NonNull<Header>>>,
 }
@@ -166,8 +172,8 @@ thread_local! {
     // it back before it returns.
     static HERE: Here = const {
         Here {
-            worker: Cell::new(ptr::null()),
             task: Cell::new(None),
+            worker: Cell::new(ptr::null()),
             awaiting: Cell::new(None),
         }
     };
