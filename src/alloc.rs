@@ -46,21 +46,69 @@
 use std::alloc::{handle_alloc_error, Layout};
 use std::ptr::NonNull;
 
-/// # Safety
-/// `layout` has a non-zero size.
+/// A worker's mimalloc heap (v3's thread-local "theap"), found once when
+/// the worker's thread starts (`WorkerThread::run`). Allocating through it
+/// skips mimalloc's own thread-local look-up, which in `libwsrt.so` is a
+/// call to `__tls_get_addr` at every spawn (mimalloc offers the call for
+/// "runtimes that already have a thread-local context"). Only workers keep
+/// one: a worker runs tasks only inside `run`, while its thread and so its
+/// heap are alive, whereas another thread may still spawn from a
+/// destructor after mimalloc let go of its heap.
+#[derive(Clone, Copy)]
+pub(crate) struct Heap {
+    #[cfg(all(feature = "mimalloc", not(loom)))]
+    theap: NonNull<std::ffi::c_void>,
+}
+
+// mimalloc v3's thread-local heap calls (`mimalloc.h`), compiled into the
+// library libmimalloc-sys links, which does not declare these two.
 #[cfg(all(feature = "mimalloc", not(loom)))]
-unsafe fn alloc(layout: Layout) -> *mut u8 {
+extern "C" {
+    fn mi_theap_get_default() -> *mut std::ffi::c_void;
+    fn mi_theap_malloc(theap: *mut std::ffi::c_void, size: usize) -> *mut std::ffi::c_void;
+}
+
+impl Heap {
+    /// The calling thread's heap; `None` without mimalloc.
+    pub(crate) fn this_thread() -> Option<Heap> {
+        #[cfg(all(feature = "mimalloc", not(loom)))]
+        {
+            // SAFETY: no preconditions; it returns the thread's default
+            // heap, made on first use.
+            let theap = unsafe { mi_theap_get_default() };
+            NonNull::new(theap).map(|theap| Heap { theap })
+        }
+        #[cfg(not(all(feature = "mimalloc", not(loom))))]
+        None
+    }
+}
+
+/// # Safety
+/// `layout` has a non-zero size; `heap` is the calling thread's.
+#[cfg(all(feature = "mimalloc", not(loom)))]
+unsafe fn alloc(layout: Layout, heap: Option<Heap>) -> *mut u8 {
     use libmimalloc_sys::{mi_malloc, mi_malloc_aligned};
     // `mi_malloc` returns pointer-aligned memory (at least) and skips the
     // aligned path's extra work, which showed in the profiles.
-    // SAFETY: plain C allocation calls; a null result is handled by `boxed`.
+    // SAFETY: plain C allocation calls; a null result is handled by
+    // `boxed_in`; the heap is this thread's (caller's duty).
     unsafe {
-        if layout.align() <= std::mem::align_of::<usize>() {
-            mi_malloc(layout.size()).cast()
-        } else {
+        if layout.align() > std::mem::align_of::<usize>() {
             mi_malloc_aligned(layout.size(), layout.align()).cast()
+        } else if let Some(heap) = heap {
+            mi_theap_malloc(heap.theap.as_ptr(), layout.size()).cast()
+        } else {
+            mi_malloc(layout.size()).cast()
         }
     }
+}
+
+/// # Safety
+/// `layout` has a non-zero size.
+#[cfg(not(all(feature = "mimalloc", not(loom))))]
+unsafe fn alloc(layout: Layout, _heap: Option<Heap>) -> *mut u8 {
+    // SAFETY: forwarded.
+    unsafe { std::alloc::alloc(layout) }
 }
 
 /// # Safety
@@ -72,7 +120,7 @@ unsafe fn dealloc(ptr: *mut u8, _layout: Layout) {
 }
 
 #[cfg(not(all(feature = "mimalloc", not(loom))))]
-use std::alloc::{alloc, dealloc};
+use std::alloc::dealloc;
 
 /// How many freed cells a worker keeps before it frees them.
 #[cfg(all(feature = "mimalloc", not(loom)))]
@@ -167,10 +215,17 @@ impl Drop for FreeBatch {
 /// rounds, better in 7 and 8 of 8).
 #[inline(always)]
 pub(crate) fn boxed<T>(make: impl FnOnce() -> T) -> NonNull<T> {
+    boxed_in(None, make)
+}
+
+/// [`boxed`], from `heap` if given (a worker's, on its own thread).
+#[inline(always)]
+pub(crate) fn boxed_in<T>(heap: Option<Heap>, make: impl FnOnce() -> T) -> NonNull<T> {
     const { assert!(std::mem::size_of::<T>() > 0) };
     let layout = Layout::new::<T>();
-    // SAFETY: the layout has a non-zero size (checked above).
-    let ptr = unsafe { alloc(layout) }.cast::<T>();
+    // SAFETY: the layout has a non-zero size (checked above); a heap given
+    // is the calling worker's (`Heap`).
+    let ptr = unsafe { alloc(layout, heap) }.cast::<T>();
     let Some(ptr) = NonNull::new(ptr) else {
         handle_alloc_error(layout)
     };

@@ -275,7 +275,7 @@ impl Shared {
             // Listed in the worker's own shard, which does not depend on the
             // id: allocate first, then take the id (see `NEXT_ID`).
             Some(w) => {
-                let ptr = raw::allocate(body, tag, 0, rt, refs, w.shard);
+                let ptr = raw::allocate(w.here().heap(), body, tag, 0, rt, refs, w.shard);
                 // SAFETY: just allocated: nobody else can see it yet.
                 unsafe { raw::set_id(ptr, next_id()) };
                 ptr
@@ -284,7 +284,7 @@ impl Shared {
             None => {
                 let id = next_id();
                 let shard = self.registry.outside_shard(id);
-                raw::allocate(body, tag, id, rt, refs, shard)
+                raw::allocate(None, body, tag, id, rt, refs, shard)
             }
         };
         // SAFETY: just allocated; we hold its references.
@@ -568,7 +568,7 @@ where
 /// Its runtime pointer is never dereferenced (the task is done).
 fn cancelled_task<T: Send + 'static>(shared: &Arc<Shared>) -> Task<T> {
     let body: Once<fn() -> T> = Once(None);
-    let ptr = raw::allocate(body, (), next_id(), Arc::as_ptr(shared), 1, 0);
+    let ptr = raw::allocate(None, body, (), next_id(), Arc::as_ptr(shared), 1, 0);
     // SAFETY: we hold the only reference, and the body's output type is `T`.
     unsafe {
         raw::cancel_unscheduled(ptr);

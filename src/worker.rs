@@ -58,7 +58,7 @@ use std::time::{Duration, Instant};
 use crossbeam_deque::Steal as InjectorSteal;
 use crossbeam_utils::Backoff;
 
-use crate::alloc::FreeBatch;
+use crate::alloc::{FreeBatch, Heap};
 use crate::deque::{self, Item, Steal, Worker};
 use crate::runtime::Shared;
 use crate::stats::Counter;
@@ -149,10 +149,11 @@ impl Item for JobRef {
     }
 }
 
-/// What this thread is to wsrt: the worker it is, the task it runs, and
-/// the task that task asked to await (`wsrt_await`). One thread-local so
-/// that a path that needs more than one pays one access: in libwsrt.so
-/// each access is a call to `__tls_get_addr`.
+/// What this thread is to wsrt: the worker it is, the task it runs, the
+/// task that task asked to await (`wsrt_await`), and a worker's allocator
+/// heap (`alloc::Heap`). One thread-local so that a path that needs more
+/// than one pays one access: in libwsrt.so each access is a call to
+/// `__tls_get_addr`.
 ///
 /// `task` and `awaiting` are not neighbours: each run saves both and puts
 /// them back with one 8-byte store each, and the compiler read two
@@ -164,6 +165,8 @@ pub(crate) struct Here {
     worker: Cell<*const WorkerThread>,
     /// Owns one reference of the task (`TaskRef::into_raw`).
     awaiting: Cell<Option<NonNull<Header>>>,
+    /// A worker's allocator heap, while it runs (`alloc::Heap`).
+    heap: Cell<Option<Heap>>,
 }
 
 thread_local! {
@@ -175,6 +178,7 @@ thread_local! {
             task: Cell::new(None),
             worker: Cell::new(ptr::null()),
             awaiting: Cell::new(None),
+            heap: Cell::new(None),
         }
     };
 }
@@ -196,6 +200,11 @@ impl Here {
 
     pub(crate) fn task(&self) -> Option<NonNull<Header>> {
         self.task.get()
+    }
+
+    /// The worker's allocator heap, while a worker runs on this thread.
+    pub(crate) fn heap(&self) -> Option<Heap> {
+        self.heap.get()
     }
 
     /// Runs `f` with `task` as what `current_task()` reports on this
@@ -595,13 +604,17 @@ impl WorkerThread {
     pub(crate) fn run(self) {
         HERE.with(|h| {
             h.worker.set(&self);
+            h.heap.set(Heap::this_thread());
             self.here.0.set(h);
         });
         self.shared.sleep.register(self.index);
         self.main_loop();
         self.unlist_finished();
         self.frees.flush();
-        HERE.with(|h| h.worker.set(ptr::null()));
+        HERE.with(|h| {
+            h.heap.set(None);
+            h.worker.set(ptr::null());
+        });
     }
 
     fn main_loop(&self) {

@@ -89,8 +89,10 @@ impl<B: Body> Cell<B> {
     }
 }
 
-/// Allocates a PENDING, scheduled task holding `refs` references.
+/// Allocates a PENDING, scheduled task holding `refs` references, from
+/// `heap` if given (the calling worker's).
 pub(crate) fn allocate<B: Body>(
+    heap: Option<alloc::Heap>,
     body: B,
     tag: B::Tag,
     id: u64,
@@ -98,7 +100,7 @@ pub(crate) fn allocate<B: Body>(
     refs: u64,
     shard: usize,
 ) -> NonNull<Header> {
-    let cell = alloc::boxed(|| Cell {
+    let cell = alloc::boxed_in(heap, || Cell {
         header: Header {
             vtable: &Cell::<B>::VTABLE,
             state: State::new(refs, shard),
