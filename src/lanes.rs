@@ -44,7 +44,7 @@ use std::sync::{Arc, Weak};
 
 use crate::deque::{Steal, Stealer, Worker};
 
-use crate::worker::JobRef;
+use crate::worker::{self, JobRef};
 
 /// Lanes per runtime: a program rarely has more threads that spawn in
 /// bulk than this; the others share the injector.
@@ -79,11 +79,31 @@ struct Claim {
 
 impl Drop for Claim {
     fn drop(&mut self) {
+        // The thread's note of its lane must not outlive the claim.
+        worker::with_here(|h| {
+            if h.lane()
+                .is_some_and(|l| std::ptr::eq(l.lanes, self.lanes.as_ptr()))
+            {
+                h.set_lane(None);
+            }
+        });
         if let (Some(lanes), Some(index)) = (self.lanes.upgrade(), self.index) {
             // Release: our pushes happen before the next owner's.
             lanes.lanes[index].claimed.store(false, Ordering::Release);
         }
     }
+}
+
+/// The lane a thread claimed on the runtime it spawned on last, noted in
+/// its `worker::Here`, which the spawn path looks at anyway: a spawn that
+/// finds it there pushes without a second thread-local look-up (`CLAIMS`:
+/// in `libwsrt.so`, a call to `__tls_get_addr`) and without searching the
+/// thread's claims. Set only while the thread holds the claim, and cleared
+/// by the claim's drop before the lane is released.
+#[derive(Clone, Copy)]
+pub(crate) struct OwnLane {
+    lanes: *const Lanes,
+    index: usize,
 }
 
 thread_local! {
@@ -108,11 +128,28 @@ impl Lanes {
         })
     }
 
-    /// Pushes `job` on this thread's lane, claiming one if it has none.
-    /// Gives the job back if every lane is taken by other threads, or if
-    /// this thread's thread-locals are being destroyed. The caller then
-    /// wakes a sleeper as after any push (module docs).
-    pub(crate) fn push(self: &Arc<Self>, job: JobRef) -> Result<(), JobRef> {
+    /// Pushes `job` on this thread's lane, claiming one if it has none;
+    /// `own` is the lane the thread noted (`OwnLane`), if any. Gives the
+    /// job back if every lane is taken by other threads, or if this
+    /// thread's thread-locals are being destroyed. The caller then wakes a
+    /// sleeper as after any push (module docs).
+    #[inline]
+    pub(crate) fn push(self: &Arc<Self>, job: JobRef, own: Option<OwnLane>) -> Result<(), JobRef> {
+        match own {
+            Some(own) if std::ptr::eq(own.lanes, Arc::as_ptr(self)) => {
+                // SAFETY: noted while this thread holds the claim on lane
+                // `own.index` of these lanes (alive: `self`), and cleared
+                // before that claim goes.
+                unsafe { &*self.lanes[own.index].local.get() }.push(job);
+                Ok(())
+            }
+            _ => self.push_claimed(job),
+        }
+    }
+
+    /// [`push`](Self::push) through the thread's claims, noting its lane.
+    #[cold]
+    fn push_claimed(self: &Arc<Self>, job: JobRef) -> Result<(), JobRef> {
         let pushed = CLAIMS.try_with(|claims| {
             let mut claims = claims.borrow_mut();
             let found = claims
@@ -144,6 +181,11 @@ impl Lanes {
             let index = index?;
             // SAFETY: this thread holds the claim on lane `index`.
             unsafe { &*self.lanes[index].local.get() }.push(job);
+            let own = OwnLane {
+                lanes: Arc::as_ptr(self),
+                index,
+            };
+            worker::with_here(|h| h.set_lane(Some(own)));
             Some(())
         });
         match pushed {

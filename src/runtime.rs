@@ -35,14 +35,14 @@ use std::thread::JoinHandle;
 use crossbeam_deque::Injector;
 
 use crate::deque::{Stealer, Worker};
-use crate::lanes::Lanes;
+use crate::lanes::{Lanes, OwnLane};
 use crate::registry::Registry;
 use crate::sleep::Sleep;
 use crate::stats::{Counter, Counters, Stats};
 use crate::task::future::Async;
 use crate::task::raw;
 use crate::task::{Body, Once, Task, TaskRef};
-use crate::worker::{JobRef, WorkerThread};
+use crate::worker::{self, JobRef, WorkerThread};
 
 const RUNNING: u8 = 0;
 const DRAINING: u8 = 1;
@@ -198,11 +198,20 @@ impl Shared {
     /// injector); from outside the pool on the calling thread's lane, or
     /// the injector if it has none.
     pub(crate) fn schedule(&self, job: JobRef, fifo: bool) {
-        self.schedule_at(WorkerThread::current_of(self), job, fifo);
+        let (here, lane) = worker::with_here(|h| (h.worker_of(self), h.lane()));
+        self.schedule_at(here, lane, job, fifo);
     }
 
-    /// [`schedule`](Self::schedule) with `here` already looked up.
-    fn schedule_at(&self, here: Option<&WorkerThread>, job: JobRef, fifo: bool) {
+    /// [`schedule`](Self::schedule) with `here` (and, outside the pool,
+    /// the thread's noted lane) already looked up.
+    #[inline]
+    fn schedule_at(
+        &self,
+        here: Option<&WorkerThread>,
+        lane: Option<OwnLane>,
+        job: JobRef,
+        fifo: bool,
+    ) {
         match here {
             Some(w) if !fifo => w.push(job),
             Some(_) => {
@@ -210,7 +219,7 @@ impl Shared {
                 self.sleep.notify_from_worker();
             }
             None => {
-                if let Err(job) = self.lanes.push(job) {
+                if let Err(job) = self.lanes.push(job, lane) {
                     self.injector.push(job);
                 }
                 self.sleep.notify_one();
@@ -266,7 +275,9 @@ impl Shared {
         name: Option<&str>,
     ) -> Result<Option<TaskRef>, B> {
         prefetch_next_id();
-        let here = WorkerThread::current_of(self);
+        // One thread-local look-up for the worker and, outside the pool,
+        // the thread's lane (`lanes::OwnLane`).
+        let (here, lane) = worker::with_here(|h| (h.worker_of(self), h.lane()));
         if here.is_some_and(|w| !self.admit(w)) {
             return Err(body);
         }
@@ -303,7 +314,7 @@ impl Shared {
             // SAFETY: one of the initial references is the handle's.
             unsafe { TaskRef::from_raw(ptr) }
         });
-        self.schedule_at(here, JobRef::task(ptr), false);
+        self.schedule_at(here, lane, JobRef::task(ptr), false);
         Ok(task)
     }
 

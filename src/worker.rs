@@ -60,6 +60,7 @@ use crossbeam_utils::Backoff;
 
 use crate::alloc::{FreeBatch, Heap};
 use crate::deque::{self, Item, Steal, Worker};
+use crate::lanes::OwnLane;
 use crate::runtime::Shared;
 use crate::stats::Counter;
 use crate::task::raw::{self, Header};
@@ -167,6 +168,9 @@ pub(crate) struct Here {
     awaiting: Cell<Option<NonNull<Header>>>,
     /// A worker's allocator heap, while it runs (`alloc::Heap`).
     heap: Cell<Option<Heap>>,
+    /// Outside the pool: the lane this thread claimed on the runtime it
+    /// spawned on last (`lanes::OwnLane`).
+    lane: Cell<Option<OwnLane>>,
 }
 
 thread_local! {
@@ -179,6 +183,7 @@ thread_local! {
             worker: Cell::new(ptr::null()),
             awaiting: Cell::new(None),
             heap: Cell::new(None),
+            lane: Cell::new(None),
         }
     };
 }
@@ -205,6 +210,20 @@ impl Here {
     /// The worker's allocator heap, while a worker runs on this thread.
     pub(crate) fn heap(&self) -> Option<Heap> {
         self.heap.get()
+    }
+
+    /// The worker on this thread if it belongs to `shared`'s runtime.
+    pub(crate) fn worker_of(&self, shared: &Shared) -> Option<&'static WorkerThread> {
+        self.worker()
+            .filter(|w| ptr::eq(Arc::as_ptr(&w.shared), shared))
+    }
+
+    pub(crate) fn lane(&self) -> Option<OwnLane> {
+        self.lane.get()
+    }
+
+    pub(crate) fn set_lane(&self, lane: Option<OwnLane>) {
+        self.lane.set(lane);
     }
 
     /// Runs `f` with `task` as what `current_task()` reports on this
@@ -371,7 +390,7 @@ impl WorkerThread {
 
     /// The worker on this thread if it belongs to `shared`'s runtime.
     pub(crate) fn current_of(shared: &Shared) -> Option<&'static WorkerThread> {
-        Self::current().filter(|w| ptr::eq(Arc::as_ptr(&w.shared), shared))
+        HERE.with(|h| h.worker_of(shared))
     }
 
     /// Pushes a job on this worker's deque and wakes a sleeper to steal it.
