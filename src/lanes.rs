@@ -273,6 +273,7 @@ impl Lanes {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use std::future::Future;
+    use std::mem::ManuallyDrop;
     use std::pin::Pin;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{mpsc, Arc, Barrier};
@@ -345,6 +346,45 @@ mod tests {
         // A task is counted after it is done (and joinable): shut down first.
         rt.shutdown(crate::ShutdownMode::Drain).unwrap();
         assert_eq!(rt.stats().succeeded, (THREADS * EACH) as u64);
+    }
+
+    #[test]
+    fn a_thread_spawning_on_runtimes_in_turn_queues_each_task_on_its_own() {
+        // Its noted lane (`OwnLane`) is one runtime's; a spawn on another
+        // must not use it, and a freed runtime's note must not outlive it.
+        const EACH: usize = 200;
+        // Not dropped on a failure: a runtime whose task went astray
+        // would wait for it forever in its drop.
+        let build = || ManuallyDrop::new(Runtime::builder().workers(1).build().unwrap());
+        // The runtime whose worker runs the calling task.
+        fn ran_on() -> usize {
+            let worker = crate::worker::WorkerThread::current().expect("on a worker");
+            Arc::as_ptr(&worker.shared) as usize
+        }
+        let spawn_in_turn = |x: &Runtime, y: &Runtime| {
+            let tasks: Vec<_> = (0..EACH)
+                .flat_map(|_| [x, y])
+                .map(|rt| (Arc::as_ptr(&rt.handle().shared) as usize, rt.spawn(ran_on)))
+                .collect();
+            for (i, (expected, t)) in tasks.into_iter().enumerate() {
+                // Bounded: a task queued where no worker looks never runs.
+                assert!(
+                    t.wait_timeout(std::time::Duration::from_secs(60)),
+                    "task {i} never ran"
+                );
+                assert_eq!(t.join(), Ok(expected), "task {i} ran on another runtime");
+            }
+        };
+        let (a, b) = (build(), build());
+        spawn_in_turn(&a, &b);
+        let claimed = |rt: &Runtime| rt.handle().shared.lanes.claimed();
+        assert_eq!((claimed(&a), claimed(&b)), (1, 1));
+        drop(ManuallyDrop::into_inner(a));
+        let c = build();
+        spawn_in_turn(&b, &c);
+        assert_eq!((claimed(&b), claimed(&c)), (1, 1));
+        drop(ManuallyDrop::into_inner(b));
+        drop(ManuallyDrop::into_inner(c));
     }
 
     /// Pending once (waking itself: a yield), then ready with `f()`.

@@ -151,8 +151,9 @@ impl Item for JobRef {
 }
 
 /// What this thread is to wsrt: the worker it is, the task it runs, the
-/// task that task asked to await (`wsrt_await`), and a worker's allocator
-/// heap (`alloc::Heap`). One thread-local so that a path that needs more
+/// task that task asked to await (`wsrt_await`), a worker's allocator heap
+/// (`alloc::Heap`), and outside the pool the lane it spawns on
+/// (`lanes::OwnLane`). One thread-local so that a path that needs more
 /// than one pays one access: in libwsrt.so each access is a call to
 /// `__tls_get_addr`.
 ///
