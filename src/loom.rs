@@ -19,3 +19,17 @@ pub(crate) fn model(f: impl Fn() + Sync + Send + 'static) {
     }
     builder.check(f);
 }
+
+/// One step of a spin-wait for another thread's progress: crossbeam's
+/// backoff (spins, then yields the CPU), or, in a loom model, a yield, which
+/// lets the model schedule the thread waited for.
+#[cfg(not(all(test, loom)))]
+#[inline]
+pub(crate) fn snooze(backoff: &crossbeam_utils::Backoff) {
+    backoff.snooze();
+}
+
+#[cfg(all(test, loom))]
+pub(crate) fn snooze(_: &crossbeam_utils::Backoff) {
+    loom::thread::yield_now();
+}

@@ -9,8 +9,9 @@
 //!
 //! (`.ci/run` does; its own target dir keeps the normal build cached).
 
+use std::ffi::c_void;
 use std::mem::ManuallyDrop;
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
 
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
@@ -22,13 +23,22 @@ use super::TaskRef;
 use crate::loom::model;
 
 /// Runs a listed callback the way `finish` does. The models only use
-/// `Boxed` callbacks that ignore the handle, so a dangling one is enough.
+/// `Boxed` and C callbacks that ignore the handle, so a dangling one is
+/// enough.
 fn run(callback: Callback) {
     let dummy = ManuallyDrop::new(TaskRef::from_header(NonNull::dangling()));
     match callback {
         Callback::Boxed(f) => f(&dummy),
-        _ => unreachable!("models use boxed callbacks only"),
+        // SAFETY: the models' C callback is `count_c`, with a live counter.
+        Callback::C { cb, user } => unsafe { cb(ptr::null_mut(), user as *mut c_void) },
+        _ => unreachable!("models use boxed and C callbacks only"),
     }
+}
+
+/// The models' C callback: counts its runs in the `AtomicUsize` at `user`.
+unsafe extern "C" fn count_c(_task: *mut c_void, user: *mut c_void) {
+    // SAFETY: the models pass a counter that outlives the model's threads.
+    unsafe { &*user.cast::<AtomicUsize>() }.fetch_add(1, Ordering::SeqCst);
 }
 
 /// A task the caller has started: RUNNING with `refs` references.
@@ -164,6 +174,32 @@ fn loom_removed_callback_runs_xor_is_removed() {
         let removed = extras.remove(&st, key);
         finisher.join().unwrap();
         assert_eq!(runs.load(Ordering::SeqCst) + usize::from(removed), 1);
+    });
+}
+
+/// A removal by value (`wsrt_task_remove_done_callback`) may find the slot
+/// published but not yet written (module docs of `callbacks.rs`): it waits
+/// for the adder, and the entry is removed xor runs at the end. (The
+/// finisher's wait for the adder is the model above's.)
+#[test]
+fn loom_c_callback_removed_while_being_added_runs_xor_is_removed() {
+    model(|| {
+        let st = running(1);
+        let extras = Arc::new(Extras::new());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let user = Arc::as_ptr(&runs) as usize;
+        let adder = {
+            let (st, extras) = (st.clone(), extras.clone());
+            thread::spawn(move || {
+                extras
+                    .add(&st, Callback::C { cb: count_c, user })
+                    .unwrap_or_else(|_| unreachable!("not done yet"))
+            })
+        };
+        let removed = extras.remove_c(&st, count_c, user);
+        assert_eq!(adder.join().unwrap(), 0, "the slot's key");
+        complete_and_drain(&st, &extras);
+        assert_eq!(runs.load(Ordering::SeqCst) + removed, 1);
     });
 }
 

@@ -37,11 +37,10 @@
 //!
 //! # The callbacks: a slot, then a list
 //!
-//! 1. The first adder claims the task's slot (`claim_slot`: SLOT_USED, once
-//!    per task, only while not done), writes its entry, then publishes it
-//!    (`publish_slot`: SLOT_FULL and the kind, only while not done). If the
-//!    task became done in between, its finisher saw the slot empty, so the
-//!    adder takes its entry back and runs it itself. Every later adder uses
+//! 1. The first adder publishes the task's slot (`publish_slot`: SLOT_USED,
+//!    SLOT_FULL and the kind, once per task, only while not done), then
+//!    writes its entry there; whoever takes the entry waits until it is
+//!    written (`callbacks.rs`, "Publish, then fill"). Every later adder uses
 //!    the list: under the list lock, and only after a successful
 //!    `set_callbacks` CAS, which fails once the task is done. An adder that
 //!    finds the task done runs its callback itself, at once, on its thread.

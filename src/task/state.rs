@@ -69,10 +69,11 @@ const TAKEN: u64 = 1 << 6;
 const SHARD_SHIFT: u32 = 7;
 /// Number of registry shards the word can name.
 pub(crate) const SHARDS_MAX: usize = 1 << 9;
-/// The first callback's slot (`callbacks.rs`) was claimed by an adder. Set
+/// The first callback's slot (`callbacks.rs`) was taken by an adder. Set
 /// once, never cleared: later callbacks go to the list, after it.
 const SLOT_USED: u64 = 1 << 16;
-/// The slot holds a published entry, of kind `SLOT_KIND`. Set only while
+/// The slot holds an entry, of kind `SLOT_KIND` (its adder may still be
+/// writing it: `callbacks.rs` waits for it). Set with SLOT_USED, only while
 /// the task is not done; cleared only by a removal while not done. So the
 /// thread that makes the task final owns a slot it sees full.
 const SLOT_FULL: u64 = 1 << 17;
@@ -201,13 +202,13 @@ pub(crate) enum ToCancelled {
     AlreadyDone,
 }
 
-/// Result of [`State::claim_slot`].
+/// Result of [`State::publish_slot`].
 #[must_use]
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum ClaimSlot {
-    /// The caller alone may write the slot, then publish it.
-    Claimed,
-    /// Some earlier callback claimed it: use the list.
+pub(crate) enum PublishSlot {
+    /// The slot is the caller's entry's: the caller writes it now.
+    Published,
+    /// Some earlier callback took it: use the list.
     Used,
     /// The task is done: the caller runs its callback itself.
     Done,
@@ -385,36 +386,27 @@ impl State {
         .is_ok()
     }
 
-    /// Claim the first callback's slot: once per task, while not done.
-    pub(crate) fn claim_slot(&self) -> ClaimSlot {
+    /// Take the first callback's slot for an entry of `kind` (< 4) and mark
+    /// it full: once per task, only while not done. The entry is written
+    /// after this (`callbacks.rs`): one read-modify-write for the adder,
+    /// whose thread usually just spawned the task (claiming the slot, then
+    /// publishing what was written in it, took two).
+    pub(crate) fn publish_slot(&self, kind: u8) -> PublishSlot {
+        debug_assert!(kind < 4);
         let result = self.fetch_update(|mut s| {
             if s.is_done() {
-                return Err(ClaimSlot::Done);
+                return Err(PublishSlot::Done);
             }
             if s.0 & SLOT_USED != 0 {
-                return Err(ClaimSlot::Used);
+                return Err(PublishSlot::Used);
             }
-            s.set_flag(SLOT_USED, true);
+            s.0 = (s.0 & !SLOT_KIND_MASK)
+                | SLOT_USED
+                | SLOT_FULL
+                | (u64::from(kind) << SLOT_KIND_SHIFT);
             Ok(s)
         });
-        result.map_or_else(|e| e, |_| ClaimSlot::Claimed)
-    }
-
-    /// Publish the entry the claimer wrote in the slot (`kind` < 4). False
-    /// if the task became done meanwhile: its finisher did not look, so the
-    /// claimer runs the entry itself. `AcqRel`: the finisher that sees the
-    /// slot full sees what was written in it.
-    pub(crate) fn publish_slot(&self, kind: u8) -> bool {
-        debug_assert!(kind < 4);
-        self.fetch_update(|mut s| {
-            if s.is_done() {
-                return Err(());
-            }
-            debug_assert!(s.0 & SLOT_USED != 0 && s.0 & SLOT_FULL == 0);
-            s.0 = (s.0 & !SLOT_KIND_MASK) | SLOT_FULL | (u64::from(kind) << SLOT_KIND_SHIFT);
-            Ok(s)
-        })
-        .is_ok()
+        result.map_or_else(|e| e, |_| PublishSlot::Published)
     }
 
     /// Withdraw the slot's entry (a removal). True for one caller, only while
@@ -664,18 +656,17 @@ mod tests {
     }
 
     #[test]
-    fn the_callback_slot_is_claimed_once_and_owned_by_one_side() {
+    fn the_callback_slot_is_published_once_and_owned_by_one_side() {
         let st = pending();
-        assert_eq!(st.claim_slot(), ClaimSlot::Claimed);
-        assert_eq!(st.claim_slot(), ClaimSlot::Used, "claimed once per task");
-        assert_eq!(st.load().slot(), None, "claimed is not published");
-        assert!(st.publish_slot(2));
+        assert_eq!(st.publish_slot(2), PublishSlot::Published);
         assert_eq!(st.load().slot(), Some(2));
+        assert_eq!(st.publish_slot(1), PublishSlot::Used, "taken once per task");
+        assert_eq!(st.load().slot(), Some(2), "a refused adder changes nothing");
         // A removal withdraws it once; the slot stays used.
         assert!(st.unpublish_slot());
         assert!(!st.unpublish_slot());
         assert_eq!(st.load().slot(), None);
-        assert_eq!(st.claim_slot(), ClaimSlot::Used);
+        assert_eq!(st.publish_slot(0), PublishSlot::Used);
         // Flags and refs are untouched by the slot bits.
         let s = st.load();
         assert_eq!(
@@ -686,23 +677,22 @@ mod tests {
 
     #[test]
     fn a_done_task_refuses_the_slot_and_its_finisher_keeps_a_published_entry() {
-        // Claimed, then done before publishing: the claimer keeps it.
+        // Done first: the adder keeps its entry.
         let st = pending();
-        assert_eq!(st.claim_slot(), ClaimSlot::Claimed);
         assert!(
             matches!(st.transition_to_cancelled(), ToCancelled::Cancelled { now, .. } if now.slot().is_none())
         );
-        assert!(!st.publish_slot(1));
-        assert_eq!(st.claim_slot(), ClaimSlot::Done);
+        assert_eq!(st.publish_slot(1), PublishSlot::Done);
+        assert_eq!(st.load().slot(), None);
 
         // Published, then done: the final state carries it, removal fails.
         let st = pending();
-        assert_eq!(st.claim_slot(), ClaimSlot::Claimed);
-        assert!(st.publish_slot(3));
+        assert_eq!(st.publish_slot(3), PublishSlot::Published);
         assert!(
             matches!(st.transition_to_cancelled(), ToCancelled::Cancelled { now, .. } if now.slot() == Some(3))
         );
         assert!(!st.unpublish_slot());
+        assert_eq!(st.publish_slot(0), PublishSlot::Done);
     }
 
     #[test]
