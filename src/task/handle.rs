@@ -74,9 +74,10 @@ pub struct TaskRef {
 }
 
 // SAFETY: the handle only reaches the task through atomics, the extras lock,
-// the first callback's slot (owned by one thread at a time through the state
-// word, `task/mod.rs`), and the output (moved out once, under the TAKEN
-// flag); task bodies, outputs and callbacks are `Send`.
+// the first callback's slot (written by the adder that published it in the
+// state word, then taken by one thread: `task/mod.rs`, `callbacks.rs`), and
+// the output (moved out once, under the TAKEN flag); task bodies, outputs
+// and callbacks are `Send`.
 unsafe impl Send for TaskRef {}
 // SAFETY: as above; every `&self` method is thread-safe.
 unsafe impl Sync for TaskRef {}
