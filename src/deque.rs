@@ -391,6 +391,15 @@ impl<T: Item> Stealer<T> {
         self.len() == 0
     }
 
+    /// The number of jobs, and how many were ever pushed (`bottom`, which
+    /// only grows in a push-only deque): two looks that see the same count
+    /// saw no push in between.
+    pub(crate) fn len_and_pushes(&self) -> (usize, isize) {
+        let b = self.inner.bottom().load(Ordering::Relaxed);
+        let t = self.inner.top().load(Ordering::Relaxed);
+        (b.wrapping_sub(t).max(0) as usize, b)
+    }
+
     /// Looks at the front: `(top, bottom)`, with the fence that orders
     /// this look against an owner's pop (`Worker::pop`).
     fn look(&self) -> (isize, isize) {

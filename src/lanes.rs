@@ -38,7 +38,7 @@
 //! which the claiming thread raised before its first push: either the
 //! sleeper sees the task, or the spawner sees the sleeper.
 
-use std::cell::{RefCell, UnsafeCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -49,6 +49,18 @@ use crate::worker::{self, JobRef};
 /// Lanes per runtime: a program rarely has more threads that spawn in
 /// bulk than this; the others share the injector.
 pub(crate) const LANES: usize = 8;
+
+/// How far behind its thread a worker in a streak stays: a lane that holds
+/// at most this many jobs, and was pushed on since the worker last looked,
+/// is left for now (`worker.rs`, "Not taking each task the moment it is
+/// queued"). 128 tasks are 10–12 KB of cells (80–96 bytes each) behind the
+/// newest: the cache lines the workers read and write are not those the
+/// spawning thread is writing.
+pub(crate) const LAG: usize = 128;
+
+/// What a worker saw of each lane at its last look: how many jobs had been
+/// pushed on it. Kept by the worker, for [`Lanes::steal_batch_and_pop`].
+pub(crate) type Looks = [Cell<isize>; LANES];
 
 struct Lane {
     /// Set while a thread owns `local`.
@@ -217,24 +229,29 @@ impl Lanes {
 
     /// Steals a batch from a lane into `dest` and pops one job of it,
     /// looking at the lanes from `start` on (workers start at different
-    /// lanes). With `leave_last`, a lane holding a single job is passed
+    /// lanes). With `keep_behind`, a lane holding at most [`LAG`] jobs whose
+    /// thread pushed since this worker's last look (`looks`) is passed
     /// over, and `left` set (`worker.rs`, "Not taking each task the moment
     /// it is queued"). `Retry` if a lane was contended and none gave a job.
     pub(crate) fn steal_batch_and_pop(
         &self,
         dest: &Worker<JobRef>,
         start: usize,
-        leave_last: bool,
+        keep_behind: bool,
+        looks: &Looks,
         left: &mut bool,
     ) -> Steal<JobRef> {
         let lanes = self.used();
         let mut retry = false;
         for i in 0..lanes.len() {
-            let lane = &lanes[(start + i) % lanes.len()];
+            let index = (start + i) % lanes.len();
+            let lane = &lanes[index];
             // An empty stealer is two loads; a steal attempt is a fence.
-            match lane.stealer.len() {
+            let (len, pushes) = lane.stealer.len_and_pushes();
+            let pushed = looks[index].replace(pushes) != pushes;
+            match len {
                 0 => continue,
-                1 if leave_last => {
+                n if keep_behind && n <= LAG && pushed => {
                     *left = true;
                     continue;
                 }
@@ -279,8 +296,64 @@ mod tests {
     use std::sync::{mpsc, Arc, Barrier};
     use std::task::{Context, Poll};
 
-    use super::LANES;
+    use std::ptr::NonNull;
+
+    use super::{Lanes, Looks, LAG, LANES};
+    use crate::deque::{Steal, Worker};
+    use crate::worker::{Here, JobRef, JobVtable};
     use crate::Runtime;
+
+    /// A job these tests queue and steal but never run.
+    #[repr(C)]
+    struct Unrun(&'static JobVtable);
+
+    unsafe fn never_run(_: NonNull<()>, _: &Here) {
+        unreachable!("only queued and stolen");
+    }
+
+    static UNRUN_VTABLE: JobVtable = JobVtable { execute: never_run };
+    static UNRUN: Unrun = Unrun(&UNRUN_VTABLE);
+
+    fn unrun() -> JobRef {
+        // SAFETY: `Unrun` starts with its vtable; these jobs are never run.
+        unsafe { JobRef::new(NonNull::from(&UNRUN)) }
+    }
+
+    #[test]
+    fn a_worker_in_a_streak_stays_behind_a_lane_while_it_is_pushed_on() {
+        let lanes = Lanes::new();
+        let push = |n: usize| {
+            for _ in 0..n {
+                assert!(lanes.push(unrun(), None).is_ok(), "a lane for this thread");
+            }
+        };
+        let (dest, looks) = (Worker::new_lifo(), Looks::default());
+        // (took a job, left one for later), as a worker in a streak or not.
+        let steal = |in_streak: bool| {
+            let mut left = false;
+            let got = lanes.steal_batch_and_pop(&dest, 0, in_streak, &looks, &mut left);
+            while dest.pop().is_some() {}
+            (matches!(got, Steal::Success(_)), left)
+        };
+        push(10);
+        assert_eq!(steal(true), (false, true), "pushed on since the last look");
+        assert_eq!(steal(true), (true, false), "not pushed on since: taken");
+        push(1);
+        assert_eq!(steal(true), (false, true));
+        push(1);
+        assert_eq!(
+            steal(false),
+            (true, false),
+            "outside a streak: taken at once"
+        );
+        let queued = lanes.lanes[0].stealer.len();
+        push(LAG + 1 - queued);
+        assert_eq!(
+            steal(true),
+            (true, false),
+            "more than LAG: taken while pushed on"
+        );
+    }
 
     #[test]
     fn a_spawning_thread_claims_a_lane_and_gives_it_back_when_it_exits() {

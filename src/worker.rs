@@ -37,18 +37,30 @@
 //! pause; the full tables put rayon at 0.103–0.109, tokio 0.112–0.117).
 //!
 //! The same meeting happens without the pause when a worker keeps up: it
-//! runs the batch it took, comes back and finds the one task the spawner
-//! has just queued, and takes it while the spawner still writes it (a
-//! done-callback added right after the spawn meets the worker's start on
-//! the task's line). So a worker that took its last batch from the lanes
-//! (`lane_streak` > 0) leaves a lane's last task there, and the injector
-//! behind it; it takes it after its pause (`spin` and `help_until` reset
-//! the streak), or after a batch stolen from another worker, and a worker
-//! woken from sleep takes it at once. Side by side (old and new library
-//! alternating, `target/peers/wsrt_bench W 1 10 N` and the bench's
-//! `--child W wsrt_rust`; medians of 10 runs, three rounds): callbacks C
-//! 94–97 → 81–85 ns a task, Rust 83–84 → 77–79; spawn_wait Rust 76–77 →
-//! 69–70, C within the noise; wake-up latency and bursty unchanged.
+//! runs the batch it took, comes back and finds the few tasks the spawner
+//! has just queued, and takes them while the spawner still writes their
+//! neighbours (cells are 80–96 bytes: a task's line holds the end of the
+//! one before; a done-callback added right after the spawn meets the
+//! worker on it). So a worker that took its last batch from the lanes
+//! (`lane_streak` > 0) leaves a lane alone, and the injector behind it,
+//! while the lane holds at most [`lanes::LAG`] (128) tasks and its thread
+//! pushed on it since the worker's last look: the workers stay that far
+//! behind a thread that keeps spawning. A lane whose thread stopped
+//! pushing (the end of a burst, a thread now waiting for its tasks) is
+//! taken at once; any lane is taken after the worker's pause (`spin` and
+//! `help_until` reset the streak) or a batch stolen from another worker,
+//! and by a worker woken from sleep. Only the newest task was left
+//! before; in one process, the two rules alternating run by run (`bench
+//! --child callbacks`, a hack switching the limit; three processes, five
+//! runs each): spawn_wait Rust 39.3–44.7 → 34.8–38.8 ns a task, callbacks
+//! Rust 58.9–62.0 → 39.4–39.8. Leaving up to 32, 64, 128 or 256 tasks:
+//! callbacks 44.8, 42.8, 40.5, 39.3. Without the "pushed since the last
+//! look" condition the ends of bursty's bursts waited for the pause:
+//! bursty CPU 0.056 → 0.072 cpu/wall (with it: 0.054–0.061). Side by side
+//! (old and new library alternating, the order swapped every round, six
+//! rounds): callbacks Rust 70.6 → 41.8 ns, C 64.3 → 52.0 (6 of 6);
+//! spawn_wait Rust 62.0 → 40.9 (5 of 6), C level (46.8 → 46.4); detached,
+//! bursty and wake-up latency level.
 
 use std::cell::{Cell, RefCell};
 use std::ptr::{self, NonNull};
@@ -60,7 +72,7 @@ use crossbeam_utils::Backoff;
 
 use crate::alloc::{FreeBatch, Heap};
 use crate::deque::{self, Item, Steal, Worker};
-use crate::lanes::OwnLane;
+use crate::lanes::{self, OwnLane};
 use crate::runtime::Shared;
 use crate::stats::Counter;
 use crate::task::raw::{self, Header};
@@ -305,6 +317,8 @@ pub(crate) struct WorkerThread {
     rng: Cell<u64>,
     /// Batches taken from the lanes in a row (`steal_outside`).
     lane_streak: Cell<u32>,
+    /// What this worker saw of each lane at its last look (`lanes::Looks`).
+    lane_looks: lanes::Looks,
     /// Tasks this worker ran to their end and has not yet taken off the
     /// registry, each with the scheduler's reference (`unlist_finished`).
     finished: RefCell<Vec<TaskRef>>,
@@ -330,6 +344,7 @@ impl WorkerThread {
             shared,
             rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1)),
             lane_streak: Cell::new(0),
+            lane_looks: Default::default(),
             finished: RefCell::new(Vec::with_capacity(UNLIST_BATCH)),
             frees: FreeBatch::new(),
             here: HerePtr(Cell::new(ptr::null())),
@@ -491,14 +506,18 @@ impl WorkerThread {
     }
 
     /// A batch from the lanes, counted in the streak. While the streak
-    /// lasts, a lane's last task is left there and `left` set (module docs).
+    /// lasts, a lane still being pushed on keeps its newest [`lanes::LAG`]
+    /// tasks, and `left` is set (module docs).
     fn steal_lanes(&self, retry: &mut bool, left: &mut bool) -> Option<JobRef> {
         let shared = &*self.shared;
-        let leave_last = self.lane_streak.get() > 0;
-        match shared
-            .lanes
-            .steal_batch_and_pop(&self.local, self.index, leave_last, left)
-        {
+        let keep_behind = self.lane_streak.get() > 0;
+        match shared.lanes.steal_batch_and_pop(
+            &self.local,
+            self.index,
+            keep_behind,
+            &self.lane_looks,
+            left,
+        ) {
             Steal::Success(job) => {
                 self.lane_streak.set(self.lane_streak.get() + 1);
                 if shared.lanes.has_work() {
