@@ -467,8 +467,8 @@ impl WorkerThread {
                         if !shared.stealers[victim].is_empty() {
                             shared.sleep.notify_from_worker();
                         }
-                        // The streak of lane batches ends: a lane's last
-                        // task waits for no more than this batch.
+                        // The streak of lane batches ends: the tasks a lane
+                        // keeps behind wait for no more than this batch.
                         self.lane_streak.set(0);
                         return Some(job);
                     }
@@ -497,8 +497,8 @@ impl WorkerThread {
         }
         let job = self.steal_lanes(retry, &mut left);
         if job.is_some() || left {
-            // A lane's last task left for later still comes before the
-            // injector: nothing queued after it runs first.
+            // Tasks a lane keeps behind for later still come before the
+            // injector: nothing queued after them runs first.
             return job;
         }
         self.lane_streak.set(0);
@@ -597,7 +597,7 @@ impl WorkerThread {
                 backoff.snooze();
                 continue;
             }
-            // Nothing else to do: a lane's last task is fair game now.
+            // Nothing else to do: the tasks a lane keeps are fair game now.
             self.lane_streak.set(0);
             if !prepared {
                 prepared = true;
@@ -696,7 +696,7 @@ impl WorkerThread {
                 std::hint::spin_loop();
             }
         }
-        // After the pause a lane's last task is taken too (module docs).
+        // After the pause the tasks a lane keeps are taken too (module docs).
         self.lane_streak.set(0);
         let until = Instant::now() + SPIN_AFTER_LOOK;
         loop {
