@@ -292,11 +292,10 @@ mod tests {
     use std::future::Future;
     use std::mem::ManuallyDrop;
     use std::pin::Pin;
+    use std::ptr::NonNull;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{mpsc, Arc, Barrier};
     use std::task::{Context, Poll};
-
-    use std::ptr::NonNull;
 
     use super::{Lanes, Looks, LAG, LANES};
     use crate::deque::{Steal, Worker};

@@ -506,8 +506,8 @@ impl WorkerThread {
     }
 
     /// A batch from the lanes, counted in the streak. While the streak
-    /// lasts, a lane still being pushed on keeps its newest [`lanes::LAG`]
-    /// tasks, and `left` is set (module docs).
+    /// lasts, a lane still being pushed on that holds at most
+    /// [`lanes::LAG`] tasks is left alone, and `left` set (module docs).
     fn steal_lanes(&self, retry: &mut bool, left: &mut bool) -> Option<JobRef> {
         let shared = &*self.shared;
         let keep_behind = self.lane_streak.get() > 0;
