@@ -49,8 +49,11 @@
 //! pushing (the end of a burst, a thread now waiting for its tasks) is
 //! taken at once; any lane is taken after the worker's pause (`spin` and
 //! `help_until` reset the streak) or a batch stolen from another worker,
-//! and by a worker woken from sleep. Only the newest task was left
-//! before; in one process, the two rules alternating run by run (`bench
+//! and by a worker woken from sleep. The price is latency while a thread
+//! keeps spawning more slowly than the workers run: its tasks wait for a
+//! worker's pause ([`FIRST_LOOK_AFTER`]) where they were taken within a
+//! batch; once it stops, or queues more than `LAG`, they go at once. Only
+//! the newest task was left before; in one process, the two rules alternating run by run (`bench
 //! --child callbacks`, a hack switching the limit; three processes, five
 //! runs each): spawn_wait Rust 39.3–44.7 → 34.8–38.8 ns a task, callbacks
 //! Rust 58.9–62.0 → 39.4–39.8. Leaving up to 32, 64, 128 or 256 tasks:
