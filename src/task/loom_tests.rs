@@ -181,9 +181,9 @@ fn loom_removed_callback_runs_xor_is_removed() {
 /// published but not yet written (module docs of `callbacks.rs`): whatever
 /// the interleaving, the entry is removed xor runs at the end. (What the
 /// remover reads after its wait is not checked here: the slot's second word
-/// is plain memory, which loom does not track; TSan in `.ci/run` watches
-/// it. A finisher that took a boxed entry without waiting would crash the
-/// model above.)
+/// is plain memory, which loom does not track. A finisher that took a boxed
+/// entry without waiting would crash the model above, and under TSan the
+/// stress test's finishers race its adders' writes.)
 #[test]
 fn loom_c_callback_removed_while_being_added_runs_xor_is_removed() {
     model(|| {
