@@ -192,9 +192,14 @@ impl Inner {
     }
 
     fn len(&self) -> usize {
+        self.len_and_bottom().0
+    }
+
+    /// The number of jobs, and `bottom`.
+    fn len_and_bottom(&self) -> (usize, isize) {
         let b = self.bottom().load(Ordering::Relaxed);
         let t = self.top().load(Ordering::Relaxed);
-        b.wrapping_sub(t).max(0) as usize
+        (b.wrapping_sub(t).max(0) as usize, b)
     }
 }
 
@@ -395,9 +400,7 @@ impl<T: Item> Stealer<T> {
     /// only grows in a push-only deque): two looks that see the same count
     /// saw no push in between.
     pub(crate) fn len_and_pushes(&self) -> (usize, isize) {
-        let b = self.inner.bottom().load(Ordering::Relaxed);
-        let t = self.inner.top().load(Ordering::Relaxed);
-        (b.wrapping_sub(t).max(0) as usize, b)
+        self.inner.len_and_bottom()
     }
 
     /// Looks at the front: `(top, bottom)`, with the fence that orders

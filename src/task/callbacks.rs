@@ -381,18 +381,18 @@ impl Extras {
 
     /// Removes every C entry equal to `(cb, user)`; returns how many.
     pub(crate) fn remove_c(&self, state: &State, cb: CDoneFn, user: usize) -> usize {
-        let same = |f: CDoneFn, u: usize| f as usize == cb as usize && u == user;
+        let same = |f: usize, u: usize| f == cb as usize && u == user;
         let mut removed = 0;
         if state.load().slot() == Some(KIND_C) {
             // SAFETY: the kind is C (the slot is written once per task).
             let (f, u) = unsafe { self.slot.peek_c() };
-            if f == cb as *mut () && u == user && self.unpublish(state).is_some() {
+            if same(f as usize, u) && self.unpublish(state).is_some() {
                 removed += 1;
             }
         }
         if let Some(inner) = self.get() {
             removed += lock(inner).remove_where(
-                |e| matches!(e.callback, Callback::C { cb: f, user: u } if same(f, u)),
+                |e| matches!(e.callback, Callback::C { cb: f, user: u } if same(f as usize, u)),
             );
         }
         removed
