@@ -100,15 +100,22 @@ static void open_gate(void) {
 
 /* ---- workloads ---- */
 
-/* spawn_wait N: N tasks with handles from the main thread, then wait + release each. */
-static void w_spawn_wait(const long *p) {
-    long n = p[0];
+/* One spawn_wait run of n tasks on a fresh runtime: its ns; *ok = its check. */
+static uint64_t spawn_wait_run(long n, int *ok) {
     rt_start();
     uint64_t t0 = now_ns();
     spawn_and_wait(n, add_one);
     uint64_t t1 = now_ns();
-    report("ns=%llu count=%ld ok=%d", (unsigned long long)(t1 - t0), n, (long)atomic_load(&g_hits.v) == n);
+    *ok = (long)atomic_load(&g_hits.v) == n;
     rt_free();
+    return t1 - t0;
+}
+
+/* spawn_wait N: N tasks with handles from the main thread, then wait + release each. */
+static void w_spawn_wait(const long *p) {
+    int ok;
+    uint64_t ns = spawn_wait_run(p[0], &ok);
+    report("ns=%llu count=%ld ok=%d", (unsigned long long)ns, p[0], ok);
 }
 
 /* detached N: N detached tasks, wait for the counter. */
@@ -227,8 +234,7 @@ static void on_done(wsrt_task *t, void *user) {
     atomic_fetch_add_explicit((atomic_ulong *)user, 1, memory_order_relaxed);
 }
 
-static void w_callbacks(const long *p) {
-    long n = p[0];
+static uint64_t callbacks_run(long n, int *ok) {
     rt_start();
     wsrt_task **h = xmalloc((size_t)n * sizeof *h);
     uint64_t t0 = now_ns();
@@ -239,9 +245,24 @@ static void w_callbacks(const long *p) {
     for (long i = 0; i < n; i++) wait_release(h[i]);
     uint64_t t1 = now_ns();
     wait_count(&g_callbacks.v, (unsigned long)n); /* the last few may still be running */
-    report("ns=%llu count=%ld ok=%d", (unsigned long long)(t1 - t0), n, (long)atomic_load(&g_hits.v) == n);
+    *ok = (long)atomic_load(&g_hits.v) == n;
     free(h);
     rt_free();
+    return t1 - t0;
+}
+
+/* Each run also measures spawn_wait, right before or after (the order
+ * alternates), in this process: the target is the ratio of the two, and
+ * this host changes speed between processes. */
+static void w_callbacks(const long *p) {
+    static long runs;
+    long n = p[0];
+    int first = runs++ % 2 == 0, ok_cb, ok_sw;
+    uint64_t sw = first ? spawn_wait_run(n, &ok_sw) : 0;
+    uint64_t cb = callbacks_run(n, &ok_cb);
+    if (!first) sw = spawn_wait_run(n, &ok_sw);
+    report("ns=%llu count=%ld spawn_wait_ns=%llu ok=%d", (unsigned long long)cb, n,
+           (unsigned long long)sw, ok_cb && ok_sw);
 }
 
 /* idle_cpu MILLIS SETTLE_MS: one task, then the runtime sits idle; CPU time of the process. */

@@ -36,6 +36,15 @@ impl Sample {
             .set("ok", f64::from(u8::from(ok)))
     }
 
+    /// This sample with `reference`'s time as `key` (a run of another
+    /// workload measured next to this one, in the same process), failed
+    /// if either failed its check.
+    pub fn paired_with(self, key: &str, reference: &Sample) -> Sample {
+        let ok = self.ok() && reference.ok();
+        let ns = reference.get("ns").unwrap_or(f64::NAN);
+        self.set(key, ns).set("ok", f64::from(u8::from(ok)))
+    }
+
     /// False if the run reported a failed check (`ok=0`).
     pub fn ok(&self) -> bool {
         self.get("ok") != Some(0.0)

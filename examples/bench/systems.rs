@@ -390,7 +390,20 @@ pub fn cancel_tokio(sz: &Sizes) -> Sample {
 
 // ---- callbacks: spawn_wait with one done-callback per task ----
 
+/// Each run measures callbacks and, in the same process right before or
+/// after it (the order alternates), spawn_wait: the target is the ratio of
+/// the two, and this host changes speed between processes (one spawn_wait
+/// process at 41 ns a task, the next at 55).
 pub fn callbacks_wsrt(sz: &Sizes) -> Sample {
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    let spawn_wait_first = RUNS.fetch_add(1, Relaxed) % 2 == 0;
+    let before = spawn_wait_first.then(|| spawn_wait_wsrt(sz));
+    let callbacks = callbacks_only_wsrt(sz);
+    let reference = before.unwrap_or_else(|| spawn_wait_wsrt(sz));
+    callbacks.paired_with("spawn_wait_ns", &reference)
+}
+
+fn callbacks_only_wsrt(sz: &Sizes) -> Sample {
     let rt = wsrt_rt();
     reset();
     let n = sz.tasks;
