@@ -116,6 +116,8 @@ impl Sys {
 pub struct Sizes {
     pub mode: &'static str,
     pub runs: Runs,
+    /// Measured runs of a short workload (`Workload::short`).
+    pub short_runs: usize,
     /// spawn_wait, detached, cancel, callbacks.
     pub tasks: u64,
     pub fib: u64,
@@ -142,6 +144,7 @@ impl Sizes {
                 runs: 5,
                 limit: Duration::from_secs(120),
             },
+            short_runs: 11,
             tasks: 500_000,
             fib: 30,
             fib_cutoff: (35, 20),
@@ -154,6 +157,30 @@ impl Sizes {
         }
     }
 
+    /// Warm-ups and measured runs of `w`.
+    fn runs_of(&self, w: &Workload) -> Runs {
+        let mut runs = self.runs;
+        if w.short {
+            runs.runs = self.short_runs;
+        }
+        runs
+    }
+
+    /// "1 warm-up + 5 runs, 11 for spawn_wait, ...": the short ones of
+    /// `workloads` are named.
+    fn runs_text(&self, workloads: &[Workload]) -> String {
+        let mut text = format!("{} warm-up + {} runs", self.runs.warmups, self.runs.runs);
+        let short: Vec<&str> = workloads
+            .iter()
+            .filter(|w| w.short)
+            .map(|w| w.name)
+            .collect();
+        if self.short_runs != self.runs.runs && !short.is_empty() {
+            let _ = write!(text, ", {} for {}", self.short_runs, short.join(", "));
+        }
+        text
+    }
+
     fn full() -> Sizes {
         Sizes {
             mode: "full",
@@ -162,6 +189,7 @@ impl Sizes {
                 runs: 10,
                 limit: Duration::from_secs(900),
             },
+            short_runs: 15,
             tasks: 1_000_000,
             fib: 30,
             fib_cutoff: (35, 20),
@@ -225,6 +253,11 @@ struct Workload {
     params: fn(&Sizes) -> Vec<u64>,
     /// Each run in a fresh process (memory).
     fresh_process: bool,
+    /// A run takes milliseconds: measured `Sizes::short_runs` times rather
+    /// than `runs`. On this host a process's first runs after the warm-up
+    /// often still take page faults or a slow stretch; five runs left the
+    /// median two outliers from the edge.
+    short: bool,
     targets: &'static [Target],
 }
 
@@ -306,6 +339,7 @@ fn workloads() -> Vec<Workload> {
             rust: &[(Tokio, spawn_wait_tokio), (WsrtRust, spawn_wait_wsrt)],
             external: &[WsrtC],
             params: |s| vec![s.tasks],
+            short: true,
             fresh_process: false,
             targets: &[
                 Target {
@@ -329,6 +363,7 @@ fn workloads() -> Vec<Workload> {
             rust: &[(Rayon, detached_rayon), (WsrtRust, detached_wsrt)],
             external: &[Tbb, Omp, WsrtC],
             params: |s| vec![s.tasks],
+            short: true,
             fresh_process: false,
             targets: &both!(
                 "detached",
@@ -343,6 +378,7 @@ fn workloads() -> Vec<Workload> {
             rust: &[(Rayon, fib_rayon_join), (WsrtRust, fib_wsrt_join)],
             external: &[Tbb, Omp, WsrtC],
             params: |s| vec![s.fib],
+            short: true,
             fresh_process: false,
             targets: &[
                 Target {
@@ -370,6 +406,7 @@ fn workloads() -> Vec<Workload> {
             rust: &[(Rayon, fib_cutoff_rayon), (WsrtRust, fib_cutoff_wsrt)],
             external: &[Tbb, Omp, WsrtC],
             params: |s| vec![s.fib_cutoff.0, s.fib_cutoff.1],
+            short: false,
             fresh_process: false,
             targets: &both!("fib_cutoff", Against::Absolute, Bound::AtLeast(1.85)),
         },
@@ -384,6 +421,7 @@ fn workloads() -> Vec<Workload> {
             ],
             external: &[Tbb, Omp, WsrtC],
             params: |s| vec![s.nested.0, s.nested.1],
+            short: true,
             fresh_process: false,
             targets: &both!(
                 "nested",
@@ -398,6 +436,7 @@ fn workloads() -> Vec<Workload> {
             rust: &[(Tokio, cancel_tokio), (WsrtRust, cancel_wsrt)],
             external: &[WsrtC],
             params: |s| vec![s.tasks],
+            short: true,
             fresh_process: false,
             targets: &both!("cancel", Against::Absolute, Bound::AtMost(100.0)),
         },
@@ -415,6 +454,7 @@ fn workloads() -> Vec<Workload> {
             rust: &[(WsrtRust, callbacks_wsrt)],
             external: &[WsrtC],
             params: |s| vec![s.tasks],
+            short: true,
             fresh_process: false,
             targets: &both!(
                 "callbacks/spawn_wait",
@@ -437,6 +477,7 @@ fn workloads() -> Vec<Workload> {
             ],
             external: &[Tbb, Omp, WsrtC],
             params: |s| vec![s.idle_ms, s.idle_settle_ms],
+            short: false,
             fresh_process: false,
             targets: &both!("idle_cpu", Against::Absolute, Bound::AtMost(5.0)),
         },
@@ -455,6 +496,7 @@ fn workloads() -> Vec<Workload> {
             ],
             external: &[Tbb, Omp, WsrtC],
             params: |s| vec![s.bursty.0, s.bursty.1, s.bursty.2],
+            short: false,
             fresh_process: false,
             targets: &both!(
                 "bursty",
@@ -484,6 +526,7 @@ fn workloads() -> Vec<Workload> {
             ],
             external: &[Tbb, Omp, WsrtC],
             params: |s| vec![s.wake.0, s.wake.1],
+            short: false,
             fresh_process: false,
             targets: &both!(
                 "wake_latency p50",
@@ -506,6 +549,7 @@ fn workloads() -> Vec<Workload> {
             ],
             external: &[Tbb, WsrtC],
             params: |s| vec![s.memory],
+            short: false,
             fresh_process: true,
             targets: &both!("memory", Against::Absolute, Bound::AtMost(128.0)),
         },
@@ -585,7 +629,7 @@ impl Bench {
     }
 
     fn run_system(&self, w: &Workload, sys: Sys) -> Outcome {
-        let runs = self.sizes.runs;
+        let runs = self.sizes.runs_of(w);
         let mut params: Vec<String> = (w.params)(&self.sizes).iter().map(u64::to_string).collect();
         let result = if w.rust.iter().any(|(s, _)| *s == sys) {
             // In a process of its own, as the C and C++ programs are: what
@@ -1007,13 +1051,14 @@ fn to_json(sizes: &Sizes, workloads: &[Workload], rows: &[TableRow], seconds: f6
     let mut o = String::new();
     let _ = write!(
         o,
-        "{{\n  \"mode\": {},\n  \"cpus\": {},\n  \"unix_time\": {},\n  \"seconds\": {:.1},\n  \"warmups\": {},\n  \"runs\": {},\n  \"sizes\": {},\n  \"rows\": [",
+        "{{\n  \"mode\": {},\n  \"cpus\": {},\n  \"unix_time\": {},\n  \"seconds\": {:.1},\n  \"warmups\": {},\n  \"runs\": {},\n  \"short_runs\": {},\n  \"sizes\": {},\n  \"rows\": [",
         json_str(sizes.mode),
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         seconds,
         sizes.runs.warmups,
         sizes.runs.runs,
+        sizes.short_runs,
         workload_sizes,
     );
     for (i, r) in rows.iter().enumerate() {
@@ -1126,11 +1171,13 @@ fn parse_args() -> Result<Args, String> {
     }
     if let Some(r) = runs {
         // BENCH.md's five runs at least; a child measures what it is told.
-        args.sizes.runs.runs = if args.child.is_some() {
+        let r = if args.child.is_some() {
             r.max(1)
         } else {
             r.max(5)
         };
+        args.sizes.runs.runs = r;
+        args.sizes.short_runs = r;
     }
     Ok(args)
 }
@@ -1249,10 +1296,9 @@ fn main() {
 
     let sizes = args.sizes.clone();
     eprintln!(
-        "mode {}: {} warm-up + {} runs per figure, {} CPUs; {:?}",
+        "mode {}: {} per figure, {} CPUs; {:?}",
         sizes.mode,
-        sizes.runs.warmups,
-        sizes.runs.runs,
+        sizes.runs_text(&selected),
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         sizes
     );
@@ -1292,12 +1338,11 @@ fn main() {
     let (lat_lo, lat_hi) = probe_range(&rows, |p| p.latency_ns);
     let (loop_lo, loop_hi) = probe_range(&rows, |p| p.compute_ms);
     println!(
-        "wsrt bench, {} mode ({} warm-up + {} runs; median (min–max)); {} CPUs; {:.0} s; \
+        "wsrt bench, {} mode ({}; median (min–max)); {} CPUs; {:.0} s; \
          background load {:.2} cores; core-to-core latency {lat_lo:.0}–{lat_hi:.0} ns; \
          loop on all CPUs {loop_lo:.2}–{loop_hi:.2} ms",
         bench.sizes.mode,
-        bench.sizes.runs.warmups,
-        bench.sizes.runs.runs,
+        bench.sizes.runs_text(&selected),
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         seconds,
         load.other_cores()
