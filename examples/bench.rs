@@ -13,12 +13,15 @@
 //!
 //! The C and C++ programs (benches/peers/) are built by
 //! benches/peers/build.sh into target/peers/; a peer that cannot be built is
-//! shown as "skipped: <reason>". Every system runs each workload in a
-//! process of its own: the C and C++ programs, and the Rust systems (rayon,
-//! tokio, wsrt) in this binary re-executed with `--child WORKLOAD SYSTEM`,
-//! so that none pays for what another left behind (thread pools, the
-//! heap). The memory workload runs every run in a fresh process without a
-//! warm-up (`--once`) so that RSS deltas are clean.
+//! shown as "skipped: <reason>". Every system runs each workload in
+//! processes of its own: the C and C++ programs, and the Rust systems
+//! (rayon, tokio, wsrt) in this binary re-executed with `--child WORKLOAD
+//! SYSTEM`, so that none pays for what another left behind (thread pools,
+//! the heap). Two of them, each with a warm-up and half the runs: every
+//! system once in order, then once in reverse order, so that a drift of
+//! the host during a workload falls on all alike. The memory workload runs
+//! every run in a fresh process without a warm-up (`--once`) so that RSS
+//! deltas are clean.
 //!
 //! The host of this project's VM changes it under a run: its two vCPUs
 //! move apart (cross-core latency ~30 → ~160 ns) or onto one physical core,
@@ -567,6 +570,19 @@ enum Outcome {
     Ran(Vec<Sample>),
 }
 
+impl Outcome {
+    /// The runs of both processes of a system; otherwise what went wrong.
+    fn and(self, second: Outcome) -> Outcome {
+        match (self, second) {
+            (Outcome::Ran(mut a), Outcome::Ran(b)) => {
+                a.extend(b);
+                Outcome::Ran(a)
+            }
+            (Outcome::Ran(_), other) | (other, _) => other,
+        }
+    }
+}
+
 /// One table cell.
 enum Cell {
     Empty,
@@ -628,8 +644,9 @@ impl Bench {
         Err(reason.trim().to_string())
     }
 
-    fn run_system(&self, w: &Workload, sys: Sys) -> Outcome {
-        let runs = self.sizes.runs_of(w);
+    /// Runs `sys` on `w` in one process (one per run for a fresh-process
+    /// workload), measuring `runs`.
+    fn run_system(&self, w: &Workload, sys: Sys, runs: Runs) -> Outcome {
         let mut params: Vec<String> = (w.params)(&self.sizes).iter().map(u64::to_string).collect();
         let result = if w.rust.iter().any(|(s, _)| *s == sys) {
             // In a process of its own, as the C and C++ programs are: what
@@ -692,10 +709,34 @@ impl Bench {
             w.name,
             params.join(" ")
         );
-        let mut outcomes = BTreeMap::new();
+        let _ = std::io::stderr().flush();
+        // Two passes, the second in reverse order, each system measuring
+        // half its runs in each: the host drifts over a workload's seconds
+        // (CPU time per wall second of every system rose together for a
+        // while in one run), and in one pass the last system took it all.
+        let runs = self.sizes.runs_of(w);
+        let halves = [runs.runs.div_ceil(2), runs.runs / 2];
+        let mut outcomes: BTreeMap<Sys, Outcome> = BTreeMap::new();
         for sys in Sys::ALL {
-            let outcome = self.run_system(w, sys);
-            match &outcome {
+            let first = Runs {
+                runs: halves[0],
+                ..runs
+            };
+            outcomes.insert(sys, self.run_system(w, sys, first));
+        }
+        for sys in Sys::ALL.into_iter().rev() {
+            let Some(Outcome::Ran(_)) = outcomes.get(&sys) else {
+                continue; // skipped, failed or not part of it: once is enough
+            };
+            let second = Runs {
+                runs: halves[1],
+                ..runs
+            };
+            let first = outcomes.remove(&sys).expect("ran");
+            outcomes.insert(sys, first.and(self.run_system(w, sys, second)));
+        }
+        for (sys, outcome) in &outcomes {
+            match outcome {
                 Outcome::NotApplicable => {}
                 Outcome::Skipped(_) => eprint!(" {} skipped,", sys.short()),
                 Outcome::Failed(_) => eprint!(" {} FAILED,", sys.short()),
@@ -706,8 +747,6 @@ impl Bench {
                     eprint!(" {} {}{},", sys.short(), shown, row.unit);
                 }
             }
-            let _ = std::io::stderr().flush();
-            outcomes.insert(sys, outcome);
         }
         let background = load.other_cores();
         let probes = [before, probe_machine()];
