@@ -261,6 +261,11 @@ struct Workload {
     /// often still take page faults or a slow stretch; five runs left the
     /// median two outliers from the edge.
     short: bool,
+    /// Its figures move when the host moves the CPUs apart or slows them
+    /// (`harness::probe_machine`): measured again then, and flagged if
+    /// never steady. Not idle_cpu's and memory's (the CPU time of sleeping
+    /// threads, resident bytes).
+    host_bound: bool,
     targets: &'static [Target],
 }
 
@@ -343,6 +348,7 @@ fn workloads() -> Vec<Workload> {
             external: &[WsrtC],
             params: |s| vec![s.tasks],
             short: true,
+            host_bound: true,
             fresh_process: false,
             targets: &[
                 Target {
@@ -367,6 +373,7 @@ fn workloads() -> Vec<Workload> {
             external: &[Tbb, Omp, WsrtC],
             params: |s| vec![s.tasks],
             short: true,
+            host_bound: true,
             fresh_process: false,
             targets: &both!(
                 "detached",
@@ -382,6 +389,7 @@ fn workloads() -> Vec<Workload> {
             external: &[Tbb, Omp, WsrtC],
             params: |s| vec![s.fib],
             short: true,
+            host_bound: true,
             fresh_process: false,
             targets: &[
                 Target {
@@ -410,6 +418,7 @@ fn workloads() -> Vec<Workload> {
             external: &[Tbb, Omp, WsrtC],
             params: |s| vec![s.fib_cutoff.0, s.fib_cutoff.1],
             short: false,
+            host_bound: true,
             fresh_process: false,
             targets: &both!("fib_cutoff", Against::Absolute, Bound::AtLeast(1.85)),
         },
@@ -425,6 +434,7 @@ fn workloads() -> Vec<Workload> {
             external: &[Tbb, Omp, WsrtC],
             params: |s| vec![s.nested.0, s.nested.1],
             short: true,
+            host_bound: true,
             fresh_process: false,
             targets: &both!(
                 "nested",
@@ -440,6 +450,7 @@ fn workloads() -> Vec<Workload> {
             external: &[WsrtC],
             params: |s| vec![s.tasks],
             short: true,
+            host_bound: true,
             fresh_process: false,
             targets: &both!("cancel", Against::Absolute, Bound::AtMost(100.0)),
         },
@@ -458,6 +469,7 @@ fn workloads() -> Vec<Workload> {
             external: &[WsrtC],
             params: |s| vec![s.tasks],
             short: true,
+            host_bound: true,
             fresh_process: false,
             targets: &both!(
                 "callbacks/spawn_wait",
@@ -481,6 +493,7 @@ fn workloads() -> Vec<Workload> {
             external: &[Tbb, Omp, WsrtC],
             params: |s| vec![s.idle_ms, s.idle_settle_ms],
             short: false,
+            host_bound: false,
             fresh_process: false,
             targets: &both!("idle_cpu", Against::Absolute, Bound::AtMost(5.0)),
         },
@@ -500,6 +513,7 @@ fn workloads() -> Vec<Workload> {
             external: &[Tbb, Omp, WsrtC],
             params: |s| vec![s.bursty.0, s.bursty.1, s.bursty.2],
             short: false,
+            host_bound: true,
             fresh_process: false,
             targets: &both!(
                 "bursty",
@@ -530,6 +544,7 @@ fn workloads() -> Vec<Workload> {
             external: &[Tbb, Omp, WsrtC],
             params: |s| vec![s.wake.0, s.wake.1],
             short: false,
+            host_bound: true,
             fresh_process: false,
             targets: &both!(
                 "wake_latency p50",
@@ -553,6 +568,7 @@ fn workloads() -> Vec<Workload> {
             external: &[Tbb, WsrtC],
             params: |s| vec![s.memory],
             short: false,
+            host_bound: false,
             fresh_process: true,
             targets: &both!("memory", Against::Absolute, Bound::AtMost(128.0)),
         },
@@ -610,6 +626,8 @@ struct TableRow {
     background: f64,
     /// The machine probed before and after the workload ran.
     probes: [Probe; 2],
+    /// `Workload::host_bound`.
+    host_bound: bool,
     cells: BTreeMap<Sys, Cell>,
     verdicts: Vec<Verdict>,
 }
@@ -765,6 +783,7 @@ impl Bench {
                 label: row.label,
                 background,
                 probes,
+                host_bound: w.host_bound,
                 cells: outcomes
                     .iter()
                     .map(|(&sys, o)| (sys, cell(row, o)))
@@ -1014,7 +1033,10 @@ fn print_table(rows: &[TableRow]) -> String {
     // Rows around which the host had changed the machine (harness.rs,
     // `probe_machine`), even after `main` measured them again.
     let best = best_probe(rows.iter());
-    for r in rows.iter().filter(|r| unsteady(&r.probes, best)) {
+    for r in rows
+        .iter()
+        .filter(|r| r.host_bound && unsteady(&r.probes, best))
+    {
         let [a, b] = r.probes;
         let _ = writeln!(
             out,
@@ -1357,7 +1379,11 @@ fn main() {
     for attempt in 1..=2 {
         let best = best_probe(measured.iter().flatten());
         let again: Vec<usize> = (0..measured.len())
-            .filter(|&i| measured[i].iter().any(|r| unsteady(&r.probes, best)))
+            .filter(|&i| {
+                measured[i]
+                    .iter()
+                    .any(|r| r.host_bound && unsteady(&r.probes, best))
+            })
             .collect();
         for i in again {
             eprintln!(
