@@ -25,10 +25,11 @@
 //!
 //! The host of this project's VM changes it under a run: its two vCPUs
 //! move apart (cross-core latency ~30 → ~160 ns) or onto one physical core,
-//! for tens of seconds at a time. The bench probes the machine before and
-//! after each workload (`harness::probe_machine`), measures a workload
-//! again (up to twice) when a probe was far from the machine at its best
-//! in the run, and notes under the table the rows that never ran steadily.
+//! for tens of seconds at a time. The bench probes the machine before each
+//! workload and after each of its processes (`harness::probe_machine`, a
+//! few ms), measures a workload again (up to twice) when a probe was far
+//! from the machine at its best in the run, and notes under the table the
+//! rows that never ran steadily.
 
 #[path = "bench/harness.rs"]
 mod harness;
@@ -625,7 +626,9 @@ struct TableRow {
     /// Cores other processes kept busy while this workload ran.
     background: f64,
     /// The machine probed before and after the workload ran.
-    probes: [Probe; 2],
+    /// The machine probed before the workload's first process and after
+    /// each.
+    probes: Vec<Probe>,
     /// `Workload::host_bound`.
     host_bound: bool,
     cells: BTreeMap<Sys, Cell>,
@@ -720,7 +723,9 @@ impl Bench {
     fn run_workload(&self, index: usize, total: usize, w: &Workload) -> Vec<TableRow> {
         let start = Instant::now();
         let load = LoadMeter::start();
-        let before = probe_machine();
+        // Probed before the first process and after each: a host change
+        // that came and went inside a workload's seconds is seen.
+        let mut probes = vec![probe_machine()];
         let params: Vec<String> = (w.params)(&self.sizes).iter().map(u64::to_string).collect();
         eprint!(
             "[{index:>2}/{total}] {:<12} ({}):",
@@ -740,7 +745,11 @@ impl Bench {
                 runs: halves[0],
                 ..runs
             };
-            outcomes.insert(sys, self.run_system(w, sys, first));
+            let outcome = self.run_system(w, sys, first);
+            if matches!(outcome, Outcome::Ran(_) | Outcome::Failed(_)) {
+                probes.push(probe_machine());
+            }
+            outcomes.insert(sys, outcome);
         }
         for sys in Sys::ALL.into_iter().rev() {
             let Some(Outcome::Ran(_)) = outcomes.get(&sys) else {
@@ -752,6 +761,7 @@ impl Bench {
             };
             let first = outcomes.remove(&sys).expect("ran");
             outcomes.insert(sys, first.and(self.run_system(w, sys, second)));
+            probes.push(probe_machine());
         }
         for (sys, outcome) in &outcomes {
             match outcome {
@@ -767,22 +777,19 @@ impl Bench {
             }
         }
         let background = load.other_cores();
-        let probes = [before, probe_machine()];
+        let (lat_lo, lat_hi) = probe_span(&probes, |p| p.latency_ns);
+        let (loop_lo, loop_hi) = probe_span(&probes, |p| p.compute_ms);
         eprintln!(
-            " {:.1} s, background load {background:.2} cores, core-to-core {:.0}/{:.0} ns, \
-             loop {:.2}/{:.2} ms",
+            " {:.1} s, background load {background:.2} cores, core-to-core \
+             {lat_lo:.0}–{lat_hi:.0} ns, loop {loop_lo:.2}–{loop_hi:.2} ms",
             start.elapsed().as_secs_f64(),
-            probes[0].latency_ns,
-            probes[1].latency_ns,
-            probes[0].compute_ms,
-            probes[1].compute_ms
         );
         w.rows
             .iter()
             .map(|row| TableRow {
                 label: row.label,
                 background,
-                probes,
+                probes: probes.clone(),
                 host_bound: w.host_bound,
                 cells: outcomes
                     .iter()
@@ -937,8 +944,15 @@ fn pad(s: &str, width: usize) -> String {
 
 /// Range of one probed figure over every probe of the run.
 fn probe_range(rows: &[TableRow], f: fn(&Probe) -> f64) -> (f64, f64) {
-    rows.iter()
-        .flat_map(|r| r.probes.iter().map(f))
+    let all: Vec<Probe> = rows.iter().flat_map(|r| r.probes.iter().copied()).collect();
+    probe_span(&all, f)
+}
+
+/// Range of one probed figure over `probes`.
+fn probe_span(probes: &[Probe], f: fn(&Probe) -> f64) -> (f64, f64) {
+    probes
+        .iter()
+        .map(f)
         .fold((f64::INFINITY, 0.0), |(lo, hi), x| (lo.min(x), hi.max(x)))
 }
 
@@ -951,7 +965,7 @@ fn probe_range(rows: &[TableRow], f: fn(&Probe) -> f64) -> (f64, f64) {
 /// ~14 ns state (two vCPUs on one core, which the loop does not always
 /// show) then made every usual row look off.
 fn best_probe<'a>(rows: impl Iterator<Item = &'a TableRow>) -> Probe {
-    let probes: Vec<Probe> = rows.flat_map(|r| r.probes).collect();
+    let probes: Vec<Probe> = rows.flat_map(|r| r.probes.iter().copied()).collect();
     let fastest = probes
         .iter()
         .map(|p| p.compute_ms)
@@ -971,7 +985,7 @@ fn best_probe<'a>(rows: impl Iterator<Item = &'a TableRow>) -> Probe {
 /// True if the host had changed the machine around a row: its CPUs
 /// further apart or closer (one physical core) than at its best, or
 /// slower.
-fn unsteady(probes: &[Probe; 2], best: Probe) -> bool {
+fn unsteady(probes: &[Probe], best: Probe) -> bool {
     let off = |x: f64, typical: f64| (x / typical).max(typical / x);
     probes.iter().any(|p| {
         off(p.latency_ns, best.latency_ns) > 1.5 || off(p.compute_ms, best.compute_ms) > 1.3
@@ -1037,19 +1051,15 @@ fn print_table(rows: &[TableRow]) -> String {
         .iter()
         .filter(|r| r.host_bound && unsteady(&r.probes, best))
     {
-        let [a, b] = r.probes;
+        let (lat_lo, lat_hi) = probe_span(&r.probes, |p| p.latency_ns);
+        let (loop_lo, loop_hi) = probe_span(&r.probes, |p| p.compute_ms);
         let _ = writeln!(
             out,
-            "note: {}: the host changed the machine around it (core-to-core {:.0}/{:.0} ns, \
-             loop on all CPUs {:.2}/{:.2} ms before/after; {:.0} ns and {:.2} ms at its \
-             best in this run), also when measured again; its figures are unreliable",
-            r.label,
-            a.latency_ns,
-            b.latency_ns,
-            a.compute_ms,
-            b.compute_ms,
-            best.latency_ns,
-            best.compute_ms
+            "note: {}: the host changed the machine around it (core-to-core \
+             {lat_lo:.0}–{lat_hi:.0} ns, loop on all CPUs {loop_lo:.2}–{loop_hi:.2} ms around \
+             its processes; {:.0} ns and {:.2} ms at its best in this run), also when \
+             measured again; its figures are unreliable",
+            r.label, best.latency_ns, best.compute_ms
         );
     }
     for r in rows {
@@ -1103,6 +1113,11 @@ fn json_num(x: f64) -> String {
     }
 }
 
+/// One probed figure of every probe, comma-separated.
+fn join_probes(probes: &[Probe], f: impl Fn(&Probe) -> String) -> String {
+    probes.iter().map(f).collect::<Vec<_>>().join(", ")
+}
+
 fn to_json(sizes: &Sizes, workloads: &[Workload], rows: &[TableRow], seconds: f64) -> String {
     let workload_sizes: Vec<String> = workloads
         .iter()
@@ -1125,14 +1140,12 @@ fn to_json(sizes: &Sizes, workloads: &[Workload], rows: &[TableRow], seconds: f6
     for (i, r) in rows.iter().enumerate() {
         let _ = write!(
             o,
-            "{}\n    {{\"row\": {}, \"background_cores\": {:.3}, \"core_to_core_ns\": [{:.1}, {:.1}], \"all_cpu_loop_ms\": [{:.3}, {:.3}], \"systems\": {{",
+            "{}\n    {{\"row\": {}, \"background_cores\": {:.3}, \"core_to_core_ns\": [{}], \"all_cpu_loop_ms\": [{}], \"systems\": {{",
             if i > 0 { "," } else { "" },
             json_str(r.label),
             r.background,
-            r.probes[0].latency_ns,
-            r.probes[1].latency_ns,
-            r.probes[0].compute_ms,
-            r.probes[1].compute_ms
+            join_probes(&r.probes, |p| format!("{:.1}", p.latency_ns)),
+            join_probes(&r.probes, |p| format!("{:.3}", p.compute_ms)),
         );
         let cells: Vec<String> = r
             .cells
