@@ -245,7 +245,7 @@ static uint64_t callbacks_run(long n, int *ok) {
     for (long i = 0; i < n; i++) wait_release(h[i]);
     uint64_t t1 = now_ns();
     wait_count(&g_callbacks.v, (unsigned long)n); /* the last few may still be running */
-    *ok = (long)atomic_load(&g_hits.v) == n;
+    *ok = (long)atomic_load(&g_hits.v) == n && (long)atomic_load(&g_callbacks.v) == n;
     free(h);
     rt_free();
     return t1 - t0;

@@ -423,7 +423,7 @@ fn callbacks_only_wsrt(sz: &Sizes) -> Sample {
     let elapsed = start.elapsed();
     // A callback may still be running on a worker after join returned.
     wait_until(|| CALLBACKS.load(SeqCst) >= n);
-    Sample::timed(elapsed, n, hits() == n)
+    Sample::timed(elapsed, n, hits() == n && CALLBACKS.load(SeqCst) == n)
 }
 
 // ---- idle_cpu: one task, then the pool sits idle; CPU time of the process ----
