@@ -11,8 +11,8 @@
 //!
 //! `cancel()` is a request (a pending or suspended task is cancelled at once,
 //! a running one is asked), a result before the end is an error, and
-//! done-callbacks run exactly once, after the end. The contract is
-//! `API.md`; this crate is its native Rust side.
+//! done-callbacks run exactly once, after the end. The C ABI
+//! (`include/wsrt.h`, `docs/api.md`) is built on this crate's API.
 //!
 //! ```
 //! let rt = wsrt::Runtime::builder().workers(2).build().unwrap();
@@ -59,29 +59,22 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
-pub(crate) mod alloc;
-pub(crate) mod deque;
+// Layers, each importing only those below it: `sync` ← `task` ← `sched` ←
+// {`runtime`, `join`, `scope`} ← `ffi` (`docs/design.md`).
 pub mod ffi;
 pub(crate) mod join;
-pub(crate) mod lanes;
-pub(crate) mod latch;
-pub(crate) mod loom;
-pub(crate) mod placement;
-pub(crate) mod registry;
 pub(crate) mod runtime;
+pub(crate) mod sched;
 pub(crate) mod scope;
-pub(crate) mod sleep;
-pub(crate) mod stats;
-pub(crate) mod table;
+pub(crate) mod sync;
 pub(crate) mod task;
-pub(crate) mod worker;
 
-pub use join::{global, join};
-pub use runtime::{Builder, Error, Handle, Runtime, ShutdownMode};
+pub use join::join;
+pub use runtime::{global, Builder, Error, Handle, Runtime, ShutdownMode};
+pub use sched::context::{cancel_requested, current_task};
+pub use sched::stats::Stats;
 pub use scope::Scope;
-pub use stats::Stats;
 pub use task::{CallbackKey, Task, TaskError, TaskRef, TaskState};
-pub use worker::{cancel_requested, current_task};
 
 /// Spawns `f` on the runtime of the current worker thread, or on the
 /// [`global`] runtime when called outside the pool.
@@ -92,8 +85,8 @@ where
 {
     // Borrows the worker's runtime: `Handle::current()` would clone its
     // `Arc`, a write to a count shared by every worker, at every spawn.
-    match worker::WorkerThread::current() {
-        Some(w) => runtime::spawn_on(&w.shared, f),
+    match sched::worker::WorkerThread::current() {
+        Some(w) => runtime::spawn_on(&w.pool, f),
         None => global().spawn(f),
     }
 }

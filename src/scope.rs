@@ -7,10 +7,12 @@ use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 
-use crate::latch::{CountLatch, Waiter};
-use crate::runtime::Shared;
+use crate::sched::context::{self, Here};
+use crate::sched::job::{JobRef, JobVtable};
+use crate::sched::latch::{CountLatch, Waiter};
+use crate::sched::pool::Pool;
+use crate::sched::worker::WorkerThread;
 use crate::task::raw::Header;
-use crate::worker::{self, Here, JobRef, JobVtable, WorkerThread};
 
 /// Spawns closures that borrow from the enclosing stack frame; created by
 /// [`Handle::scope`](crate::Handle::scope).
@@ -22,7 +24,7 @@ use crate::worker::{self, Here, JobRef, JobVtable, WorkerThread};
 /// If any closure panicked, `scope` panics with the first payload after all
 /// finished.
 pub struct Scope<'scope> {
-    shared: Arc<Shared>,
+    pool: Arc<Pool>,
     latch: CountLatch,
     panic: Mutex<Option<Box<dyn Any + Send>>>,
     task: Option<NonNull<Header>>,
@@ -69,13 +71,13 @@ impl<'scope> Scope<'scope> {
         // matches the boxed type, and the scope waits for the job before
         // anything it borrows goes away.
         let job = unsafe { JobRef::new(NonNull::from(Box::leak(job))) };
-        match WorkerThread::current_of(&self.shared) {
+        match WorkerThread::current_of(&self.pool) {
             Some(w) => w.push(job),
             // The `Runtime` was dropped: its threads are gone, run here.
-            None if self.shared.is_exiting() => worker::with_here(|here| job.execute(here)),
+            None if self.pool.is_exiting() => context::with_here(|here| job.execute(here)),
             None => {
-                self.shared.injector.push(job);
-                self.shared.sleep.notify_one();
+                self.pool.injector.push(job);
+                self.pool.sleep.notify_one();
             }
         }
     }
@@ -108,15 +110,15 @@ where
     unsafe { CountLatch::decrement(&scope.latch) };
 }
 
-pub(crate) fn scope_in<'scope, OP, R>(shared: &Arc<Shared>, op: OP) -> R
+pub(crate) fn scope_in<'scope, OP, R>(pool: &Arc<Pool>, op: OP) -> R
 where
     OP: FnOnce(&Scope<'scope>) -> R,
 {
     let scope = Scope {
-        shared: shared.clone(),
-        latch: CountLatch::new(Waiter::current(shared)),
+        pool: pool.clone(),
+        latch: CountLatch::new(Waiter::current(pool)),
         panic: Mutex::new(None),
-        task: worker::current_task_ptr(),
+        task: context::current_task_ptr(),
         _marker: PhantomData,
     };
     let result = panic::catch_unwind(AssertUnwindSafe(|| op(&scope)));

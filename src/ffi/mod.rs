@@ -1,10 +1,12 @@
-//! The C ABI: conversions, checks and documentation only; every function
-//! delegates to the Rust API.
+//! The C ABI (`include/wsrt.h`, generated from this module by cbindgen):
+//! conversions, checks and documentation only; every function delegates to
+//! the Rust API.
 //!
-//! Every exported function runs inside `ffi_boundary!`, so a Rust panic
-//! never unwinds into C: it becomes the function's documented default
-//! (`WSRT_ERR_PANIC` for status-returning functions). Pointers are checked
-//! with `try_ref!`-style helpers; outputs are written only on success.
+//! Every exported function runs inside `ffi_boundary!` (`boundary.rs`), so
+//! a Rust panic never unwinds into C: it becomes the function's documented
+//! default (`WSRT_ERR_PANIC` for status-returning functions). Pointers are
+//! checked with `try_ref!`-style helpers; outputs are written only on
+//! success.
 #![allow(non_camel_case_types)]
 // The exports are safe to call from C whenever the header's pointer rules
 // hold; marking them `unsafe fn` would document nothing more to C callers,
@@ -14,11 +16,14 @@
 
 use std::ffi::{c_char, CStr};
 
+pub(crate) mod boundary;
 mod runtime;
-mod task;
+pub(crate) mod task;
 
 pub use runtime::*;
 pub use task::*;
+
+use crate::task::c_body;
 
 /// Result of every fallible function. `WSRT_OK` is 0.
 #[repr(C)]
@@ -69,9 +74,9 @@ pub enum wsrt_state {
     WSRT_STATE_CANCELLED,
 }
 
-impl From<crate::TaskState> for wsrt_state {
-    fn from(s: crate::TaskState) -> wsrt_state {
-        use crate::TaskState as S;
+impl From<crate::task::TaskState> for wsrt_state {
+    fn from(s: crate::task::TaskState) -> wsrt_state {
+        use crate::task::TaskState as S;
         match s {
             S::Pending => wsrt_state::WSRT_STATE_PENDING,
             S::Running => wsrt_state::WSRT_STATE_RUNNING,
@@ -99,44 +104,12 @@ pub const WSRT_TASK_AWAIT_SELF: i32 = -3;
 /// The failure code `wsrt_task_error` reports for a Rust task that panicked.
 pub const WSRT_TASK_PANICKED: i32 = i32::MIN;
 
-/// Runs `$body`, turning a panic into `$default`. Every export uses it.
-macro_rules! ffi_boundary {
-    ($default:expr, $body:block) => {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| $body)) {
-            Ok(value) => value,
-            Err(_) => $default,
-        }
-    };
-}
-pub(crate) use ffi_boundary;
-
-/// `&T` from a pointer, or return `$err` from the enclosing closure if NULL.
-macro_rules! try_ref {
-    ($ptr:expr, $err:expr) => {
-        // SAFETY: the caller promises a non-NULL pointer is valid (header docs).
-        match unsafe { $ptr.as_ref() } {
-            Some(r) => r,
-            None => return $err,
-        }
-    };
-}
-pub(crate) use try_ref;
-
-/// A C string as UTF-8.
-///
-/// # Safety
-/// `s` is NULL or a NUL-terminated string valid for the call.
-pub(crate) unsafe fn utf8<'a>(s: *const c_char) -> Result<Option<&'a str>, wsrt_status> {
-    if s.is_null() {
-        return Ok(None);
-    }
-    // SAFETY: caller's duty.
-    let bytes = unsafe { CStr::from_ptr(s) };
-    bytes
-        .to_str()
-        .map(Some)
-        .map_err(|_| wsrt_status::WSRT_ERR_INVALID_ARG)
-}
+// The codes a C task returns are the core's (`task/c_body.rs`).
+const _: () = assert!(
+    WSRT_TASK_OK == c_body::TASK_OK
+        && WSRT_TASK_CANCELLED == c_body::TASK_CANCELLED
+        && WSRT_TASK_YIELD == c_body::TASK_YIELD
+);
 
 /// A static, human-readable description of `status` ("unknown status" for
 /// values outside the enum). Never NULL; do not free.

@@ -1,7 +1,8 @@
 //! `wsrt_runtime_*`.
 
-use super::{ffi_boundary, try_ref, wsrt_shutdown_mode_int, wsrt_status, wsrt_task};
-use crate::{Error, Runtime, ShutdownMode};
+use super::boundary::{ffi_boundary, try_out, try_ref};
+use super::{wsrt_shutdown_mode_int, wsrt_status, wsrt_task};
+use crate::runtime::{Error, Handle, Runtime, ShutdownMode};
 
 use wsrt_status::*;
 
@@ -22,7 +23,7 @@ impl wsrt_runtime {
 ///
 /// # Safety
 /// `rt` is NULL or a live runtime.
-pub unsafe fn handle_of(rt: *const wsrt_runtime) -> Option<crate::Handle> {
+pub unsafe fn handle_of(rt: *const wsrt_runtime) -> Option<Handle> {
     // SAFETY: caller's duty.
     unsafe { rt.as_ref() }.map(|rt| rt.rt.handle().clone())
 }
@@ -68,19 +69,16 @@ pub(crate) fn status_of(e: Error) -> wsrt_status {
 /// `workers` is above 4096 or the threads cannot be started. Thread-safe.
 #[no_mangle]
 pub extern "C" fn wsrt_runtime_new(workers: usize, out: *mut *mut wsrt_runtime) -> wsrt_status {
-    ffi_boundary!(WSRT_ERR_PANIC, {
-        if out.is_null() {
-            return WSRT_ERR_NULL;
-        }
+    ffi_boundary! {
+        let out = try_out!(out);
         match Runtime::builder().workers(workers).build() {
             Ok(rt) => {
-                // SAFETY: `out` is non-NULL and valid for a write (caller's duty).
-                unsafe { out.write(Box::into_raw(Box::new(wsrt_runtime { rt }))) };
+                out.write(Box::into_raw(Box::new(wsrt_runtime { rt })));
                 WSRT_OK
             }
             Err(e) => status_of(e),
         }
-    })
+    }
 }
 
 /// Shuts the runtime down and waits until no task is live.
@@ -99,8 +97,8 @@ pub extern "C" fn wsrt_runtime_shutdown(
     rt: *mut wsrt_runtime,
     mode: wsrt_shutdown_mode_int,
 ) -> wsrt_status {
-    ffi_boundary!(WSRT_ERR_PANIC, {
-        let rt = try_ref!(rt, WSRT_ERR_NULL);
+    ffi_boundary! {
+        let rt = try_ref!(rt);
         let mode = match mode {
             0 => ShutdownMode::Drain,
             1 => ShutdownMode::Cancel,
@@ -110,7 +108,7 @@ pub extern "C" fn wsrt_runtime_shutdown(
             Ok(()) => WSRT_OK,
             Err(e) => status_of(e),
         }
-    })
+    }
 }
 
 /// Shuts down (DRAIN) if not yet done, joins the worker threads and frees
@@ -122,35 +120,30 @@ pub extern "C" fn wsrt_runtime_shutdown(
 /// `WSRT_OK`.
 #[no_mangle]
 pub extern "C" fn wsrt_runtime_free(rt: *mut wsrt_runtime) -> wsrt_status {
-    ffi_boundary!(WSRT_ERR_PANIC, {
-        let runtime = try_ref!(rt, WSRT_ERR_NULL);
-        if runtime.rt.shared.is_own_worker() {
+    ffi_boundary! {
+        let runtime = try_ref!(rt);
+        if runtime.rt.is_own_worker() {
             return WSRT_ERR_WOULD_DEADLOCK;
         }
         // SAFETY: `rt` came from `wsrt_runtime_new` and is freed once (caller's duty).
         drop(unsafe { Box::from_raw(rt) });
         WSRT_OK
-    })
+    }
 }
 
 /// Number of worker threads; 0 if `rt` is NULL. Thread-safe.
 #[no_mangle]
 pub extern "C" fn wsrt_runtime_workers(rt: *const wsrt_runtime) -> usize {
-    ffi_boundary!(0, {
-        let rt = try_ref!(rt, 0);
-        rt.rt.workers()
-    })
+    ffi_boundary! { try_ref!(rt).rt.workers() }
 }
 
 /// Copies the runtime's counters to `*out`. Errors: `WSRT_ERR_NULL`.
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn wsrt_runtime_stats(rt: *const wsrt_runtime, out: *mut wsrt_stats) -> wsrt_status {
-    ffi_boundary!(WSRT_ERR_PANIC, {
-        let rt = try_ref!(rt, WSRT_ERR_NULL);
-        if out.is_null() {
-            return WSRT_ERR_NULL;
-        }
+    ffi_boundary! {
+        let rt = try_ref!(rt);
+        let out = try_out!(out);
         let s = rt.rt.stats();
         let stats = wsrt_stats {
             spawned: s.spawned,
@@ -163,10 +156,9 @@ pub extern "C" fn wsrt_runtime_stats(rt: *const wsrt_runtime, out: *mut wsrt_sta
             steals: s.steals,
             workers: s.workers,
         };
-        // SAFETY: non-NULL and valid for a write (caller's duty).
-        unsafe { out.write(stats) };
+        out.write(stats);
         WSRT_OK
-    })
+    }
 }
 
 /// The tasks of `rt` that are not done (asyncio `all_tasks()`), each
@@ -184,9 +176,10 @@ pub extern "C" fn wsrt_runtime_all_tasks(
     cap: usize,
     len: *mut usize,
 ) -> wsrt_status {
-    ffi_boundary!(WSRT_ERR_PANIC, {
-        let rt = try_ref!(rt, WSRT_ERR_NULL);
-        if len.is_null() || (buf.is_null() && cap > 0) {
+    ffi_boundary! {
+        let rt = try_ref!(rt);
+        let len = try_out!(len);
+        if buf.is_null() && cap > 0 {
             return WSRT_ERR_NULL;
         }
         let tasks = rt.rt.all_tasks();
@@ -196,8 +189,7 @@ pub extern "C" fn wsrt_runtime_all_tasks(
             // reference moves to the caller.
             unsafe { buf.add(i).write(super::task::into_c(task)) };
         }
-        // SAFETY: non-NULL and valid for a write (caller's duty).
-        unsafe { len.write(total) };
+        len.write(total);
         WSRT_OK
-    })
+    }
 }

@@ -1,18 +1,18 @@
 //! `wsrt_spawn`, `wsrt_task_*`, and the calls made from inside a task.
 
 use std::ffi::{c_char, c_void};
+use std::mem::ManuallyDrop;
 use std::ptr::{self, NonNull};
 use std::time::{Duration, Instant};
 
-use super::{ffi_boundary, try_ref, utf8, wsrt_runtime, wsrt_state, wsrt_status};
-use super::{
-    WSRT_TASK_AWAIT_SELF, WSRT_TASK_CANCELLED, WSRT_TASK_OK, WSRT_TASK_PANICKED, WSRT_TASK_YIELD,
-};
+use super::boundary::{ffi_boundary, try_out, try_ref, try_task, utf8};
+use super::{wsrt_runtime, wsrt_state, wsrt_status};
+use super::{WSRT_TASK_AWAIT_SELF, WSRT_TASK_PANICKED, WSRT_TASK_YIELD};
+use crate::sched::context;
+use crate::task::c_body;
 use crate::task::callbacks::CDoneFn;
-use crate::task::raw::{self, Header};
-use crate::task::{Body, BodyKind, Failure, Step, TaskRef, Waited};
-use crate::worker;
-use crate::TaskState;
+use crate::task::raw::Header;
+use crate::task::{TaskError, TaskRef, TaskState, Waited};
 
 use wsrt_status::*;
 
@@ -69,152 +69,17 @@ pub fn into_c(task: TaskRef) -> *mut wsrt_task {
 /// # Safety
 /// `t` is NULL or a live handle.
 pub unsafe fn from_c(t: *const wsrt_task) -> Option<TaskRef> {
-    let ptr = header_ptr(t)?;
-    let borrowed = std::mem::ManuallyDrop::new(TaskRef::from_header(ptr));
-    Some(TaskRef::clone(&borrowed))
+    borrow(t).map(|task| TaskRef::clone(&task))
 }
 
-fn header_ptr(t: *const wsrt_task) -> Option<NonNull<Header>> {
-    NonNull::new(t.cast_mut().cast::<Header>())
+/// The handle behind `t`, borrowed: the caller's reference keeps it alive
+/// for the call (header docs), and it is never dropped. `None` for NULL.
+pub(crate) fn borrow(t: *const wsrt_task) -> Option<ManuallyDrop<TaskRef>> {
+    let ptr = NonNull::new(t.cast_mut().cast::<Header>())?;
+    Some(ManuallyDrop::new(TaskRef::from_header(ptr)))
 }
 
-/// Runs `f` with a borrowed handle for `t`, or returns `$none` for NULL.
-macro_rules! with_task {
-    ($t:expr, $none:expr, |$task:ident| $body:expr) => {{
-        let Some(ptr) = header_ptr($t) else {
-            return $none;
-        };
-        // The caller's reference keeps the task alive for the call.
-        let $task = std::mem::ManuallyDrop::new(TaskRef::from_header(ptr));
-        let $task: &TaskRef = &$task;
-        $body
-    }};
-}
-
-struct SendPtr(*mut c_void);
-// SAFETY: the C caller hands the argument and result to whichever thread
-// runs or frees the task; that is the documented contract of `wsrt_spawn`.
-unsafe impl Send for SendPtr {}
-// SAFETY: only the pointer value is shared (`wsrt_task_arg`), never used here.
-unsafe impl Sync for SendPtr {}
-
-/// The value of a C task that SUCCEEDED.
-struct CResult {
-    value: SendPtr,
-    drop: wsrt_drop_fn,
-}
-
-impl Drop for CResult {
-    fn drop(&mut self) {
-        if let Some(drop_result) = self.drop {
-            // SAFETY: the output is dropped once, with the last reference.
-            unsafe { drop_result(self.value.0) };
-        }
-    }
-}
-
-/// A C task's function.
-type CFn = unsafe extern "C" fn(*mut c_void, *mut *mut c_void) -> i32;
-
-/// One call of a C task's function, `func(arg, &result)`, and what its
-/// return value means.
-fn call(func: CFn, arg: &SendPtr) -> Step<SendPtr> {
-    let mut result = ptr::null_mut();
-    // SAFETY: `func` and `arg` were given together to `wsrt_spawn`.
-    let code = unsafe { func(arg.0, &mut result) };
-    match code {
-        WSRT_TASK_OK => Step::Ready(SendPtr(result)),
-        WSRT_TASK_CANCELLED => Step::Cancelled,
-        // After `wsrt_await(other)` the run awaits `other` (`raw::run`
-        // takes the request from the thread's `Here`).
-        WSRT_TASK_YIELD => Step::Yield,
-        failure => Step::Failed(failure),
-    }
-}
-
-/// The body of a C task: calls `func(arg, &result)` until it is done. The
-/// `arg` itself is the task's tag (readable by `wsrt_task_arg` at any time,
-/// stored once); `release` hands it to `arg_drop`.
-struct CTask {
-    func: CFn,
-    arg_drop: wsrt_drop_fn,
-    result_drop: wsrt_drop_fn,
-}
-
-impl Body for CTask {
-    type Output = CResult;
-    type Tag = SendPtr;
-    const KIND: BodyKind = BodyKind::C;
-
-    fn run(&mut self, arg: &SendPtr, _task: &TaskRef) -> Step<CResult> {
-        call(self.func, arg).map(|value| CResult {
-            value,
-            drop: self.result_drop,
-        })
-    }
-
-    fn release(&mut self, arg: &SendPtr) {
-        if let Some(drop_arg) = self.arg_drop {
-            // SAFETY: `release` runs once per task, as `arg_drop` promises.
-            unsafe { drop_arg(arg.0) };
-        }
-    }
-
-    fn output_drop_observable(output: &CResult) -> bool {
-        output.drop.is_some()
-    }
-}
-
-/// The body of a C task spawned with neither `arg_drop` nor `result_drop`
-/// (every spawn with `opts` NULL): the function alone, and the result
-/// without a drop function. Its cell is 96 bytes, a `CTask`'s 104, which
-/// mimalloc serves from its 112-byte class: 16 bytes more to allocate,
-/// write and free per task. Side by side (old and new libwsrt.so
-/// alternating, `wsrt_bench spawn_wait 1 10 500000`, medians of 10 runs,
-/// four rounds): 81.1–83.6 → 72.3–75.0 ns a task.
-struct CPlainTask {
-    func: CFn,
-}
-
-const _: () = assert!(raw::cell_size::<CPlainTask>() <= 96);
-
-impl Body for CPlainTask {
-    type Output = SendPtr;
-    type Tag = SendPtr;
-    const KIND: BodyKind = BodyKind::CPlain;
-
-    fn run(&mut self, arg: &SendPtr, _task: &TaskRef) -> Step<SendPtr> {
-        call(self.func, arg)
-    }
-}
-
-/// The `arg` of a C task; `None` for a task spawned from Rust.
-///
-/// # Safety
-/// The caller holds a reference.
-unsafe fn c_arg(task: &TaskRef) -> Option<*mut c_void> {
-    // SAFETY: forwarded; the tag is immutable.
-    match unsafe { raw::tag_of::<CPlainTask>(task.as_ptr()) } {
-        Some(arg) => Some(arg.0),
-        // SAFETY: as above.
-        None => unsafe { raw::tag_of::<CTask>(task.as_ptr()) }.map(|arg| arg.0),
-    }
-}
-
-/// The result of a C task that SUCCEEDED; `None` for a task spawned from
-/// Rust.
-///
-/// # Safety
-/// The caller holds a reference and saw the task SUCCEEDED.
-unsafe fn c_result(task: &TaskRef) -> Option<*mut c_void> {
-    // SAFETY: forwarded; C task outputs are never moved out, only read.
-    match unsafe { raw::output_of::<CPlainTask>(task.as_ptr()) } {
-        Some(value) => Some(value.0),
-        // SAFETY: as above.
-        None => unsafe { raw::output_of::<CTask>(task.as_ptr()) }.map(|r| r.value.0),
-    }
-}
-
+// Spawns `fn(arg, &result)` on `rt` and, if `out` is not NULL, writes a
 /// Spawns `fn(arg, &result)` on `rt` and, if `out` is not NULL, writes a
 /// handle to `*out` (release it with `wsrt_task_release`). With `out` NULL
 /// the task is detached: the cheapest spawn.
@@ -237,113 +102,91 @@ pub extern "C" fn wsrt_spawn(
     opts: *const wsrt_spawn_opts,
     out: *mut *mut wsrt_task,
 ) -> wsrt_status {
-    ffi_boundary!(WSRT_ERR_PANIC, {
-        let rt = try_ref!(rt, WSRT_ERR_NULL);
+    ffi_boundary! {
+        let rt = try_ref!(rt);
         let Some(func) = func else {
             return WSRT_ERR_NULL;
         };
         // SAFETY: `opts` is NULL or valid (caller's duty).
-        let opts = unsafe { opts.as_ref() }
-            .copied()
-            .unwrap_or(wsrt_spawn_opts {
-                name: ptr::null(),
-                arg_drop: None,
-                result_drop: None,
-            });
+        let opts = unsafe { opts.as_ref() }.copied().unwrap_or(wsrt_spawn_opts {
+            name: ptr::null(),
+            arg_drop: None,
+            result_drop: None,
+        });
         // SAFETY: `name` is NULL or a C string (caller's duty).
         let name = match unsafe { utf8(opts.name) } {
             Ok(name) => name,
             Err(status) => return status,
         };
-        let shared = &rt.runtime().shared;
         let handle = !out.is_null();
-        // A refused body comes back and is dropped here, without `release`:
-        // the caller keeps ownership of `arg`, and `arg_drop` does not run.
-        let spawned = match (opts.arg_drop, opts.result_drop) {
-            (None, None) => shared
-                .spawn_body(CPlainTask { func }, SendPtr(arg), handle, name)
-                .ok(),
-            (arg_drop, result_drop) => {
-                let body = CTask {
-                    func,
-                    arg_drop,
-                    result_drop,
-                };
-                shared.spawn_body(body, SendPtr(arg), handle, name).ok()
-            }
-        };
-        match spawned {
-            Some(handle) => {
-                if let Some(handle) = handle {
-                    // SAFETY: `out` is non-NULL and valid for a write.
-                    unsafe { out.write(into_c(handle)) };
-                }
+        match rt
+            .runtime()
+            .spawn_c(func, arg, opts.arg_drop, opts.result_drop, name, handle)
+        {
+            Ok(Some(task)) => {
+                // SAFETY: `out` is non-NULL (a handle was asked for) and
+                // valid for a write (caller's duty).
+                unsafe { out.write(into_c(task)) };
                 WSRT_OK
             }
-            None => WSRT_ERR_SHUTDOWN,
+            Ok(None) => WSRT_OK,
+            Err(_) => WSRT_ERR_SHUTDOWN,
         }
-    })
+    }
 }
 
 /// Adds a reference; returns `t` (NULL for NULL). Thread-safe.
 #[no_mangle]
 pub extern "C" fn wsrt_task_retain(t: *mut wsrt_task) -> *mut wsrt_task {
-    ffi_boundary!(ptr::null_mut(), {
-        with_task!(t, ptr::null_mut(), |task| {
-            std::mem::forget(task.clone());
-            t
-        })
-    })
+    ffi_boundary! {
+        let task = try_task!(t);
+        std::mem::forget(TaskRef::clone(&task));
+        t
+    }
 }
 
 /// Drops a reference; the last one frees the task (and runs `result_drop`).
 /// NULL is ignored. Thread-safe; may be called from a done-callback of `t`.
 #[no_mangle]
 pub extern "C" fn wsrt_task_release(t: *mut wsrt_task) {
-    ffi_boundary!((), {
-        if let Some(ptr) = header_ptr(t) {
+    ffi_boundary! {
+        if let Some(ptr) = NonNull::new(t.cast::<Header>()) {
             // SAFETY: the caller gives up the reference it owns.
             drop(unsafe { TaskRef::from_raw(ptr) });
         }
-    })
+    }
 }
 
 /// The task's id: unique in the process, non-zero, increasing in spawn
 /// order; 0 for NULL. Thread-safe.
 #[no_mangle]
 pub extern "C" fn wsrt_task_id(t: *const wsrt_task) -> u64 {
-    ffi_boundary!(0, { with_task!(t, 0, |task| task.id()) })
+    ffi_boundary! { try_task!(t).id() }
 }
 
 /// The task's state now; `WSRT_STATE_PENDING` (0) for NULL. Thread-safe.
 #[no_mangle]
 pub extern "C" fn wsrt_task_state(t: *const wsrt_task) -> wsrt_state {
-    ffi_boundary!(wsrt_state::WSRT_STATE_PENDING, {
-        with_task!(t, wsrt_state::WSRT_STATE_PENDING, |task| task
-            .state()
-            .into())
-    })
+    ffi_boundary! { try_task!(t).state().into() }
 }
 
 /// True once SUCCEEDED, FAILED or CANCELLED; false for NULL. Thread-safe.
 #[no_mangle]
 pub extern "C" fn wsrt_task_done(t: *const wsrt_task) -> bool {
-    ffi_boundary!(false, { with_task!(t, false, |task| task.is_done()) })
+    ffi_boundary! { try_task!(t).is_done() }
 }
 
 /// True only if the task ended CANCELLED; false for NULL. Thread-safe.
 #[no_mangle]
 pub extern "C" fn wsrt_task_cancelled(t: *const wsrt_task) -> bool {
-    ffi_boundary!(false, { with_task!(t, false, |task| task.is_cancelled()) })
+    ffi_boundary! { try_task!(t).is_cancelled() }
 }
 
 /// True once `wsrt_task_cancel` was called while the task ran; false for
 /// NULL. Thread-safe.
 #[no_mangle]
 pub extern "C" fn wsrt_task_cancel_requested(t: *const wsrt_task) -> bool {
-    ffi_boundary!(false, {
-        with_task!(t, false, |task| task.is_cancel_requested())
-    })
+    ffi_boundary! { try_task!(t).is_cancel_requested() }
 }
 
 /// Requests cancellation (asyncio `Task.cancel()`).
@@ -355,7 +198,7 @@ pub extern "C" fn wsrt_task_cancel_requested(t: *const wsrt_task) -> bool {
 /// decides. False for NULL. Thread-safe.
 #[no_mangle]
 pub extern "C" fn wsrt_task_cancel(t: *mut wsrt_task) -> bool {
-    ffi_boundary!(false, { with_task!(t, false, |task| task.cancel()) })
+    ffi_boundary! { try_task!(t).cancel() }
 }
 
 /// The result of a SUCCEEDED task, to `*out` (still owned by the task; it
@@ -366,28 +209,23 @@ pub extern "C" fn wsrt_task_cancel(t: *mut wsrt_task) -> bool {
 /// spawned from Rust (its value is not a `void *`). Thread-safe.
 #[no_mangle]
 pub extern "C" fn wsrt_task_result(t: *const wsrt_task, out: *mut *mut c_void) -> wsrt_status {
-    ffi_boundary!(WSRT_ERR_PANIC, {
-        with_task!(t, WSRT_ERR_NULL, |task| {
-            if out.is_null() {
-                return WSRT_ERR_NULL;
+    ffi_boundary! {
+        let task = try_task!(t);
+        let out = try_out!(out);
+        match task.state() {
+            TaskState::Succeeded => {}
+            TaskState::Cancelled => return WSRT_ERR_CANCELLED,
+            TaskState::Failed => return WSRT_ERR_FAILED,
+            _ => return WSRT_ERR_INVALID_STATE,
+        }
+        match c_body::result_of(&task) {
+            Some(value) => {
+                out.write(value);
+                WSRT_OK
             }
-            match task.state() {
-                TaskState::Succeeded => {}
-                TaskState::Cancelled => return WSRT_ERR_CANCELLED,
-                TaskState::Failed => return WSRT_ERR_FAILED,
-                _ => return WSRT_ERR_INVALID_STATE,
-            }
-            // SAFETY: we hold a reference and saw SUCCEEDED.
-            match unsafe { c_result(task) } {
-                Some(value) => {
-                    // SAFETY: non-NULL and valid for a write.
-                    unsafe { out.write(value) };
-                    WSRT_OK
-                }
-                None => WSRT_ERR_INVALID_ARG,
-            }
-        })
-    })
+            None => WSRT_ERR_INVALID_ARG,
+        }
+    }
 }
 
 /// The failure code of a done task to `*code`: 0 if it SUCCEEDED, the
@@ -398,26 +236,29 @@ pub extern "C" fn wsrt_task_result(t: *const wsrt_task, out: *mut *mut c_void) -
 /// `WSRT_ERR_CANCELLED` if it ended CANCELLED. Thread-safe.
 #[no_mangle]
 pub extern "C" fn wsrt_task_error(t: *const wsrt_task, code: *mut i32) -> wsrt_status {
-    ffi_boundary!(WSRT_ERR_PANIC, {
-        with_task!(t, WSRT_ERR_NULL, |task| {
-            if code.is_null() {
-                return WSRT_ERR_NULL;
-            }
-            let value = match task.state() {
-                TaskState::Succeeded => 0,
-                // SAFETY: we hold a reference and saw FAILED.
-                TaskState::Failed => match unsafe { raw::failure(task.as_ptr()) } {
-                    Some(Failure::Code(c)) => c,
-                    _ => WSRT_TASK_PANICKED,
-                },
-                TaskState::Cancelled => return WSRT_ERR_CANCELLED,
-                _ => return WSRT_ERR_INVALID_STATE,
-            };
-            // SAFETY: non-NULL and valid for a write.
-            unsafe { code.write(value) };
-            WSRT_OK
-        })
-    })
+    ffi_boundary! {
+        let task = try_task!(t);
+        let code = try_out!(code);
+        let value = match task.state() {
+            TaskState::Succeeded => 0,
+            TaskState::Failed => match task.error() {
+                Some(TaskError::Failed(c)) => c,
+                _ => WSRT_TASK_PANICKED,
+            },
+            TaskState::Cancelled => return WSRT_ERR_CANCELLED,
+            _ => return WSRT_ERR_INVALID_STATE,
+        };
+        code.write(value);
+        WSRT_OK
+    }
+}
+
+/// The deadline of a wait of `timeout_ns` from now: none for a negative
+/// timeout, or one past what `Instant` can hold (then the wait has no limit).
+pub(crate) fn deadline_after(timeout_ns: i64) -> Option<Instant> {
+    u64::try_from(timeout_ns)
+        .ok()
+        .and_then(|ns| Instant::now().checked_add(Duration::from_nanos(ns)))
 }
 
 /// Blocks until the task is done or `timeout_ns` passes (< 0: no limit;
@@ -429,20 +270,14 @@ pub extern "C" fn wsrt_task_error(t: *const wsrt_task, code: *mut i32) -> wsrt_s
 /// itself. Thread-safe.
 #[no_mangle]
 pub extern "C" fn wsrt_task_wait(t: *mut wsrt_task, timeout_ns: i64) -> wsrt_status {
-    ffi_boundary!(WSRT_ERR_PANIC, {
-        with_task!(t, WSRT_ERR_NULL, |task| {
-            // A negative timeout, or one past what `Instant` can hold, waits
-            // without a limit.
-            let deadline = u64::try_from(timeout_ns)
-                .ok()
-                .and_then(|ns| Instant::now().checked_add(Duration::from_nanos(ns)));
-            match task.wait_until(deadline) {
-                Waited::Done => WSRT_OK,
-                Waited::TimedOut => WSRT_ERR_TIMEOUT,
-                Waited::OnItself => WSRT_ERR_WOULD_DEADLOCK,
-            }
-        })
-    })
+    ffi_boundary! {
+        let task = try_task!(t);
+        match task.wait_until(deadline_after(timeout_ns)) {
+            Waited::Done => WSRT_OK,
+            Waited::TimedOut => WSRT_ERR_TIMEOUT,
+            Waited::OnItself => WSRT_ERR_WOULD_DEADLOCK,
+        }
+    }
 }
 
 /// The core stores C callbacks untyped, with the task's handle passed as
@@ -467,13 +302,12 @@ pub extern "C" fn wsrt_task_add_done_callback(
     cb: wsrt_done_fn,
     user: *mut c_void,
 ) -> wsrt_status {
-    ffi_boundary!(WSRT_ERR_PANIC, {
-        with_task!(t, WSRT_ERR_NULL, |task| {
-            let Some(cb) = cb else { return WSRT_ERR_NULL };
-            task.add_c_callback(untyped(cb), user as usize);
-            WSRT_OK
-        })
-    })
+    ffi_boundary! {
+        let task = try_task!(t);
+        let Some(cb) = cb else { return WSRT_ERR_NULL };
+        task.add_c_callback(untyped(cb), user as usize);
+        WSRT_OK
+    }
 }
 
 /// Removes every not-yet-run `(cb, user)` callback of the task; returns how
@@ -484,31 +318,29 @@ pub extern "C" fn wsrt_task_remove_done_callback(
     cb: wsrt_done_fn,
     user: *mut c_void,
 ) -> usize {
-    ffi_boundary!(0, {
-        with_task!(t, 0, |task| {
-            let Some(cb) = cb else { return 0 };
-            task.remove_c_callback(untyped(cb), user as usize)
-        })
-    })
+    ffi_boundary! {
+        let task = try_task!(t);
+        let Some(cb) = cb else { return 0 };
+        task.remove_c_callback(untyped(cb), user as usize)
+    }
 }
 
 /// Renames the task (the string is copied); allowed at any time.
 /// Errors: `WSRT_ERR_NULL`, `WSRT_ERR_INVALID_ARG` (not UTF-8). Thread-safe.
 #[no_mangle]
 pub extern "C" fn wsrt_task_set_name(t: *mut wsrt_task, name: *const c_char) -> wsrt_status {
-    ffi_boundary!(WSRT_ERR_PANIC, {
-        with_task!(t, WSRT_ERR_NULL, |task| {
-            // SAFETY: `name` is NULL or a C string (caller's duty).
-            match unsafe { utf8(name) } {
-                Ok(Some(name)) => {
-                    task.set_name(name);
-                    WSRT_OK
-                }
-                Ok(None) => WSRT_ERR_NULL,
-                Err(status) => status,
+    ffi_boundary! {
+        let task = try_task!(t);
+        // SAFETY: `name` is NULL or a C string (caller's duty).
+        match unsafe { utf8(name) } {
+            Ok(Some(name)) => {
+                task.set_name(name);
+                WSRT_OK
             }
-        })
-    })
+            Ok(None) => WSRT_ERR_NULL,
+            Err(status) => status,
+        }
+    }
 }
 
 /// Copies the task's name to `buf` with `snprintf` rules: at most `cap - 1`
@@ -517,20 +349,18 @@ pub extern "C" fn wsrt_task_set_name(t: *mut wsrt_task, name: *const c_char) -> 
 /// NULL task. Thread-safe.
 #[no_mangle]
 pub extern "C" fn wsrt_task_name(t: *const wsrt_task, buf: *mut c_char, cap: usize) -> usize {
-    ffi_boundary!(0, {
-        with_task!(t, 0, |task| {
-            let name = task.name();
-            if !buf.is_null() && cap > 0 {
-                let n = name.len().min(cap - 1);
-                // SAFETY: `buf` holds `cap` bytes (caller's duty); n < cap.
-                unsafe {
-                    ptr::copy_nonoverlapping(name.as_ptr(), buf.cast::<u8>(), n);
-                    buf.add(n).write(0);
-                }
+    ffi_boundary! {
+        let name = try_task!(t).name();
+        if !buf.is_null() && cap > 0 {
+            let n = name.len().min(cap - 1);
+            // SAFETY: `buf` holds `cap` bytes (caller's duty); n < cap.
+            unsafe {
+                ptr::copy_nonoverlapping(name.as_ptr(), buf.cast::<u8>(), n);
+                buf.add(n).write(0);
             }
-            name.len()
-        })
-    })
+        }
+        name.len()
+    }
 }
 
 /// The `arg` the task was spawned with (asyncio `get_coro()`), also after
@@ -538,28 +368,26 @@ pub extern "C" fn wsrt_task_name(t: *const wsrt_task, buf: *mut c_char, cap: usi
 /// for NULL or for a task spawned from Rust. Thread-safe.
 #[no_mangle]
 pub extern "C" fn wsrt_task_arg(t: *const wsrt_task) -> *mut c_void {
-    ffi_boundary!(ptr::null_mut(), {
-        with_task!(t, ptr::null_mut(), |task| {
-            // SAFETY: we hold a reference.
-            unsafe { c_arg(task) }.unwrap_or(ptr::null_mut())
-        })
-    })
+    ffi_boundary! {
+        let task = try_task!(t);
+        c_body::arg_of(&task).unwrap_or(ptr::null_mut())
+    }
 }
 
 /// The task running on this thread, borrowed (retain it to keep it); NULL
 /// outside a task.
 #[no_mangle]
 pub extern "C" fn wsrt_current_task() -> *mut wsrt_task {
-    ffi_boundary!(ptr::null_mut(), {
-        worker::current_task_ptr().map_or(ptr::null_mut(), |p| p.as_ptr().cast())
-    })
+    ffi_boundary! {
+        context::current_task_ptr().map_or(ptr::null_mut(), |p| p.as_ptr().cast())
+    }
 }
 
 /// True if the task running on this thread was asked to cancel; false
 /// outside a task.
 #[no_mangle]
 pub extern "C" fn wsrt_cancel_requested() -> bool {
-    ffi_boundary!(false, { crate::cancel_requested() })
+    ffi_boundary! { context::cancel_requested() }
 }
 
 /// Suspends the current task until `other` is done, without blocking the
@@ -576,17 +404,11 @@ pub extern "C" fn wsrt_cancel_requested() -> bool {
 /// raises `RuntimeError` there).
 #[no_mangle]
 pub extern "C" fn wsrt_await(other: *mut wsrt_task) -> i32 {
-    ffi_boundary!(WSRT_TASK_YIELD, {
-        if let Some(current) = worker::current_task_ptr() {
-            if let Some(ptr) = header_ptr(other) {
-                if ptr == current {
-                    return WSRT_TASK_AWAIT_SELF;
-                }
-                let borrowed = std::mem::ManuallyDrop::new(TaskRef::from_header(ptr));
-                let other = TaskRef::clone(&borrowed);
-                worker::set_awaiting(other);
-            }
+    ffi_boundary! {
+        default: WSRT_TASK_YIELD;
+        match borrow(other) {
+            Some(other) if !context::request_await(&other) => WSRT_TASK_AWAIT_SELF,
+            _ => WSRT_TASK_YIELD,
         }
-        WSRT_TASK_YIELD
-    })
+    }
 }

@@ -16,11 +16,9 @@
 //! (`Acquire`) before it reads the second. The wait is the few
 //! instructions between the adder's compare-exchange and its store, unless
 //! the adder's thread is preempted right there; then the waiter yields
-//! (crossbeam's `Backoff`) until it runs again. Claiming the slot, writing
-//! it, then publishing it took a second compare-exchange on the state word:
-//! with the workers held (a bench hack: `on_done` on 500,000 pending tasks,
-//! old and new alternating), `on_done` took 6.8–7.1 ns with it and 4.8–5.1
-//! without.
+//! (crossbeam's `Backoff`) until it runs again. (Claiming the slot, writing
+//! it, then publishing it would take a second compare-exchange on the state
+//! word, at every adder.)
 
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;
@@ -33,9 +31,9 @@ use crossbeam_utils::Backoff;
 
 use super::state::{PublishSlot, Snapshot, State};
 use super::TaskRef;
-use crate::alloc;
-use crate::loom::sync::atomic::{AtomicPtr, Ordering};
-use crate::loom::sync::{Mutex, MutexGuard};
+use crate::sync::alloc;
+use crate::sync::loom::atomic::{AtomicPtr, Ordering};
+use crate::sync::loom::{Mutex, MutexGuard};
 
 /// A C done-callback, `cb(task handle, user)`.
 pub(crate) type CDoneFn = unsafe extern "C" fn(*mut c_void, *mut c_void);
@@ -198,9 +196,7 @@ impl Slot {
         Slot {
             first: AtomicPtr::new(ptr::null_mut()),
             // Zeroed though never read before it is written: with the words
-            // around it zero too, a spawn writes them with wider stores
-            // (uninit here, `bench` with the workers held: spawning 500,000
-            // tasks took 24.5-25.5 ns a task instead of 22.4-23.1).
+            // around it zero too, a spawn writes them with wider stores.
             second: UnsafeCell::new(MaybeUninit::zeroed()),
         }
     }
@@ -225,7 +221,7 @@ impl Slot {
             if !first.is_null() {
                 return first;
             }
-            crate::loom::snooze(&backoff);
+            crate::sync::loom::snooze(&backoff);
         }
     }
 

@@ -82,7 +82,7 @@ unsafe fn drop_waker(data: *const ()) {
 /// Awaiting a task handle: `Ready` with what [`Task::join`] would return,
 /// without blocking. A task suspended on it is woken by a done-callback.
 impl<T: Send + 'static> Future for Task<T> {
-    type Output = Result<T, crate::TaskError>;
+    type Output = Result<T, super::TaskError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         if !self.is_done() {

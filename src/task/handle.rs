@@ -11,7 +11,6 @@ use super::callbacks::{CDoneFn, Callback};
 use super::raw::{self, Header};
 use super::state::TaskState;
 use super::Failure;
-use crate::worker;
 
 /// Why [`Task::join`] returned no value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -174,8 +173,9 @@ impl TaskRef {
         }
     }
 
-    /// Blocks until the task is done. On a worker thread it runs other tasks
-    /// while it waits, so waiting inside a task never deadlocks the pool.
+    /// Blocks until the task is done. On a worker thread it runs other
+    /// queued tasks while it waits instead of blocking the worker, so a
+    /// task waiting for its children needs no second worker.
     ///
     /// # Panics
     /// If called from inside the task itself, which could never finish
@@ -197,51 +197,13 @@ impl TaskRef {
     }
 
     /// Waits until the task is done or `deadline` passes (`None`: no
-    /// limit); inside the task itself it returns at once.
+    /// limit); inside the task itself it returns at once. The scheduler's
+    /// wait (`sched/wait.rs`), through the task's vtable.
     pub(crate) fn wait_until(&self, deadline: Option<Instant>) -> Waited {
         if self.is_done() {
             return Waited::Done;
         }
-        // One thread-local access for both questions (a call in libwsrt.so).
-        let (worker, current) = worker::with_here(|h| (h.worker(), h.task()));
-        if current == Some(self.ptr) {
-            return Waited::OnItself;
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Waited::TimedOut;
-        }
-        let done = match worker {
-            Some(worker) => worker.wait_for_task(self, deadline),
-            None => self.block_until(deadline),
-        };
-        if done {
-            Waited::Done
-        } else {
-            Waited::TimedOut
-        }
-    }
-
-    fn block_until(&self, deadline: Option<Instant>) -> bool {
-        let key = match self.add_callback(Callback::Unpark(std::thread::current())) {
-            Ok(key) => key,
-            Err(_) => return true,
-        };
-        loop {
-            if self.is_done() {
-                return true;
-            }
-            match deadline {
-                None => std::thread::park(),
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        self.remove_callback_key(key);
-                        return self.is_done();
-                    }
-                    std::thread::park_timeout(deadline - now);
-                }
-            }
-        }
+        (self.header().vtable.wait)(self, deadline)
     }
 
     /// Adds a done-callback (asyncio `add_done_callback`).

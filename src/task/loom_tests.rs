@@ -20,7 +20,7 @@ use loom::thread;
 use super::callbacks::{Callback, Extras};
 use super::state::{State, TaskState, ToCancelled, ToNotified, ToRunning, ToSuspended};
 use super::TaskRef;
-use crate::loom::model;
+use crate::sync::loom::model;
 
 /// Runs a listed callback the way `finish` does. The models only use
 /// `Boxed` and C callbacks that ignore the handle, so a dangling one is

@@ -10,7 +10,7 @@
 //!    by the queue while SCHEDULED, by the worker while RUNNING, and by the
 //!    task itself while SUSPENDED and unscheduled ("parked"); a wake-up
 //!    moves it back to a queue, a cancel of a parked task drops it. So a
-//!    task listed in the registry (not done) is always alive;
+//!    task listed in the live-task list (not done) is always alive;
 //! 3. every `Waker` of an async task, and the `Resume` entry a task
 //!    suspended by `wsrt_await` leaves in the awaited task's callback list;
 //! 4. whoever finishes a task (worker or canceller) while it runs the
@@ -28,12 +28,12 @@
 //!   flag of the state word, or, holding the last reference, without a
 //!   contest (`raw::take_output_and_free`).
 //! - `extras` (name, callback list): under its mutex.
-//! - `runtime`: dereferenced only by a worker of that runtime, or by a thread
-//!   that just made the task leave a non-final state it controls (the
-//!   canceller, the waker) after taking a counted reference to the runtime
-//!   (`raw::with_runtime`):
-//!   a task that is not yet counted as done keeps the runtime from finishing
-//!   shutdown, so the runtime is alive at that moment.
+//! - `owner` (the runtime, opaque here): dereferenced only by the
+//!   scheduler (`sched/harness.rs`), by a worker of that runtime, or by a
+//!   thread that just made the task leave a non-final state it controls
+//!   (the canceller, the waker) after taking a counted reference to the
+//!   runtime: a task that is not yet counted as done keeps the runtime from
+//!   finishing shutdown, so the runtime is alive at that moment.
 //!
 //! # The callbacks: a slot, then a list
 //!
@@ -53,9 +53,12 @@
 //!    not done) or takes a list entry out under the lock. So each entry runs
 //!    exactly once, after the state is final, or is removed and never runs.
 
+pub(crate) mod c_body;
 pub(crate) mod callbacks;
 pub(crate) mod future;
 pub(crate) mod handle;
+pub(crate) mod id;
+pub(crate) mod list;
 #[cfg(all(test, loom))]
 mod loom_tests;
 pub(crate) mod raw;
@@ -74,7 +77,7 @@ pub(crate) enum Failure {
     /// The function panicked with this message. Boxed, so that the
     /// pointer's niche leaves `Result<T, Failure>` at 16 bytes for any `T`
     /// of up to 8 bytes (24 with a `Box<str>` here): a C task's cell then
-    /// fits mimalloc's 96-byte size class (`ffi/task.rs`, `CPlainTask`).
+    /// fits a 96-byte allocator size class (`c_body.rs`, `CPlainTask`).
     /// The extra allocation is paid only when a task panics.
     #[allow(clippy::box_collection)]
     Panicked(Box<String>),
@@ -89,8 +92,8 @@ pub(crate) enum Step<T> {
     /// Done with an error code: FAILED.
     Failed(i32),
     /// Not done: queue it again now (`WSRT_TASK_YIELD`), or, if the run
-    /// asked to await a task (`wsrt_await`, kept in the thread's
-    /// `worker::Here`), run it again once that task is done.
+    /// asked to await a task (`wsrt_await`, kept in the thread's context,
+    /// `sched/context.rs`), run it again once that task is done.
     Yield,
     /// Not done: run it again when its waker fires (futures).
     Wait,
@@ -129,7 +132,7 @@ pub(crate) trait Body: Send + 'static {
     /// True if dropping `output` may run code of the user's (a `Drop`, the
     /// C `result_drop`): such a task must be freed by whoever drops its
     /// last reference, when they drop it, so a worker never keeps it in its
-    /// batch of finished tasks (`raw.rs`, `finish_on_worker`).
+    /// batch of finished tasks (`sched/harness.rs`).
     fn output_drop_observable(_output: &Self::Output) -> bool {
         std::mem::needs_drop::<Self::Output>()
     }
@@ -145,9 +148,9 @@ pub(crate) trait Body: Send + 'static {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum BodyKind {
     Other,
-    /// `ffi::task::CPlainTask`.
+    /// `c_body::CPlainTask`.
     CPlain,
-    /// `ffi::task::CTask`.
+    /// `c_body::CTask`.
     C,
 }
 

@@ -1,50 +1,95 @@
-//! The task allocation: header, tag and stage in one `Cell<B>`, a vtable for
-//! the parts that depend on the body type, and the paths that run, cancel,
-//! finish, wake and free a task.
+//! The task allocation: header, tag and stage in one `Cell<B>`, and the
+//! vtable through which everything that depends on the body type is
+//! reached. The vtable also carries the scheduler's entries
+//! ([`Schedule`]): `sched/harness.rs` implements them, and they are the only
+//! way this module reaches the scheduler.
 
 use std::any::Any;
 use std::cell::UnsafeCell;
+use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
-use std::sync::Arc;
+use std::time::Instant;
 
 use super::callbacks::Extras;
-use super::state::{Snapshot, State, TaskState, ToCancelled, ToNotified, ToRunning, ToSuspended};
-use super::{Body, BodyKind, Callback, Failure, Step, TaskRef};
-use crate::alloc::{self, FreeBatch};
-use crate::registry::Links;
-use crate::runtime::Shared;
-use crate::stats::Counter;
-use crate::worker::{self, JobRef, JobVtable, WorkerThread};
+use super::handle::Waited;
+use super::list::Links;
+use super::state::{State, TaskState, ToCancelled};
+use super::{Body, BodyKind, Failure, Step, TaskRef};
+use crate::sync::alloc::{self, FreeBatch, Heap};
 
 /// The type-independent part of every task, at offset 0 of its `Cell`.
 #[repr(C)]
 pub(crate) struct Header {
-    /// First, so that a pointer to the header is a job (`worker::JobRef`).
     pub(crate) vtable: &'static Vtable,
     pub(crate) state: State,
     pub(crate) id: u64,
-    /// The runtime it was spawned on. See "Who may touch what" in `mod.rs`.
-    pub(crate) runtime: *const Shared,
+    /// The runtime it was spawned on, as the scheduler's opaque pointer
+    /// (`sched/harness.rs` reads it). See "Who may touch what" in `mod.rs`.
+    pub(crate) owner: *const (),
     pub(crate) extras: Extras,
-    /// Its place in the runtime's live-task registry.
+    /// Its place in the runtime's live-task list.
     pub(crate) links: Links,
 }
 
-/// Operations that need the body type.
-#[repr(C)]
+/// What the scheduler does for a task, as functions every task's vtable
+/// holds (tokio's `Schedule`, async-task's `TaskVTable`): `sched/harness.rs`
+/// implements it for the one scheduler there is.
+pub(crate) trait Schedule: 'static {
+    /// [`TaskRef::cancel`]: the asyncio rules, and whatever the end of the
+    /// task then needs (callbacks, the list, the counts).
+    ///
+    /// # Safety
+    /// The caller holds a reference to the task.
+    unsafe fn cancel(task: NonNull<Header>) -> bool;
+
+    /// A wake-up of a task suspended on something that is now ready: a
+    /// parked task is queued again; otherwise nothing.
+    ///
+    /// # Safety
+    /// The caller holds a reference to the task (and keeps it).
+    unsafe fn wake(task: NonNull<Header>);
+
+    /// [`TaskRef::wait_until`]: until the task is done or `deadline`.
+    fn wait(task: &TaskRef, deadline: Option<Instant>) -> Waited;
+}
+
+/// Operations that need the body type, then the scheduler's.
 pub(crate) struct Vtable {
-    /// First: runs the task once (the argument is its header), consuming
-    /// the scheduler's reference; what a queued `JobRef` of the task calls.
-    job: JobVtable,
-    drop_body: unsafe fn(NonNull<Header>),
+    /// Runs the body once; see [`Ran`].
+    pub(crate) run: unsafe fn(NonNull<Header>) -> Ran,
+    pub(crate) drop_body: unsafe fn(NonNull<Header>),
     dealloc: unsafe fn(NonNull<Header>, Option<&FreeBatch>),
     failure: unsafe fn(NonNull<Header>) -> Option<Failure>,
     take_output: unsafe fn(NonNull<Header>, *mut ()),
     tag: unsafe fn(NonNull<Header>) -> *const (),
     /// `B::KIND`, for `tag_of` and `output_of`.
     kind: BodyKind,
+    /// [`Schedule::cancel`].
+    pub(crate) cancel: unsafe fn(NonNull<Header>) -> bool,
+    /// [`Schedule::wake`].
+    pub(crate) wake: unsafe fn(NonNull<Header>),
+    /// [`Schedule::wait`].
+    pub(crate) wait: fn(&TaskRef, Option<Instant>) -> Waited,
+}
+
+/// How one run of a task's body ended ([`Vtable::run`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ran {
+    /// Done: the body is released (a C task's `arg_drop` ran) and the
+    /// outcome stored; the caller makes the state `end`. `drop_observable`:
+    /// dropping the stored value runs user code
+    /// ([`Body::output_drop_observable`]).
+    Done {
+        end: TaskState,
+        drop_observable: bool,
+    },
+    /// Not done: queue it again now (`WSRT_TASK_YIELD`), or, if the run
+    /// asked to await a task (`wsrt_await`), once that task is done.
+    Yield,
+    /// Not done: run it again when its waker fires (futures).
+    Wait,
 }
 
 /// The body until it is released, then the outcome of a task that ran to
@@ -70,17 +115,25 @@ struct Cell<B: Body> {
     stage: UnsafeCell<Stage<B>>,
 }
 
-impl<B: Body> Cell<B> {
+/// The vtable of a task with body `B` on scheduler `S`.
+struct VtableOf<B, S>(PhantomData<(B, S)>);
+
+impl<B: Body, S: Schedule> VtableOf<B, S> {
     const VTABLE: Vtable = Vtable {
-        job: JobVtable { execute: run::<B> },
+        run: run::<B>,
         drop_body: drop_body::<B>,
         dealloc: dealloc::<B>,
         failure: failure_of::<B>,
         take_output: take_output_of::<B>,
         tag: tag::<B>,
         kind: B::KIND,
+        cancel: S::cancel,
+        wake: S::wake,
+        wait: S::wait,
     };
+}
 
+impl<B: Body> Cell<B> {
     /// # Safety
     /// `ptr` must point to the header of a live `Cell<B>`.
     unsafe fn from_header<'a>(ptr: NonNull<Header>) -> &'a Cell<B> {
@@ -90,22 +143,24 @@ impl<B: Body> Cell<B> {
 }
 
 /// Allocates a PENDING, scheduled task holding `refs` references, from
-/// `heap` if given (the calling worker's).
-pub(crate) fn allocate<B: Body>(
-    heap: Option<alloc::Heap>,
+/// `heap` if given (the calling worker's), for scheduler `S`; `owner` is
+/// the scheduler's pointer to its runtime.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn allocate<B: Body, S: Schedule>(
+    heap: Option<Heap>,
     body: B,
     tag: B::Tag,
     id: u64,
-    runtime: *const Shared,
+    owner: *const (),
     refs: u64,
     shard: usize,
 ) -> NonNull<Header> {
     let cell = alloc::boxed_in(heap, || Cell {
         header: Header {
-            vtable: &Cell::<B>::VTABLE,
+            vtable: &VtableOf::<B, S>::VTABLE,
             state: State::new(refs, shard),
             id,
-            runtime,
+            owner,
             extras: Extras::new(),
             links: Links::new(),
         },
@@ -127,8 +182,8 @@ pub(crate) unsafe fn set_id(ptr: NonNull<Header>, id: u64) {
     unsafe { (*ptr.as_ptr()).id = id };
 }
 
-/// The size of a task cell with body `B` (before the allocator rounds it
-/// up to its size class).
+/// The size of a task cell with body `B` (before the allocator pads it to
+/// its size class).
 pub(crate) const fn cell_size<B: Body>() -> usize {
     std::mem::size_of::<Cell<B>>()
 }
@@ -144,53 +199,22 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
-/// Runs a task popped from a queue. Consumes the queue's reference.
+/// Runs the body once, on the thread that won the transition to RUNNING
+/// (so owns the stage). A panic is caught and ends the task FAILED. On an
+/// end, releases the body and stores the outcome, both before the caller
+/// makes the state final, so a thread that sees "done" sees them.
 ///
 /// # Safety
-/// `ptr` is a `Cell<B>` task of the runtime whose worker calls this.
-unsafe fn run<B: Body>(ptr: NonNull<()>, cx: &worker::Here) {
-    let ptr = ptr.cast::<Header>();
-    // SAFETY: the queue's reference keeps the task alive.
-    let header = unsafe { ptr.as_ref() };
-    // SAFETY: a queued task belongs to the calling worker's runtime, and the
-    // worker holds an `Arc` of it.
-    let rt = unsafe { &*header.runtime };
-    let here = cx.worker();
-    debug_assert!(here.is_some_and(|w| std::ptr::eq(Arc::as_ptr(&w.shared), rt)));
-    if rt.is_cancelling() {
-        // Shutdown(Cancel): queued tasks end without running.
-        // SAFETY: we hold the queue's reference.
-        unsafe { cancel_queued(ptr, rt, here) };
-        // SAFETY: the queue's reference is ours to drop.
-        unsafe { drop_ref_at(ptr, here) };
-        return;
-    }
-    match header.state.transition_to_running() {
-        ToRunning::Done => {
-            // Cancelled while queued: the canceller finished it.
-            // SAFETY: the queue's reference is ours to drop.
-            unsafe { drop_ref_at(ptr, here) };
-            return;
-        }
-        ToRunning::Run { resumed } => {
-            if resumed {
-                rt.count_at(here, Counter::Unsuspends);
-            }
-            rt.count_at(here, Counter::RunsStarted);
-        }
-    }
-    // SAFETY: `ptr` is a `Cell<B>` (it was allocated with this vtable).
+/// `ptr` is a `Cell<B>` task whose stage the caller owns and which holds
+/// the body; the caller holds a reference.
+unsafe fn run<B: Body>(ptr: NonNull<Header>) -> Ran {
+    // SAFETY: the vtable was made for a `Cell<B>` (caller's duty).
     let cell = unsafe { Cell::<B>::from_header(ptr) };
-    // SAFETY: winning the transition to RUNNING gives us the stage, which
-    // holds the body (the task is not done).
+    // SAFETY: the stage is ours and holds the body (caller's duty).
     let body = unsafe { &mut *(*cell.stage.get()).body };
-    // A borrowed handle: the queue's reference (now ours) keeps it alive.
+    // A borrowed handle: the caller's reference keeps it alive.
     let this = ManuallyDrop::new(TaskRef::from_header(ptr));
-    let (step, awaiting) = cx.with_task(Some(ptr), || {
-        panic::catch_unwind(AssertUnwindSafe(|| body.run(&cell.tag, &this)))
-    });
-    rt.count_at(here, Counter::RunsEnded);
-
+    let step = panic::catch_unwind(AssertUnwindSafe(|| body.run(&cell.tag, &this)));
     let (end, outcome) = match step {
         Ok(Step::Ready(value)) => (TaskState::Succeeded, Some(Ok(value))),
         Ok(Step::Failed(code)) => (TaskState::Failed, Some(Err(Failure::Code(code)))),
@@ -199,40 +223,12 @@ unsafe fn run<B: Body>(ptr: NonNull<()>, cx: &worker::Here) {
             (TaskState::Failed, Some(Err(failure)))
         }
         Ok(Step::Cancelled) => (TaskState::Cancelled, None),
-        Ok(Step::Yield) => {
-            // Queued again, unless it asked to await a task first
-            // (`wsrt_await`): then it runs again once that one is done.
-            let yield_now = awaiting.is_none();
-            // SAFETY: we own the stage and the scheduler's reference.
-            unsafe { suspend(ptr, rt, here, yield_now, awaiting) };
-            return;
-        }
-        Ok(Step::Wait) => {
-            // SAFETY: as above.
-            unsafe { suspend(ptr, rt, here, false, None) };
-            return;
-        }
+        Ok(Step::Yield) => return Ran::Yield,
+        Ok(Step::Wait) => return Ran::Wait,
     };
-    // An await request not followed by a yield has nothing to do.
-    drop(awaiting);
-    // Who takes the task off the registry: its worker, from its own table
-    // without a lock (`finish_own`); or a worker that finished a task
-    // another thread listed (and so whose shard lock that thread takes
-    // too), later, in a batch (`finish_on_worker`), unless freeing it then
-    // would run user code late; or `finish`, at once, under the lock.
-    let shard = header.state.load().shard();
-    let unlist = match here {
-        Some(w) if shard == w.shard && rt.registry.is_table(shard) => Unlist::Own(w),
-        Some(w)
-            if shard != w.shard
-                && match &outcome {
-                    Some(Ok(value)) => !B::output_drop_observable(value),
-                    _ => true,
-                } =>
-        {
-            Unlist::Batch(w)
-        }
-        _ => Unlist::Now,
+    let drop_observable = match &outcome {
+        Some(Ok(value)) => B::output_drop_observable(value),
+        _ => false,
     };
     // SAFETY: we own the stage, which still holds the body.
     unsafe { release_body(cell) };
@@ -240,124 +236,9 @@ unsafe fn run<B: Body>(ptr: NonNull<()>, cx: &worker::Here) {
         // SAFETY: as above; the body is gone, the outcome becomes live.
         unsafe { (*cell.stage.get()).outcome = ManuallyDrop::new(outcome) };
     }
-    // The body was released above (for a C task: `arg_drop` ran) and the
-    // outcome written before the state becomes final, so a thread that sees
-    // "done" sees both.
-    let now = header.state.transition_to_complete(end);
-    match unlist {
-        // SAFETY: we made the task final, the queue's reference is still
-        // ours, and `w` is the worker whose table lists it.
-        Unlist::Own(w) => unsafe { finish_own(ptr, rt, w, now) },
-        // SAFETY: as above; the reference goes to the worker's batch.
-        Unlist::Batch(w) => unsafe { finish_on_worker(ptr, rt, w, now) },
-        Unlist::Now => {
-            // SAFETY: as above.
-            unsafe { finish(ptr, rt, now) };
-            // SAFETY: the scheduler's reference is ours to drop.
-            unsafe { drop_ref_at(ptr, here) };
-        }
-    }
-}
-
-/// Who takes a task its worker ran to its end off the registry (`run`).
-enum Unlist<'a> {
-    Own(&'a WorkerThread),
-    Batch(&'a WorkerThread),
-    Now,
-}
-
-/// The function returned "not yet". The scheduler's reference moves to the
-/// queue (yield, or woken while running) or stays with the parked task until
-/// a wake-up queues it (`other`'s `Resume` entry, or a future's waker).
-///
-/// # Safety
-/// Called by `run` only, with the stage and the scheduler reference owned.
-unsafe fn suspend(
-    ptr: NonNull<Header>,
-    rt: &Shared,
-    here: Option<&WorkerThread>,
-    yield_now: bool,
-    other: Option<TaskRef>,
-) {
-    // SAFETY: we hold the scheduler's reference.
-    let header = unsafe { ptr.as_ref() };
-    match header.state.transition_to_suspended(yield_now) {
-        ToSuspended::Reschedule => {
-            rt.count_at(here, Counter::Suspends);
-            rt.schedule(JobRef::task(ptr), true);
-        }
-        ToSuspended::Parked => {
-            // The task keeps the scheduler reference while parked.
-            rt.count_at(here, Counter::Suspends);
-            if let Some(other) = other {
-                let me = ManuallyDrop::new(TaskRef::from_header(ptr));
-                let entry = Callback::Resume(TaskRef::clone(&me));
-                if let Err(Callback::Resume(me)) = other.add_callback(entry) {
-                    // `other` is already done: resume at once.
-                    me.wake();
-                }
-            }
-        }
-        ToSuspended::Cancelled(now) => {
-            // A cancel request arrived while it ran: it ends here.
-            // SAFETY: we still own the stage.
-            unsafe { (header.vtable.drop_body)(ptr) };
-            // SAFETY: we made the task final and hold a reference.
-            unsafe { finish(ptr, rt, now) };
-            // SAFETY: the scheduler's reference is ours to drop.
-            unsafe { drop_ref_at(ptr, here) };
-        }
-    }
-}
-
-/// `cancel()` through a handle. True unless the task was already done.
-///
-/// # Safety
-/// The caller holds a reference to the task.
-pub(crate) unsafe fn cancel(ptr: NonNull<Header>) -> bool {
-    // SAFETY: the caller's reference keeps the header alive.
-    let header = unsafe { ptr.as_ref() };
-    match header.state.transition_to_cancelled() {
-        ToCancelled::AlreadyDone => false,
-        ToCancelled::Requested => true,
-        ToCancelled::Cancelled { was, parked, now } => {
-            // The task is final but not yet counted as done, so its runtime
-            // cannot have finished shutting down: it is alive until `finish`
-            // counts the task (which pins it first if it still needs it).
-            // SAFETY: see above.
-            let rt = unsafe { &*header.runtime };
-            if was == TaskState::Suspended {
-                rt.count(Counter::Unsuspends);
-            }
-            // SAFETY: winning the transition gave us the stage.
-            unsafe { (header.vtable.drop_body)(ptr) };
-            // SAFETY: we made the task final and hold a reference.
-            unsafe { finish(ptr, rt, now) };
-            if parked {
-                // SAFETY: the reference a parked task kept is now ours.
-                unsafe { drop_ref(ptr) };
-            }
-            true
-        }
-    }
-}
-
-/// Shutdown(Cancel): ends a task popped from a queue without running it.
-///
-/// # Safety
-/// Called by a worker of `rt` (`here`) holding the queue's reference.
-unsafe fn cancel_queued(ptr: NonNull<Header>, rt: &Shared, here: Option<&WorkerThread>) {
-    // SAFETY: the caller's reference keeps the header alive.
-    let header = unsafe { ptr.as_ref() };
-    if let ToCancelled::Cancelled { was, parked, now } = header.state.transition_to_cancelled() {
-        debug_assert!(!parked, "a queued task is scheduled, not parked");
-        if was == TaskState::Suspended {
-            rt.count_at(here, Counter::Unsuspends);
-        }
-        // SAFETY: winning the transition gave us the stage.
-        unsafe { (header.vtable.drop_body)(ptr) };
-        // SAFETY: we made the task final and hold a reference.
-        unsafe { finish(ptr, rt, now) };
+    Ran::Done {
+        end,
+        drop_observable,
     }
 }
 
@@ -377,144 +258,22 @@ pub(crate) unsafe fn cancel_unscheduled(ptr: NonNull<Header>) {
     unsafe { (header.vtable.drop_body)(ptr) };
 }
 
-/// Everything after a task became final: callbacks (rule 2 of `mod.rs`),
-/// then registry and count, and a shutdown check if needed. The count
-/// comes last: a task counted as done lets shutdown finish, so nothing
-/// touches the runtime through this task afterwards unless it pinned it
-/// first. (The task stays listed while its callbacks run; `live_tasks`
-/// skips done tasks.)
+/// [`Schedule::cancel`], through the task's vtable.
 ///
 /// # Safety
-/// The caller made the task final (`now` is the state it made) and holds a
-/// reference to it; `rt` is its runtime, alive because the task is not
-/// counted yet (and held by the caller if it is a worker).
-unsafe fn finish(ptr: NonNull<Header>, rt: &Shared, now: Snapshot) {
-    // SAFETY: the caller's reference keeps the header alive.
-    let header = unsafe { ptr.as_ref() };
-    // SAFETY: the caller holds a reference.
-    unsafe { run_callbacks(ptr, rt, now) };
-    let end = end_counter(now);
-    let mut pinned = None;
-    rt.registry.remove(header, end, || {
-        // Shutdown has begun and this count may be the last one. A worker
-        // checks when it next goes idle (after its sleep fence); another
-        // thread checks below, which needs the runtime alive.
-        if !rt.is_own_worker() {
-            // SAFETY: not counted yet, so the runtime is alive (caller's duty).
-            pinned = Some(unsafe { pin_runtime(header) });
-        }
-    });
-    // Counted before shutdown began: shutdown's own check sees it
-    // (`runtime.rs`), and the runtime may be gone from here on unless this
-    // is one of its workers. Otherwise check now.
-    if let Some(rt) = pinned {
-        rt.after_external_completion();
-    }
+/// The caller holds a reference to the task.
+pub(crate) unsafe fn cancel(ptr: NonNull<Header>) -> bool {
+    // SAFETY: the caller's reference keeps the header alive; forwarded.
+    unsafe { (ptr.as_ref().vtable.cancel)(ptr) }
 }
 
-/// `finish` for a task that worker `w` of `rt` ran to its end: the end is
-/// counted in the worker's own slots (as its spawns are, and ordered for
-/// shutdown the same way: the worker checks when it next goes idle), and
-/// the task goes to the worker's batch of finished tasks, which takes it
-/// off the registry later, together with others (`WorkerThread::
-/// unlist_finished`): one lock per shard and batch instead of one per task,
-/// on a line the spawning thread writes too.
-///
-/// # Safety
-/// As `finish`, and the caller's reference (the scheduler's) moves to the
-/// batch.
-unsafe fn finish_on_worker(ptr: NonNull<Header>, rt: &Shared, w: &WorkerThread, now: Snapshot) {
-    // SAFETY: the caller holds a reference.
-    unsafe { run_callbacks(ptr, rt, now) };
-    rt.counters.add_owned(w.index, end_counter(now));
-    // SAFETY: the caller's reference moves into the batch's `TaskRef`.
-    w.defer_unlist(unsafe { TaskRef::from_raw(ptr) });
-}
-
-/// `finish` for a task that worker `w` of `rt` spawned and ran to its end:
-/// unlisted from the worker's table without a lock (`table.rs`), the end
-/// counted in the worker's own slots (as in `finish_on_worker`).
-///
-/// # Safety
-/// As `finish`, `w`'s table lists the task, and the caller's reference (the
-/// scheduler's) is dropped here.
-unsafe fn finish_own(ptr: NonNull<Header>, rt: &Shared, w: &WorkerThread, now: Snapshot) {
-    // SAFETY: the caller holds a reference.
-    unsafe { run_callbacks(ptr, rt, now) };
-    // SAFETY: as above; `w` is the table's owner, and this thread.
-    unsafe { rt.registry.remove_own(ptr.as_ref()) };
-    rt.counters.add_owned(w.index, end_counter(now));
-    // SAFETY: the scheduler's reference is ours to drop; no walker can
-    // reach the task any more.
-    unsafe { drop_ref_at(ptr, Some(w)) };
-}
-
-/// Rule 2 of `mod.rs`: runs the callbacks of a task that just became final
-/// (`now`). The caller holds a reference.
-///
-/// # Safety
-/// `ptr` is a task that the caller holds a reference to.
-unsafe fn run_callbacks(ptr: NonNull<Header>, rt: &Shared, now: Snapshot) {
-    // SAFETY: the caller's reference keeps the header alive.
-    let header = unsafe { ptr.as_ref() };
-    let this = ManuallyDrop::new(TaskRef::from_header(ptr));
-    header.extras.drain(now, |callback| {
-        if callback.run(&this) {
-            rt.count(Counter::CallbackPanics);
-        }
-    });
-}
-
-fn end_counter(now: Snapshot) -> Counter {
-    match now.lifecycle() {
-        TaskState::Succeeded => Counter::Succeeded,
-        TaskState::Failed => Counter::Failed,
-        _ => Counter::Cancelled,
-    }
-}
-
-/// Wakes a task suspended on something that is now ready: a parked task
-/// is queued (its kept reference moves to the queue); otherwise nothing.
+/// [`Schedule::wake`], through the task's vtable.
 ///
 /// # Safety
 /// The caller holds a reference to the task (and keeps it).
 pub(crate) unsafe fn wake(ptr: NonNull<Header>) {
-    // SAFETY: the caller's reference keeps the header alive.
-    let header = unsafe { ptr.as_ref() };
-    if header.state.transition_to_notified() == ToNotified::Schedule {
-        // Parked and now scheduled by us: not done, so the runtime is alive.
-        // SAFETY: see the line above.
-        unsafe { with_runtime(header, |rt| rt.schedule(JobRef::task(ptr), false)) };
-    }
-}
-
-/// Runs `f` with the task's runtime, pinned for the call unless this thread
-/// is one of its workers (which hold it alive anyway).
-///
-/// # Safety
-/// The task must not yet be counted as done by its runtime.
-unsafe fn with_runtime<R>(header: &Header, f: impl FnOnce(&Shared) -> R) -> R {
-    if let Some(worker) = worker::WorkerThread::current() {
-        if std::ptr::eq(Arc::as_ptr(&worker.shared), header.runtime) {
-            return f(&worker.shared);
-        }
-    }
-    // SAFETY: forwarded to the caller.
-    let rt = unsafe { pin_runtime(header) };
-    f(&rt)
-}
-
-/// A counted reference to the task's runtime.
-///
-/// # Safety
-/// The task must not yet be counted as done by its runtime.
-unsafe fn pin_runtime(header: &Header) -> Arc<Shared> {
-    // SAFETY: `runtime` came from `Arc::as_ptr` of the runtime's `Arc`,
-    // which is alive while the task is not counted as done (caller's duty).
-    unsafe {
-        Arc::increment_strong_count(header.runtime);
-        Arc::from_raw(header.runtime)
-    }
+    // SAFETY: the caller's reference keeps the header alive; forwarded.
+    unsafe { (ptr.as_ref().vtable.wake)(ptr) }
 }
 
 /// Takes the body back out of a task that was allocated but never listed
@@ -543,19 +302,12 @@ pub(crate) unsafe fn drop_ref(ptr: NonNull<Header>) {
     unsafe { drop_ref_in(ptr, None) }
 }
 
-/// [`drop_ref`] on the thread `here` says: a worker frees the task into
-/// its batch of frees (`alloc.rs`) if the reference was the last.
+/// [`drop_ref`], freeing the task into `frees` (a worker's batch,
+/// `sync/alloc.rs`) if the reference was the last.
 ///
 /// # Safety
 /// As for [`drop_ref`].
-pub(crate) unsafe fn drop_ref_at(ptr: NonNull<Header>, here: Option<&WorkerThread>) {
-    // SAFETY: forwarded.
-    unsafe { drop_ref_in(ptr, here.map(|w| &w.frees)) }
-}
-
-/// # Safety
-/// As for [`drop_ref`].
-unsafe fn drop_ref_in(ptr: NonNull<Header>, frees: Option<&FreeBatch>) {
+pub(crate) unsafe fn drop_ref_in(ptr: NonNull<Header>, frees: Option<&FreeBatch>) {
     // SAFETY: the caller's reference keeps the header alive until here.
     let header = unsafe { ptr.as_ref() };
     if header.state.ref_dec() {
@@ -574,9 +326,9 @@ unsafe fn drop_ref_in(ptr: NonNull<Header>, frees: Option<&FreeBatch>) {
 /// other holder drops its reference with a `Release` decrement (`ref_dec`)
 /// that this `Acquire` load, reading the count they left, synchronizes
 /// with; and no count can grow again, since only a holder of a reference
-/// adds one (`ref_inc`), and the registry and `current_task`, which reach a
+/// adds one (`ref_inc`), and the task list and `current_task`, which reach a
 /// task without one, only reach tasks that are not done or whose finisher
-/// still holds its reference (`registry.rs`).
+/// still holds its reference (`list/mod.rs`).
 ///
 /// # Safety
 /// The caller owns a reference, which this consumes when it returns true,

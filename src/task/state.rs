@@ -21,7 +21,7 @@
 //! answer a query (`state()`, `is_done()`) are `Acquire`, so a caller that sees
 //! a final state also sees the output stored before it.
 
-use crate::loom::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::loom::atomic::{AtomicU64, Ordering};
 
 /// Where a task is in its life. Stored in the low three bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

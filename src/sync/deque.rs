@@ -1,4 +1,4 @@
-//! The work-stealing deque of a worker, and of a lane (`lanes.rs`).
+//! The work-stealing deque of a worker, and of a lane (`sched/lanes.rs`).
 //!
 //! Chase and Lev's deque ("Dynamic Circular Work-Stealing Deque", SPAA
 //! 2005) with the orderings of Lê, Pop, Cohen and Zappa Nardelli
@@ -8,49 +8,27 @@
 //! Only the owner's pop of the last job races a thief, and the
 //! compare-exchange on `top` settles it.
 //!
-//! What it does differently from crossbeam-deque's `Worker`, which it
-//! replaces, is what it does with memory: a buffer only grows, and a
-//! buffer it grew out of is kept, not freed, until the deque itself is
-//! dropped. So a thief may read any buffer it loaded without pinning an
-//! epoch (crossbeam's `Stealer` pins one per steal, a thread-local access
-//! and a fence), and the owner never shrinks: crossbeam's halves its
-//! buffer when a pop leaves it a quarter full, so a task that spawns 500
-//! children and waits for them reallocated and copied its deque six
-//! times (64 → 512 and back) and deferred each old buffer to the epoch
-//! collector; `callgrind` put that at 4% of the nested workload's
-//! instructions (`wsrt_bench nested 0 1 1000 500`: 347.3M → 333.5M with
-//! crossbeam's shrinking turned off). The price: the buffers ever grown
-//! out of, a third as many bytes as the largest one at most (capacities
-//! grow fourfold), 8 bytes a job, for the runtime's lifetime (a lane's:
-//! until the runtime is freed, as before).
+//! Memory: a buffer only grows (fourfold), and a buffer grown out of is
+//! kept until the deque is dropped, so a thief may read any buffer it
+//! loaded without pinning an epoch, and the owner never shrinks and
+//! regrows. The price: the old buffers, a third of the largest at most.
 //!
-//! Fourfold, not twofold: a lane whose workers are all busy (the cancel
-//! and memory workloads: 500,000 spawns pending) grew 13 times at 2×,
-//! keeping 4 MB of old buffers besides the 4 MB one, and the process took
-//! 17,700 page faults where crossbeam's (which frees its old buffers)
-//! took 14,000; at 4× it grows seven times, into a buffer whose untouched
-//! tail costs no memory, and takes 6,500. Side by side (`wsrt_bench
-//! cancel 1 5 500000`, old and new alternating in swapped order): 77.3 →
-//! 66.2 ns a task, faster in 8 of 8 rounds; memory 108.8 → 105.9 bytes a
-//! pending task.
-//!
-//! A deque is one of two kinds. A *LIFO* deque (a worker's) is popped by
-//! its owner at `bottom`, so a thief takes a batch one job at a time, each
-//! by its own compare-exchange after a fresh look at `bottom` (the owner
-//! may pop what the thief meant to take next). A *push-only* deque (a
-//! lane: its thread never runs jobs) has no owner pops to race, and a thief
-//! claims a whole batch with one compare-exchange. In both, a thief takes
-//! about half of what it saw, at most [`STEAL_LIMIT`] jobs, runs one and
-//! pushes the rest on its own deque, in the order crossbeam's did
-//! ([`Stealer::steal_batch_and_pop`]).
+//! Two kinds: a *LIFO* deque (a worker's) is popped by its owner, so a
+//! thief takes a batch one job at a time, each by its own compare-exchange;
+//! a *push-only* deque (a lane: its thread never runs jobs) has no owner
+//! pops to race, and a thief claims a whole batch with one. In both a thief
+//! takes about half of what it saw, at most [`STEAL_LIMIT`], runs one and
+//! pushes the rest on its own deque, as crossbeam-deque's
+//! `steal_batch_and_pop` does; [`Steal`] is crossbeam's, so the injector's
+//! answers and ours are one type.
 
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 
 use crossbeam_utils::CachePadded;
 
-use crate::loom::sync::atomic::{fence, AtomicIsize, AtomicPtr, Ordering};
-use crate::loom::sync::{Arc, Mutex};
+use crate::sync::loom::atomic::{fence, AtomicIsize, AtomicPtr, Ordering};
+use crate::sync::loom::{Arc, Mutex};
 
 /// The capacity of a new deque's buffer, in jobs (in the loom models, two:
 /// a third job makes it grow).
@@ -70,14 +48,9 @@ pub(crate) trait Item: Copy {
     unsafe fn from_raw(ptr: NonNull<()>) -> Self;
 }
 
-/// The outcome of a steal, as crossbeam-deque's.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Steal<T> {
-    Empty,
-    Success(T),
-    /// Lost a race with another thread; looking again may find a job.
-    Retry,
-}
+/// The outcome of a steal: crossbeam-deque's type, which the injector
+/// (`crossbeam_deque::Injector`) answers with too.
+pub(crate) use crossbeam_deque::Steal;
 
 struct Buffer {
     slots: Box<[AtomicPtr<()>]>,
@@ -104,11 +77,9 @@ impl Buffer {
     }
 }
 
-/// `capacity` null slots, from zeroed memory: for a large buffer (a lane
-/// whose workers are all busy grows to hold every spawn) the allocator
-/// hands out fresh pages, already zero, where storing each null wrote
-/// every page at once (8 MB for 500,000 pending spawns; callgrind put that
-/// memset at 2.3% of the cancel workload's instructions).
+/// `capacity` null slots, from zeroed memory: a large buffer (a lane whose
+/// workers are all busy grows to hold every spawn) then comes as fresh
+/// pages, already zero, instead of being written through.
 #[cfg(not(loom))]
 fn null_slots(capacity: usize) -> Box<[AtomicPtr<()>]> {
     let layout = std::alloc::Layout::array::<AtomicPtr<()>>(capacity).expect("deque too large");
@@ -156,19 +127,13 @@ const ENDS: usize = 32;
 
 /// A worker's `bottom`, a line away from `top`: its owner pushes and pops
 /// at `bottom` all the time and thieves come now and then, so each keeps
-/// its own line. (Side by side, old and new libwsrt.so alternating in
-/// swapped order, `wsrt_bench nested 1 5 1000 500`: with every deque's
-/// ends on one line, nested was slower in 8 of 10 rounds.)
+/// its own line.
 const BOTTOM_LIFO: usize = 16;
 
 /// A lane's `bottom`, next to `top`: its thread pushes all the time and
-/// workers steal a batch from it every few microseconds, reading both
-/// ends and moving `top`; on one line, a steal and the next push each take
-/// one line, not two. (As above, `wsrt_bench spawn_wait 1 5 500000`: with
-/// a lane's ends on two lines like a worker's, spawn_wait was slower than
-/// with crossbeam-deque's lane in 15 of 20 rounds, median 74.5 → 83.4 ns a
-/// task; on one line 84.8 → 74.9 (16 rounds), level with crossbeam's,
-/// while nested did not change, 46.5 → 47.2.)
+/// workers steal a batch from it every few microseconds, reading both ends
+/// and moving `top`; on one line, a steal and the next push each take one
+/// line, not two.
 const BOTTOM_PUSH_ONLY: usize = 1;
 
 impl Inner {
@@ -315,8 +280,7 @@ impl<T: Item> Worker<T> {
         let old = inner.buffer(Ordering::Relaxed);
         let new = Buffer::new(needed.next_power_of_two().max(old.capacity() * 4));
         // In runs that wrap around in neither buffer: a tight loop with no
-        // index arithmetic per job (callgrind, cancel workload: 14 → 4
-        // instructions a job copied).
+        // index arithmetic per job.
         let mut i = t;
         while i != b {
             let from = i as usize & (old.capacity() - 1);
@@ -726,7 +690,7 @@ mod loom_tests {
     //! starts at two slots here (`MIN_CAPACITY`), so a third push grows it.
 
     use super::*;
-    use crate::loom::model;
+    use crate::sync::loom::model;
     use loom::thread;
 
     /// Runs `steals` steals on a thread while the owner runs `owner`, and

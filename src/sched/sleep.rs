@@ -1,34 +1,22 @@
 //! Parking idle workers and waking them when work appears.
 //!
-//! # Why no wake-up is lost
-//!
-//! A worker that found nothing announces itself (pushes its index on the
-//! sleeper list and stores the new count), issues a `SeqCst` fence, then
-//! looks for work once more before it parks. A thread that makes work
-//! available pushes it, issues a `SeqCst` fence, then reads the sleeper
-//! count. The two fences order the two store→load pairs (Dekker): either the
-//! sleeper's last look sees the new work, or the pusher sees the sleeper and
-//! unparks one. `Thread::unpark` before `park` leaves a token, so an unpark
-//! that lands between the last look and `park` is not lost either.
-//!
-//! A pusher that sees no sleeper does no syscall and takes no lock: when all
-//! workers are busy, spawning costs one fence and one load here.
-//!
-//! A worker pushing on its *own* deque skips the fence ([`Sleep::notify_local`]):
-//! that worker runs the job itself if nobody steals it (it looks in its own
-//! deque before it can sleep, and a helping wait looks there too), so a
-//! missed wake-up there can cost parallelism for a moment but never
-//! progress; the relaxed check still wakes sleepers in the common case, and
-//! the next push retries. This keeps `join` and nested spawns fence-free. One sleeper
-//! is woken per push; a worker that steals a batch and leaves work behind
-//! wakes the next one (`worker.rs`), so wake-ups grow with the work.
+//! Why no wake-up is lost (`README.md`, "Sleeping without losing a
+//! wake-up"): a sleeper announces itself, fences (`SeqCst`), then looks for
+//! work once more before it parks; a pusher pushes, fences, then reads the
+//! sleeper count. Either the sleeper's last look sees the work, or the
+//! pusher sees the sleeper and unparks one (an unpark before `park` leaves
+//! a token). A worker pushing on its own deque skips the fence
+//! ([`Sleep::notify_local`]): it runs that job itself if nobody steals it,
+//! so a missed wake-up costs parallelism for a moment, never progress. One
+//! sleeper is woken per push; a worker that steals and leaves work behind
+//! wakes the next.
 
 use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread::Thread;
 use std::time::Instant;
 
-use crate::placement::{self, Place};
+use super::placement::{self, Place};
 
 pub(crate) struct Sleep {
     sleepers: Mutex<Vec<usize>>,
@@ -184,7 +172,7 @@ fn wait_for(what: &str, cond: impl Fn() -> bool) {
 #[cfg(all(test, target_os = "linux", not(loom)))]
 mod tests {
     use super::wait_for;
-    use crate::placement::{cpus_to_steer_between, linux_own_cpus};
+    use crate::sched::placement::{cpus_to_steer_between, linux_own_cpus};
     use crate::Runtime;
 
     #[test]
@@ -193,12 +181,12 @@ mod tests {
             return;
         };
         let rt = Runtime::builder().workers(2).build().unwrap();
-        let shared = rt.handle().shared.clone();
-        shared.sleep.wait_for_sleepers(2);
+        let pool = rt.handle().pool.clone();
+        pool.sleep.wait_for_sleepers(2);
         let before = rt.stats().steered_wakes;
         let task = rt.spawn(move || {
             // On one worker, woken from outside (not steered); the other sleeps.
-            shared.sleep.wait_for_sleepers(1);
+            pool.sleep.wait_for_sleepers(1);
             // A push on our own deque wakes the sleeper, steered off this CPU.
             let child = crate::spawn(linux_own_cpus);
             // Spin rather than wait: a helping wait could run the child here.

@@ -1,96 +1,42 @@
-//! The live-task registry: every task that is not done, for
-//! `wsrt_runtime_all_tasks` (asyncio `all_tasks()`) and for
-//! `shutdown(Cancel)`, which must reach tasks that sit in no queue
-//! (suspended on another task).
+//! The live-task list: every task that is not done, for `all_tasks`
+//! (asyncio `all_tasks()`) and for `shutdown(Cancel)`, which must reach
+//! tasks that sit in no queue (suspended on another task). tokio calls
+//! its equivalent `OwnedTasks`.
 //!
-//! Sharded so that spawning and finishing threads rarely meet on one
-//! lock: a worker lists the tasks it spawns in its own shard (tasks it
-//! spawns are mostly finished by itself, from its own deque), other threads
-//! spread theirs by task id (blocks of 64) over the remaining *outside*
-//! shards. The shard is recorded in the task's state word, the task's place
-//! in it in its header ([`Links`]). The registry holds no reference: a task
-//! is unlisted by the thread that finished it before that thread drops the
-//! reference that kept it alive, so a listed task is always alive while
-//! the shard lock is held (and, in a worker's table, while a walk runs).
+//! Sharded so that spawning and finishing threads rarely meet on one lock:
+//! a worker lists the tasks it spawns in its own shard, a *table*
+//! (`table.rs`) it lists in and unlists from without the lock; other
+//! threads spread theirs by task id, in blocks, over the *outside* shards,
+//! intrusive doubly linked lists under their lock. The shard is recorded
+//! in the task's state word, the task's place in it in its header
+//! ([`Links`]). The list holds no reference: a task is unlisted by the
+//! thread that finished it before that thread drops the reference that
+//! kept it alive, so a listed task is alive while its shard's lock is held
+//! (and, in a worker's table, while a walk runs). A worker that finishes
+//! a task another thread listed keeps it and unlists a batch at a time
+//! ([`TaskList::remove_finished`]): a done task may stay listed for a
+//! while, and walks skip done tasks.
 //!
-//! # Two shapes: a table for a worker, a list for the others
-//!
-//! A worker's shard is a table (`table.rs`): a listed task's slot holds
-//! its address, and the worker lists and unlists its own tasks there
-//! without the lock, with plain stores; other threads unlisting one of its
-//! tasks, and walkers, take the shard's lock. A walker keeps the worker
-//! from dropping a task it may be reading with a flag and an asymmetric
-//! fence (`membarrier` on Linux): the worker's side costs a plain load.
-//! An outside shard is an intrusive doubly linked list, under its lock:
-//! the spawning thread lists 64 tasks in a row, the worker that ran them
-//! unlists them together, and they are each other's neighbours, in that
-//! worker's cache by then. In a list, listing a task writes into the task
-//! listed before it; for a worker, those are tasks it spawned just before,
-//! often stolen by another worker and running there, whose header lines
-//! each such write took back (lists → tables under the lock, side by side,
-//! `wsrt_bench W 1 5 ARGS`: nested 49.0 → 45.2 ns a task, median of 16
-//! rounds' medians, faster in 10 of 16; spawn_wait 77.5 → 73.6, 10 of 12).
-//! Tables for outside shards were slower (spawn_wait 8%): a row freed by
-//! a worker is a line the spawner must take back at its next spawn.
-//! Without the lock on the worker's own path (a compare-exchange and a
-//! store at spawn and at finish), side by side with the locked table:
-//! `wsrt_bench fib 1 5 30` 37.4 → 35.9 ns a task (faster in 7 of 8
-//! rounds), `wsrt_bench nested 1 5 1000 1000` level (faster in 6 of 10,
-//! −1.3 ns). A table keeps its largest size (8 bytes a slot) until the
-//! runtime is freed.
-//!
-//! Workers past the state word's reach (`SHARDS_MAX / 2`, 256) list their
-//! spawns in an outside shard's list, under its lock.
-//!
-//! A worker that finishes a task another thread listed (spawned from
-//! outside, or stolen from another worker) does not unlink it at once: it
-//! keeps it, with its reference, and unlinks a batch at a time, one lock
-//! per shard ([`Registry::remove_finished`], `WorkerThread::unlist_finished`
-//! in `worker.rs`). Unlinked one by one, each such task took the lock line
-//! from the spawning thread and gave it back at its next spawn. A done task
-//! may so stay listed for a while; `live_tasks` skips done tasks.
-//!
-//! # Counting spawns from outside, and every end
-//!
-//! Workers count what they spawn in their own counter slots (`stats.rs`,
-//! plain stores), and the ends (a task becoming SUCCEEDED, FAILED or
-//! CANCELLED) of the tasks they run to their end and unlist from their
-//! own table or keep for a batch. Other threads count their
-//! spawns in the outside shard that lists the task, and every other end is
-//! counted in the shard that listed the task, under the lock that the
-//! thread takes anyway to unlist it. The lock, the list and the counts
-//! share one cache line, so counting costs no atomic read-modify-write of
-//! its own, and an end needs no look-up of the current worker (a
-//! thread-local access, which in `libwsrt.so` is a call).
-//! Before, a spawn from outside paid a `SeqCst` CAS on a shared counter, a
-//! cancel from outside a `fetch_add`, and a cancel the thread-local
-//! look-up; per task of the C cancel workload, the two atomics cost 13–19
-//! ns and the look-up 3–6 (see the commits).
-//!
-//! The lock also orders those counts against shutdown, which *closes*
-//! every shard (under its lock) before it checks whether all is done
-//! (`runtime.rs`): a spawn or end counted in an open shard is ordered
-//! before the close, so shutdown's check sees it; a spawn from outside
-//! finding its shard closed is refused; an end finding it closed is told so
-//! (under the lock, before it counts), and a thread outside the pool then
-//! checks for itself (a worker checks when it next goes idle).
-//!
-//! While `live_tasks` walks a shard, spawns and finishes that need that
-//! shard's lock wait (spinning, then yielding), and so does a worker
-//! unlisting its own task from the table being walked; a worker's own
-//! spawns do not wait. It is an introspection call.
+//! Each shard also counts the spawns from outside and the ends it sees,
+//! under the lock its caller takes anyway; shutdown *closes* every shard
+//! under its lock before it checks whether all is done, so a count made in
+//! an open shard is seen by that check, a spawn finding its shard closed is
+//! refused, and an end finding it closed is told so (the protocol is in
+//! `docs/design.md`, "Shutdown").
+
+mod table;
 
 use std::cell::UnsafeCell;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use crossbeam_utils::{Backoff, CachePadded};
+use crossbeam_utils::CachePadded;
 
-use crate::stats::Counter;
-use crate::table::Table;
-use crate::task::raw::Header;
-use crate::task::state::SHARDS_MAX;
-use crate::task::TaskRef;
+use self::table::Table;
+use super::raw::Header;
+use super::state::{TaskState, SHARDS_MAX};
+use super::TaskRef;
+use crate::sync::spin_lock::SpinLock;
 
 /// A task's place in its shard: its slot in a worker's table
 /// (`slot_or_prev`: written by the worker before the task is listed, read
@@ -112,7 +58,7 @@ impl Links {
 
 /// The tasks of one shard (module docs).
 enum Members {
-    /// A worker's shard: its tasks are in `Registry::tables`, outside the
+    /// A worker's shard: its tasks are in `TaskList::tables`, outside the
     /// lock; a task's `slot_or_prev` is its slot's address there.
     Table,
     /// An outside shard; a task's `slot_or_prev` is the previous task's
@@ -130,87 +76,6 @@ struct Shard {
 // lock.
 unsafe impl Send for Shard {}
 
-/// A shard's lock. Its critical sections are a few pointer writes (and the
-/// walk of `live_tasks`), never user code and never a panic, so waiters
-/// spin, then yield, instead of parking. What that buys is the unlock: a
-/// plain `Release` store where a parking mutex needs a read-modify-write to
-/// look for sleepers, one atomic less at every spawn and every finish
-/// (`std::sync::Mutex` → this: spawn_wait Rust 324 → 278–291 ns, nested
-/// 149 → 129–137, cancel 134 → 122–125; see the commit).
-struct SpinLock<T> {
-    locked: AtomicBool,
-    value: UnsafeCell<T>,
-}
-
-// SAFETY: `value` is only reached through a guard, and one guard exists at a
-// time (the `locked` flag); `T: Send` is enough to hand it between threads.
-unsafe impl<T: Send> Sync for SpinLock<T> {}
-
-struct SpinGuard<'a, T>(&'a SpinLock<T>);
-
-impl<T> SpinLock<T> {
-    fn new(value: T) -> Self {
-        SpinLock {
-            locked: AtomicBool::new(false),
-            value: UnsafeCell::new(value),
-        }
-    }
-
-    #[inline]
-    fn lock(&self) -> SpinGuard<'_, T> {
-        if !self.try_lock() {
-            self.lock_contended();
-        }
-        SpinGuard(self)
-    }
-
-    #[inline]
-    fn try_lock(&self) -> bool {
-        // Acquire: pairs with the Release of the previous holder's unlock.
-        self.locked
-            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-    }
-
-    /// Out of line: spawns and finishes inline only the first try.
-    #[cold]
-    #[inline(never)]
-    fn lock_contended(&self) {
-        let backoff = Backoff::new();
-        loop {
-            // Wait on a plain load so waiters do not bounce the line.
-            while self.locked.load(Ordering::Relaxed) {
-                backoff.snooze();
-            }
-            if self.try_lock() {
-                return;
-            }
-        }
-    }
-}
-
-impl<T> std::ops::Deref for SpinGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // SAFETY: we hold the lock.
-        unsafe { &*self.0.value.get() }
-    }
-}
-
-impl<T> std::ops::DerefMut for SpinGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: we hold the lock.
-        unsafe { &mut *self.0.value.get() }
-    }
-}
-
-impl<T> Drop for SpinGuard<'_, T> {
-    fn drop(&mut self) {
-        // Release: everything done under the lock is visible to the next holder.
-        self.0.locked.store(false, Ordering::Release);
-    }
-}
-
 /// One shard: its lock, its list and its counts, on one cache line.
 struct Bucket {
     list: SpinLock<Shard>,
@@ -223,16 +88,26 @@ struct Bucket {
 const SHARD_COUNTERS: usize = 4;
 const SPAWNED: usize = 0;
 
-fn end_index(end: Counter) -> usize {
+/// Where a shard counts the end `end`.
+fn end_index(end: TaskState) -> usize {
     match end {
-        Counter::Succeeded => 1,
-        Counter::Failed => 2,
-        Counter::Cancelled => 3,
-        _ => unreachable!("not an end state"),
+        TaskState::Succeeded => 1,
+        TaskState::Failed => 2,
+        TaskState::Cancelled => 3,
+        other => unreachable!("{other:?} is not an end"),
     }
 }
 
-pub(crate) struct Registry {
+/// What a shard counts ([`TaskList::count`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Tally {
+    /// Spawns from threads outside the pool.
+    Spawned,
+    /// Ends in this final state.
+    Ended(TaskState),
+}
+
+pub(crate) struct TaskList {
     shards: Box<[CachePadded<Bucket>]>,
     /// Shards `0..worker_shards` belong to workers, the rest are outside shards.
     worker_shards: usize,
@@ -240,43 +115,26 @@ pub(crate) struct Registry {
     tables: Box<[Table]>,
 }
 
-/// The fewest outside shards. Tasks spawned from outside go round them by
-/// id (in blocks, `OUTSIDE_BLOCK`, since this was measured), so a task's
-/// list neighbours were spawned this many spawns apart. When
-/// the workers keep up with an outside spawner, those neighbours are the
-/// tasks in flight: with 8 shards, linking a new task wrote into a task a
-/// worker was running, and unlinking a finished one into the task the
-/// spawner was filling in; from 64 on, the neighbours are mostly done and
-/// gone and the lists nearly empty. Measured through the C ABI
-/// (`target/peers/wsrt_bench W 1 7 500000`, per-process medians of 7,
-/// 3 processes each, alternating), 8 → 32 / 64 / 128 shards: spawn_wait
-/// 155–158 → 150–154 / 134–137 / 133–136 ns, callbacks 183–222 → 164–169 /
-/// 150–161 / 153–155; detached and cancel unchanged.
+/// The fewest outside shards: more shards put a new task's list
+/// neighbours further back in the spawn order, where they are done and
+/// gone, so listing and unlisting rarely write into a task in flight.
 const OUTSIDE_SHARDS_MIN: usize = 64;
 
 /// Tasks spawned from outside go round the outside shards in blocks of
-/// this many consecutive ids, one block per shard, rather than one task per
-/// shard: a worker's batch of finished tasks (`remove_finished`, at most as
-/// many) then falls in one or two shards, unlinked under one or two locks,
-/// and its tasks are each other's list neighbours; meanwhile the spawner
-/// has moved on to the next block's shard. (Without the batches, blocks
-/// made callbacks and cancel slower: each finish met the spawner on the
-/// shard it was filling.) Side by side with one task per shard (old and
-/// new library alternating, `target/peers/wsrt_bench W 1 10 N` and the
-/// bench's `--child W wsrt_rust`; medians of 10 runs), ns per task: detached
-/// C 65–68 → 57–62, Rust 67–75 → 56–62; cancel C 80–90 → 74; callbacks
-/// equal while the vCPUs are near each other, C 204–216 → 102–108 and Rust
-/// 257–263 → 128–175 while the host has them far apart.
+/// this many consecutive ids, one block per shard: a worker's batch of
+/// finished tasks (`remove_finished`, at most as many) then falls in one or
+/// two shards, unlinked under one or two locks, while the spawner has moved
+/// on to the next block's shard.
 const OUTSIDE_BLOCK: u64 = 64;
 
-impl Registry {
-    pub(crate) fn new(workers: usize) -> Registry {
+impl TaskList {
+    pub(crate) fn new(workers: usize) -> TaskList {
         // One shard per worker, then as many again (at least
         // `OUTSIDE_SHARDS_MIN`) for spawns from other threads; within what
         // the state word can name.
         let worker_shards = workers.clamp(1, SHARDS_MAX / 2);
         let n = worker_shards + worker_shards.max(OUTSIDE_SHARDS_MIN);
-        Registry {
+        TaskList {
             shards: (0..n)
                 .map(|i| {
                     CachePadded::new(Bucket {
@@ -393,7 +251,7 @@ impl Registry {
     /// so a thread outside the pool must keep the runtime alive (the count
     /// lets shutdown finish) and check for itself afterwards.
     #[inline]
-    pub(crate) fn remove(&self, header: &Header, end: Counter, closed: impl FnOnce()) {
+    pub(crate) fn remove(&self, header: &Header, end: TaskState, closed: impl FnOnce()) {
         let index = header.state.load().shard();
         let bucket = &self.shards[index];
         let mut shard = bucket.list.lock();
@@ -404,8 +262,8 @@ impl Registry {
         bump(&bucket.counts[end_index(end)]);
     }
 
-    /// Unlists tasks a worker finished and counted itself (`raw.rs`,
-    /// `finish_on_worker`), grouped by shard: one lock per shard.
+    /// Unlists tasks a worker finished and counted itself
+    /// (`sched/harness.rs`), grouped by shard: one lock per shard.
     #[inline]
     pub(crate) fn remove_finished(&self, tasks: &mut [TaskRef]) {
         let shard_of = |t: &TaskRef| t.header().state.load().shard();
@@ -427,12 +285,11 @@ impl Registry {
         }
     }
 
-    /// The part of counter `c` kept in the shards.
-    pub(crate) fn count(&self, c: Counter) -> u64 {
-        let index = match c {
-            Counter::Spawned => SPAWNED,
-            Counter::Succeeded | Counter::Failed | Counter::Cancelled => end_index(c),
-            _ => return 0,
+    /// The sum of what every shard counted of `what`.
+    pub(crate) fn count(&self, what: Tally) -> u64 {
+        let index = match what {
+            Tally::Spawned => SPAWNED,
+            Tally::Ended(end) => end_index(end),
         };
         self.shards
             .iter()
@@ -455,7 +312,7 @@ impl Registry {
     }
 
     /// Calls `f` on every listed task, done or not, each shard under its
-    /// lock (`f` must not touch the registry).
+    /// lock (`f` must not touch the list).
     fn walk(&self, mut f: impl FnMut(&Header)) {
         for (index, bucket) in self.shards.iter().enumerate() {
             let shard = bucket.list.lock();
@@ -481,7 +338,7 @@ impl Registry {
 }
 
 #[cfg(all(test, not(loom)))]
-impl Registry {
+impl TaskList {
     /// How many tasks are listed, done or not.
     pub(crate) fn listed(&self) -> usize {
         let mut n = 0;
@@ -496,7 +353,7 @@ fn bump(count: &AtomicU64) {
     count.store(count.load(Ordering::Relaxed) + 1, Ordering::Release);
 }
 
-impl Registry {
+impl TaskList {
     /// Lists `header` in list shard `index` (`shard` is its locked part).
     #[inline]
     fn link(&self, index: usize, shard: &mut Shard, header: &Header) {

@@ -7,7 +7,8 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::Thread;
 
-use crate::worker::WorkerThread;
+use super::pool::Pool;
+use super::worker::WorkerThread;
 
 /// Who waits on a latch.
 pub(crate) enum Waiter {
@@ -19,9 +20,9 @@ pub(crate) enum Waiter {
 }
 
 impl Waiter {
-    /// The waiter for the current thread, for jobs run by `shared`'s workers.
-    pub(crate) fn current(shared: &crate::runtime::Shared) -> Waiter {
-        match WorkerThread::current_of(shared) {
+    /// The waiter for the current thread, for jobs run by `pool`'s workers.
+    pub(crate) fn current(pool: &Pool) -> Waiter {
+        match WorkerThread::current_of(pool) {
             Some(w) => Waiter::Worker(w.index),
             None => Waiter::Thread(std::thread::current()),
         }
@@ -34,7 +35,7 @@ impl Waiter {
             // Jobs for a worker's latch run on that runtime's workers (or
             // inline on the waiter itself, which needs no wake-up).
             Waiter::Worker(index) => {
-                WorkerThread::current().and_then(|w| w.shared.sleep.thread(*index))
+                WorkerThread::current().and_then(|w| w.pool.sleep.thread(*index))
             }
         }
     }

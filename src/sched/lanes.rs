@@ -1,62 +1,29 @@
-//! Lanes: the queues of threads outside the pool that spawn.
+//! Lanes: the queues of threads outside the pool that spawn (`README.md`,
+//! "Lanes").
 //!
-//! A thread outside the pool (the main thread of a program, a thread of
-//! the program's own) that spawns on a runtime claims one of its lanes on
-//! its first spawn and keeps it until it exits: a FIFO deque that only this
-//! thread pushes on and that the workers steal from, as they steal from
-//! each other. Pushing on a deque one owns is two plain stores; pushing on
-//! the shared injector is a compare-exchange of its tail and a `fetch_or`
-//! on the slot, each a full barrier that must wait for the cache lines the
-//! spawner just wrote (the new task's cell) to be its own. This is oneTBB's
-//! arena slot for an external thread, without the thread ever popping.
+//! A thread outside the pool claims one of a runtime's [`LANES`] lanes on
+//! its first spawn there and keeps it until it exits: a FIFO deque only it
+//! pushes on, that the workers steal from. A thread that finds them all
+//! claimed uses the injector for that runtime from then on. A lane keeps
+//! the capacity of its largest backlog until its runtime is freed; a lane
+//! whose thread exited is claimed again by the next thread that needs one,
+//! with whatever it still holds.
 //!
-//! There are [`LANES`] per runtime; a thread that finds them all claimed
-//! on its first spawn there uses the injector for that runtime from then
-//! on, as do pushes during thread-local destruction. A lane keeps the
-//! capacity of the largest backlog it held (8 bytes a task, as a worker's
-//! deque does) until its runtime is freed; a lane whose thread exited is
-//! claimed again by the next thread that needs one, with whatever it still
-//! holds.
-//!
-//! # Claims
-//!
-//! `claimed` is set by a compare-exchange (`Acquire`) and cleared by the
-//! claim's drop at thread exit (`Release`), so one thread at a time owns
-//! the pushing end, and each owner's pushes happen before the next owner's
-//! (the `Worker`'s own fields are plain cells). The thread keeps its claims
-//! in a thread-local list of `Weak` references: a claim never keeps a
-//! runtime's lanes alive, and the list drops claims on lanes that are gone
-//! when it looks for a new one. The `Weak` also keeps the address of the
-//! lanes from being reused while the claim exists, so comparing addresses
-//! identifies the runtime.
-//!
-//! # Wake-ups
-//!
-//! A push here is followed by the same `SeqCst` fence and sleeper check as
-//! a push on the injector (`sleep.rs`), and `has_work` (what a worker checks
-//! after its own fence before it sleeps) looks at every lane up to `used`,
-//! which the claiming thread raised before its first push: either the
-//! sleeper sees the task, or the spawner sees the sleeper.
+//! Invariants: one thread at a time owns a lane's pushing end (`claimed`,
+//! set by a compare-exchange with `Acquire`, cleared at thread exit with
+//! `Release`); a claim is a `Weak`, so it never keeps a runtime alive; a
+//! push is followed by the fence and sleeper check of `sleep.rs`, and
+//! `has_work` looks at every lane up to `used`, raised before the first
+//! push, so no wake-up is lost.
 
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
-use crate::deque::{Steal, Stealer, Worker};
-
-use crate::worker::{self, JobRef};
-
-/// Lanes per runtime: a program rarely has more threads that spawn in
-/// bulk than this; the others share the injector.
-pub(crate) const LANES: usize = 8;
-
-/// How far behind its thread a worker in a streak stays: a lane that holds
-/// at most this many jobs, and was pushed on since the worker last looked,
-/// is left for now (`worker.rs`, "Not taking each task the moment it is
-/// queued"). 128 tasks are 10–12 KB of cells (80–96 bytes each) behind the
-/// newest: the cache lines the workers read and write are not those the
-/// spawning thread is writing.
-pub(crate) const LAG: usize = 128;
+use super::context;
+use super::job::JobRef;
+use super::tuning::{LAG, LANES};
+use crate::sync::deque::{Steal, Stealer, Worker};
 
 /// What a worker saw of each lane at its last look: how many jobs had been
 /// pushed on it. Kept by the worker, for [`Lanes::steal_batch_and_pop`].
@@ -92,7 +59,7 @@ struct Claim {
 impl Drop for Claim {
     fn drop(&mut self) {
         // The thread's note of its lane must not outlive the claim.
-        worker::with_here(|h| {
+        context::with_here(|h| {
             if h.lane()
                 .is_some_and(|l| std::ptr::eq(l.lanes, self.lanes.as_ptr()))
             {
@@ -107,7 +74,7 @@ impl Drop for Claim {
 }
 
 /// The lane a thread claimed on the runtime it spawned on last, noted in
-/// its `worker::Here`, which the spawn path looks at anyway: a spawn that
+/// its `context::Here`, which the spawn path looks at anyway: a spawn that
 /// finds it there pushes without a second thread-local look-up (`CLAIMS`:
 /// in `libwsrt.so`, a call to `__tls_get_addr`) and without searching the
 /// thread's claims. Set only while the thread holds the claim, and cleared
@@ -197,7 +164,7 @@ impl Lanes {
                 lanes: Arc::as_ptr(self),
                 index,
             };
-            worker::with_here(|h| h.set_lane(Some(own)));
+            context::with_here(|h| h.set_lane(Some(own)));
             Some(())
         });
         match pushed {
@@ -231,8 +198,8 @@ impl Lanes {
     /// looking at the lanes from `start` on (workers start at different
     /// lanes). With `keep_behind`, a lane holding at most [`LAG`] jobs whose
     /// thread pushed since this worker's last look (`looks`) is passed
-    /// over, and `left` set (`worker.rs`, "Not taking each task the moment
-    /// it is queued"). `Retry` if a lane was contended and none gave a job.
+    /// over, and `left` set (`README.md`, "Keeping behind a spawning
+    /// thread"). `Retry` if a lane was contended and none gave a job.
     pub(crate) fn steal_batch_and_pop(
         &self,
         dest: &Worker<JobRef>,
@@ -298,8 +265,9 @@ mod tests {
     use std::task::{Context, Poll};
 
     use super::{Lanes, Looks, LAG, LANES};
-    use crate::deque::{Steal, Worker};
-    use crate::worker::{Here, JobRef, JobVtable};
+    use crate::sched::context::Here;
+    use crate::sched::job::{JobRef, JobVtable};
+    use crate::sync::deque::{Steal, Worker};
     use crate::Runtime;
 
     /// A job these tests queue and steal but never run.
@@ -357,7 +325,7 @@ mod tests {
     #[test]
     fn a_spawning_thread_claims_a_lane_and_gives_it_back_when_it_exits() {
         let rt = Runtime::builder().workers(1).build().unwrap();
-        let lanes = rt.handle().shared.lanes.clone();
+        let lanes = rt.handle().pool.lanes.clone();
         assert_eq!(lanes.claimed(), 0);
         let (handle, seen) = (rt.handle().clone(), lanes.clone());
         // `join` (not a scope) waits for the thread's thread-local
@@ -383,7 +351,7 @@ mod tests {
         const THREADS: usize = LANES + 4;
         const EACH: usize = 500;
         let rt = Runtime::builder().workers(2).build().unwrap();
-        let lanes = rt.handle().shared.lanes.clone();
+        let lanes = rt.handle().pool.lanes.clone();
         let hits = Arc::new(AtomicUsize::new(0));
         let all_spawned_once = Arc::new(Barrier::new(THREADS + 1));
         let counted = Arc::new(Barrier::new(THREADS + 1));
@@ -430,13 +398,13 @@ mod tests {
         let build = || ManuallyDrop::new(Runtime::builder().workers(1).build().unwrap());
         // The runtime whose worker runs the calling task.
         fn ran_on() -> usize {
-            let worker = crate::worker::WorkerThread::current().expect("on a worker");
-            Arc::as_ptr(&worker.shared) as usize
+            let worker = crate::sched::worker::WorkerThread::current().expect("on a worker");
+            Arc::as_ptr(&worker.pool) as usize
         }
         let spawn_in_turn = |x: &Runtime, y: &Runtime| {
             let tasks: Vec<_> = (0..EACH)
                 .flat_map(|_| [x, y])
-                .map(|rt| (Arc::as_ptr(&rt.handle().shared) as usize, rt.spawn(ran_on)))
+                .map(|rt| (Arc::as_ptr(&rt.handle().pool) as usize, rt.spawn(ran_on)))
                 .collect();
             for (i, (expected, t)) in tasks.into_iter().enumerate() {
                 // Bounded: a task queued where no worker looks never runs.
@@ -449,7 +417,7 @@ mod tests {
         };
         let (a, b) = (build(), build());
         spawn_in_turn(&a, &b);
-        let claimed = |rt: &Runtime| rt.handle().shared.lanes.claimed();
+        let claimed = |rt: &Runtime| rt.handle().pool.lanes.claimed();
         assert_eq!((claimed(&a), claimed(&b)), (1, 1));
         drop(ManuallyDrop::into_inner(a));
         let c = build();

@@ -3,45 +3,20 @@
 //! With the `mimalloc` feature (on by default) they come from mimalloc,
 //! called directly: the process's global allocator is left alone. A task is
 //! typically allocated on one thread and freed on another (spawned from
-//! outside, finished by a worker); glibc's malloc pays for that on both
-//! sides, mimalloc batches remote frees per page. Measured with
-//! `cargo run --release [--no-default-features] --example bench`, two
-//! alternating runs each (medians of 5 per run, before the release profile
-//! had LTO), without → with:
-//! spawn_wait Rust 302–320 → 252–255 ns, C 339–354 → 190–193 ns; detached
-//! Rust 327–364 → 246–249 ns, C 371–410 → 236–253 ns; nested Rust 127–141 →
-//! 100–106 ns; callbacks Rust 571–574 → 433–471 ns; cancel unchanged
-//! (a million fresh cells cost page faults either way); memory 112 → 109
-//! B/task.
-//!
-//! Without the feature they come from the global allocator (yours, if you
-//! set one), which is what ASan and valgrind track: `.ci/run` runs them that
-//! way, so a task freed too early or never is reported.
-//!
-//! mimalloc is built with local-dynamic TLS so that `libwsrt.so` can be
-//! `dlopen`ed (from Python, or as a plugin) like any other library
-//! (`ffi-tests/dlopen/`, also from a thread that existed before). Built
-//! with initial-exec TLS instead, it measured no faster here.
+//! outside, finished by a worker); mimalloc batches such remote frees per
+//! page where glibc's malloc pays for them on both sides. Without the
+//! feature they come from the global allocator, which is what ASan and
+//! valgrind track (`.ci/run` runs them that way). mimalloc is built with
+//! local-dynamic TLS so that `libwsrt.so` can be `dlopen`ed.
 //!
 //! # Workers free in batches
 //!
-//! Tasks spawned from one thread are allocated one after another, in the
-//! same mimalloc pages, and the workers finish them side by side: freed one
-//! at a time, two workers push blocks of the same page onto that page's
-//! remote-free list at once, and its cache line travels between their CPUs
-//! at every free. So a worker keeps up to 64 cells that it freed itself,
-//! letting go of a task it ran or unlisted (`raw::drop_ref_at`), in its
-//! [`FreeBatch`], and frees them together when the batch is full, before it
-//! sleeps and when it exits; back to back, the frees of one page find its
-//! line in the CPU's cache. Measured through the C ABI
-//! (`target/peers/wsrt_bench W 1 7 ...`, per-process medians of 7 runs,
-//! 4 processes each, old and new library alternating): detached 226–241 →
-//! 210–217 ns; nested, fib, spawn_wait and callbacks unchanged.
-//!
-//! Every other free (the last handle released, on any thread) happens at
-//! once. The batch is reached through the worker its caller already holds:
-//! as a thread-local, every free paid for finding it, and in `libwsrt.so`
-//! that is a call to `__tls_get_addr`.
+//! Tasks spawned from one thread sit side by side in the same mimalloc
+//! pages; two workers freeing them one at a time would push onto the same
+//! page's remote-free list at once, bouncing its cache line. So a worker
+//! keeps up to `BATCH` cells it freed itself in its [`FreeBatch`] and
+//! frees them together when the batch is full, before it sleeps and when
+//! it exits. Every other free happens at once.
 
 use std::alloc::{handle_alloc_error, Layout};
 use std::ptr::NonNull;
@@ -207,12 +182,8 @@ impl Drop for FreeBatch {
 /// (task cells and callback lists have fields); the compiler checks it.
 ///
 /// The value is made after the memory is taken, so that it is written in
-/// place: a `value: T` argument was built on the stack first and copied
-/// after `mi_malloc` returned, and the copy's 16-byte loads of two 8-byte
-/// stores still in the store buffer stalled (store-to-load forwarding
-/// fails). Side by side, `wsrt_bench fib 1 5 30` 54.2 -> 49.3 ns a task
-/// and `nested 1 5 1000 1000` 41.2 -> 34.4 (medians of 8 alternating
-/// rounds, better in 7 and 8 of 8).
+/// place rather than built on the stack and copied (a copy's wide loads of
+/// narrow stores still in the store buffer stall).
 #[inline(always)]
 pub(crate) fn boxed<T>(make: impl FnOnce() -> T) -> NonNull<T> {
     boxed_in(None, make)
@@ -264,40 +235,4 @@ pub(crate) unsafe fn free_in<T>(ptr: NonNull<T>, batch: Option<&FreeBatch>) {
     let _dealloc = Dealloc(ptr.as_ptr().cast(), Layout::new::<T>(), batch);
     // SAFETY: the value is live and never used again (caller's duty).
     unsafe { std::ptr::drop_in_place(ptr.as_ptr()) };
-}
-
-#[cfg(all(test, not(loom)))]
-mod tests {
-    use crate::worker::WorkerThread;
-    use crate::Runtime;
-
-    const BATCHING: bool = cfg!(feature = "mimalloc");
-
-    fn held() -> usize {
-        WorkerThread::current().expect("on a worker").frees.held()
-    }
-
-    #[test]
-    fn a_worker_keeps_the_cells_it_frees_until_it_sleeps() {
-        let rt = Runtime::builder().workers(1).build().unwrap();
-        let kept = rt.spawn(|| {
-            let before = held();
-            // A marker first, then ten children whose handles go at once:
-            // the helping join below runs the children (newest first) and
-            // then the marker, on this worker, which lets go of each child
-            // last: ten frees into its batch. The marker's last reference is
-            // its handle's, released by the join: at once.
-            let marker = crate::spawn(|| 7);
-            for _ in 0..10 {
-                drop(crate::spawn(|| 1));
-            }
-            assert_eq!(marker.join(), Ok(7));
-            held() - before
-        });
-        assert_eq!(kept.join(), Ok(if BATCHING { 10 } else { 0 }));
-
-        rt.handle().shared.sleep.wait_for_sleepers(1);
-        // It freed them before it slept (and woke up for this task).
-        assert_eq!(rt.spawn(held).join(), Ok(0));
-    }
 }

@@ -2,18 +2,19 @@
 //! so an increment is a plain load and store) and one shared slot for every
 //! other thread (atomic increments). Spawns from outside the pool, and the
 //! ends (succeeded, failed, cancelled) that no worker counts for itself, are
-//! counted in the registry's shards instead (`registry.rs`); the sums here
-//! add them.
+//! counted in the task list's shards instead (`task/list/mod.rs`); the
+//! sums here add them.
 
 use crossbeam_utils::CachePadded;
 
-use crate::loom::sync::atomic::{AtomicU64, Ordering};
-use crate::registry::Registry;
+use crate::sync::loom::atomic::{AtomicU64, Ordering};
+use crate::task::list::{Tally, TaskList};
+use crate::task::TaskState;
 
 /// What is counted. `Unsuspends` counts SUSPENDED → RUNNING or CANCELLED.
 /// `Succeeded`, `Failed` and `Cancelled` are counted here by a worker for
-/// the tasks it ran to their end (`raw.rs`, `finish_own` and
-/// `finish_on_worker`), and by the registry for every other end.
+/// the tasks it ran to their end (`harness.rs`, `finish_own` and
+/// `finish_on_worker`), and by the task list for every other end.
 #[derive(Clone, Copy)]
 pub(crate) enum Counter {
     Spawned,
@@ -91,7 +92,7 @@ impl Counters {
     }
 
     /// Adds one from any other thread. Only statistics reach here (spawns
-    /// from outside and ends are counted by the registry), so `Relaxed`.
+    /// from outside and ends are counted by the task list), so `Relaxed`.
     pub(crate) fn add_external(&self, c: Counter) {
         self.external(c).fetch_add(1, Ordering::Relaxed);
     }
@@ -100,32 +101,34 @@ impl Counters {
         &self.slots[self.slots.len() - 1].0[c as usize]
     }
 
-    fn sum(&self, c: Counter, registry: &Registry) -> u64 {
+    fn sum(&self, c: Counter, tasks: &TaskList) -> u64 {
         let here: u64 = self
             .slots
             .iter()
             .map(|s| s.0[c as usize].load(Ordering::SeqCst))
             .sum();
-        here + registry.count(c)
+        let listed = match c {
+            Counter::Spawned => tasks.count(Tally::Spawned),
+            Counter::Succeeded => tasks.count(Tally::Ended(TaskState::Succeeded)),
+            Counter::Failed => tasks.count(Tally::Ended(TaskState::Failed)),
+            Counter::Cancelled => tasks.count(Tally::Ended(TaskState::Cancelled)),
+            _ => 0,
+        };
+        here + listed
     }
 
     /// True if every spawned task is counted done. Done counts are read
     /// first: a done count can only include tasks whose spawn is visible by
     /// then (Release/Acquire chain), so equality means nothing is live.
-    pub(crate) fn all_done(&self, registry: &Registry) -> bool {
-        let done = self.sum(Counter::Succeeded, registry)
-            + self.sum(Counter::Failed, registry)
-            + self.sum(Counter::Cancelled, registry);
-        done == self.sum(Counter::Spawned, registry)
+    pub(crate) fn all_done(&self, tasks: &TaskList) -> bool {
+        let done = self.sum(Counter::Succeeded, tasks)
+            + self.sum(Counter::Failed, tasks)
+            + self.sum(Counter::Cancelled, tasks);
+        done == self.sum(Counter::Spawned, tasks)
     }
 
-    pub(crate) fn snapshot(
-        &self,
-        workers: usize,
-        registry: &Registry,
-        steered_wakes: u64,
-    ) -> Stats {
-        let sum = |c| self.sum(c, registry);
+    pub(crate) fn snapshot(&self, workers: usize, tasks: &TaskList, steered_wakes: u64) -> Stats {
+        let sum = |c| self.sum(c, tasks);
         let succeeded = sum(Counter::Succeeded);
         let failed = sum(Counter::Failed);
         let cancelled = sum(Counter::Cancelled);

@@ -1,5 +1,5 @@
-//! A worker's table of the tasks it spawned (its registry shard,
-//! `registry.rs`), which the worker lists and unlists without a lock.
+//! A worker's table of the tasks it spawned (its shard of the task list,
+//! `mod.rs`), which the worker lists and unlists without a lock.
 //!
 //! A task's address sits in a *slot*; slots come in chunks that never move
 //! (chunk `k` holds `FIRST_CHUNK << k` of them), so a slot's address is
@@ -41,7 +41,7 @@ use std::sync::OnceLock;
 
 use crossbeam_utils::CachePadded;
 
-use crate::loom::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use crate::sync::loom::atomic::{fence, AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 /// Slots in the first chunk (in the loom models, two: a third task opens a
 /// second chunk).
@@ -436,7 +436,7 @@ mod tests {
     #[cfg(loom)]
     mod loom_models {
         use super::*;
-        use crate::loom::model;
+        use crate::sync::loom::model;
         use loom::sync::Arc;
         use loom::thread;
 

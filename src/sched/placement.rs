@@ -2,24 +2,14 @@
 //! no-op elsewhere).
 //!
 //! A worker wakes a sibling so that the two run at once: the waker goes on
-//! with its own work. Linux does not know that. Traced on the 2-vCPU VM the
-//! benchmarks run on (ftrace: `sched_waking`, `sched_migrate_task`,
-//! `sched_switch`), fib(35) with a cutoff, started from a blocked outside
-//! thread: in about one run in four the kernel moved the woken worker onto
-//! the waker's busy CPU although its own previous CPU had been idle for tens
-//! of microseconds, and the two workers then shared one CPU until a
-//! load-balance tick moved one of them, 4–11 ms later, in a 9 ms job
-//! (speedup 1.0–1.3 instead of 1.9).
-//!
-//! So a worker that wakes a sibling first narrows the sleeper's affinity to
-//! the CPUs it started with minus the waker's own, and the sleeper widens it
-//! back as soon as it is awake. Two `sched_setaffinity` calls per such
-//! wake-up, on a path that already makes a `futex` call; wake-ups by a worker
-//! are rare once the pool is busy (one per run of fib, fib_cutoff or nested
-//! in the C benchmark, none in its spawn-from-outside workloads: counted with
-//! ftrace). A thread outside the pool wakes without
-//! steering: it usually blocks next, and the sleeper taking over its CPU is
-//! the fastest wake-up there is (wake_latency).
+//! with its own work. Linux does not know that, and may queue the woken
+//! worker on the waker's busy CPU although its own is idle, until a
+//! load-balance tick moves one of them. So a worker that wakes a sibling
+//! first narrows the sleeper's affinity to the CPUs it started with minus
+//! the waker's own, and the sleeper widens it back as soon as it is awake:
+//! two `sched_setaffinity` calls per such wake-up. A thread outside the
+//! pool wakes without steering: it usually blocks next, and the sleeper
+//! taking over its CPU is the fastest wake-up there is.
 //!
 //! A worker restores the affinity it had when it started; a mask changed by
 //! someone else while a worker was asleep and steered is overwritten, and a
@@ -193,7 +183,7 @@ mod linux {
 #[cfg(all(test, target_os = "linux", not(loom)))]
 mod tests {
     use super::*;
-    use crate::placement::{cpus_to_steer_between, linux_own_cpus as own_cpus};
+    use crate::sched::placement::{cpus_to_steer_between, linux_own_cpus as own_cpus};
     use std::sync::{mpsc, Arc};
 
     #[test]

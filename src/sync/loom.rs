@@ -1,13 +1,13 @@
-//! Atomics and locks, swapped for loom's in the crate's own tests under
-//! `cfg(loom)` so that the task state word and the callback list can be
-//! model-checked (`src/task/loom_tests.rs`). As tokio does, the swap needs
-//! `test` too: loom is a dev-dependency.
+//! Atomics, locks and spin-waits, swapped for loom's in the crate's own tests
+//! under `cfg(loom)` so that the task state word, the callbacks, the deque
+//! and the task list's table can be model-checked (tokio's `src/loom/`). As
+//! tokio does, the swap needs `test` too: loom is a dev-dependency.
 
 #[cfg(not(all(test, loom)))]
-pub(crate) use std::sync;
+pub(crate) use std::sync::{atomic, Arc, Mutex, MutexGuard};
 
 #[cfg(all(test, loom))]
-pub(crate) use loom::sync;
+pub(crate) use loom::sync::{atomic, Arc, Mutex, MutexGuard};
 
 /// Runs a loom model with a preemption bound of 3 unless
 /// `LOOM_MAX_PREEMPTIONS` sets one (every model of the crate).

@@ -1,0 +1,300 @@
+//! The runtime: [`Runtime`] owns a pool of worker threads (`sched/`),
+//! [`Handle`] spawns on it, [`Builder`] configures it, [`global`] is the
+//! process-wide default one.
+
+mod builder;
+mod global;
+
+use std::fmt;
+use std::sync::Arc;
+
+pub use builder::Builder;
+pub use global::global;
+
+use crate::sched::job;
+use crate::sched::pool::Pool;
+pub use crate::sched::shutdown::ShutdownMode;
+use crate::sched::stats::Stats;
+use crate::task::c_body::{CBody, CDropFn, CFn, SendPtr};
+use crate::task::future::Async;
+use crate::task::{Once, Task, TaskRef};
+
+/// Errors of runtime-level operations.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The runtime is shutting down or shut down.
+    Shutdown,
+    /// The call would wait for the very worker it runs on.
+    WouldDeadlock,
+    /// An invalid argument (e.g. zero workers after resolution).
+    InvalidArgument(&'static str),
+    /// The OS refused to start a worker thread.
+    Spawn(std::io::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Shutdown => f.write_str("runtime is shutting down"),
+            Error::WouldDeadlock => f.write_str("operation would deadlock on the calling worker"),
+            Error::InvalidArgument(what) => write!(f, "invalid argument: {what}"),
+            Error::Spawn(e) => write!(f, "could not start a worker thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// A cloneable handle to a runtime: spawn, stats, shutdown. It keeps the
+/// runtime's shared state alive but not its threads; spawning through it
+/// after shutdown is refused.
+#[derive(Clone)]
+pub struct Handle {
+    pub(crate) pool: Arc<Pool>,
+}
+
+impl Handle {
+    /// The runtime of the worker thread this is called on, if any.
+    pub fn current() -> Option<Handle> {
+        crate::sched::worker::WorkerThread::current().map(|w| Handle {
+            pool: w.pool.clone(),
+        })
+    }
+
+    /// Spawns `f` and returns its handle.
+    ///
+    /// From one of this runtime's workers the task goes to that worker's own
+    /// deque (LIFO); from another thread to that thread's lane (a FIFO
+    /// queue of its own that the workers steal from; the first eight
+    /// threads that spawn get one), otherwise to the global injector. If
+    /// the runtime is shutting down the spawn is refused and the returned
+    /// task is already CANCELLED (`f` is dropped without running); use
+    /// [`try_spawn`] to get `f` back instead.
+    ///
+    /// [`try_spawn`]: Handle::try_spawn
+    pub fn spawn<F, T>(&self, f: F) -> Task<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        spawn_on(&self.pool, f)
+    }
+
+    /// Spawns `f`, or gives it back if the runtime is shutting down.
+    pub fn try_spawn<F, T>(&self, f: F) -> Result<Task<T>, F>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.pool.spawn_body(Once(Some(f)), (), true, None) {
+            // SAFETY: the body's output type is `T`.
+            Ok(Some(raw)) => Ok(unsafe { Task::from_task_ref(raw) }),
+            Ok(None) => unreachable!("asked for a handle"),
+            Err(Once(f)) => Err(f.expect("refused body still holds its closure")),
+        }
+    }
+
+    /// Spawns a future as a task. While it awaits (returns `Pending`) the
+    /// task is SUSPENDED and holds no worker; its waker queues it again.
+    /// Awaiting another [`Task`] inside it suspends until that task is done.
+    /// Cancelling it while suspended drops the future at once. Refused after
+    /// shutdown like [`spawn`](Handle::spawn) (the task is CANCELLED).
+    pub fn spawn_async<F>(&self, future: F) -> Task<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match self.pool.spawn_body(Async(future), (), true, None) {
+            // SAFETY: the body's output type is `F::Output`.
+            Ok(Some(raw)) => unsafe { Task::from_task_ref(raw) },
+            Ok(None) => unreachable!("asked for a handle"),
+            Err(refused) => {
+                drop(refused);
+                cancelled_task::<F::Output>(&self.pool)
+            }
+        }
+    }
+
+    /// Spawns `f` without a handle (the cheapest spawn). Returns false, and
+    /// drops `f`, if the runtime is shutting down.
+    pub fn spawn_detached<F>(&self, f: F) -> bool
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.pool.spawn_body(Once(Some(f)), (), false, None).is_ok()
+    }
+
+    /// The C ABI's spawn (`wsrt_spawn`): a task calling `func(arg, &result)`
+    /// until it is done, with a handle if `handle`. Refused with
+    /// [`Error::Shutdown`] if the runtime is shutting down: nothing was
+    /// spawned and `arg_drop` is not called (the caller keeps `arg`).
+    pub(crate) fn spawn_c(
+        &self,
+        func: CFn,
+        arg: *mut std::ffi::c_void,
+        arg_drop: Option<CDropFn>,
+        result_drop: Option<CDropFn>,
+        name: Option<&str>,
+        handle: bool,
+    ) -> Result<Option<TaskRef>, Error> {
+        // A refused body comes back and is dropped here, without
+        // `release`: `arg_drop` does not run.
+        let arg = SendPtr(arg);
+        let spawned = match CBody::new(func, arg_drop, result_drop) {
+            CBody::Plain(body) => self.pool.spawn_body(body, arg, handle, name).ok(),
+            CBody::Full(body) => self.pool.spawn_body(body, arg, handle, name).ok(),
+        };
+        spawned.ok_or(Error::Shutdown)
+    }
+
+    /// Counters since start; exact once the runtime is shut down.
+    pub fn stats(&self) -> Stats {
+        self.pool.counters.snapshot(
+            self.pool.workers(),
+            &self.pool.tasks,
+            self.pool.sleep.steered_wakes(),
+        )
+    }
+
+    /// Number of worker threads.
+    pub fn workers(&self) -> usize {
+        self.pool.workers()
+    }
+
+    /// Handles to every task that is not done (asyncio `all_tasks()`).
+    pub fn all_tasks(&self) -> Vec<TaskRef> {
+        self.pool.tasks.live_tasks()
+    }
+
+    /// Shuts the runtime down and waits until no task is live. Idempotent;
+    /// `Cancel` after `Drain` upgrades. From one of its own workers it does
+    /// nothing and returns [`Error::WouldDeadlock`].
+    pub fn shutdown(&self, mode: ShutdownMode) -> Result<(), Error> {
+        if self.pool.is_own_worker() {
+            return Err(Error::WouldDeadlock);
+        }
+        self.pool.shutdown(mode);
+        Ok(())
+    }
+
+    /// True on one of this runtime's worker threads (inside its tasks).
+    pub(crate) fn is_own_worker(&self) -> bool {
+        self.pool.is_own_worker()
+    }
+
+    /// True once shutdown has begun.
+    pub fn is_shutdown(&self) -> bool {
+        self.pool.is_shutting_down()
+    }
+
+    /// Fork-join on this runtime: see [`crate::join`]. Through a handle
+    /// whose `Runtime` was dropped, both closures run on the caller.
+    pub fn join<A, B, RA, RB>(&self, a: A, b: B) -> (RA, RB)
+    where
+        A: FnOnce() -> RA + Send,
+        B: FnOnce() -> RB + Send,
+        RA: Send,
+        RB: Send,
+    {
+        job::join_in(&self.pool, a, b)
+    }
+
+    /// Scoped spawns that may borrow from the caller: see [`crate::Scope`].
+    /// Through a handle whose `Runtime` was dropped, they run on the caller.
+    pub fn scope<'scope, OP, R>(&self, op: OP) -> R
+    where
+        OP: FnOnce(&crate::scope::Scope<'scope>) -> R,
+    {
+        crate::scope::scope_in(&self.pool, op)
+    }
+}
+
+/// [`Handle::spawn`] on a runtime the caller only borrows: `crate::spawn`
+/// from a worker uses its worker's runtime without cloning the `Arc`, whose
+/// count every worker would otherwise write at every spawn.
+pub(crate) fn spawn_on<F, T>(pool: &Arc<Pool>, f: F) -> Task<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    match pool.spawn_body(Once(Some(f)), (), true, None) {
+        // SAFETY: the body's output type is `T`.
+        Ok(Some(raw)) => unsafe { Task::from_task_ref(raw) },
+        Ok(None) => unreachable!("asked for a handle"),
+        Err(refused) => {
+            drop(refused);
+            cancelled_task::<T>(pool)
+        }
+    }
+}
+
+/// A task that was refused at spawn: CANCELLED, never ran, in no list.
+fn cancelled_task<T: Send + 'static>(pool: &Arc<Pool>) -> Task<T> {
+    let body: Once<fn() -> T> = Once(None);
+    // SAFETY: the body's output type is `T`.
+    unsafe { Task::from_task_ref(pool.cancelled_task(body, ())) }
+}
+
+/// A work-stealing runtime: worker threads, their deques, and the tasks.
+///
+/// Dereferences to [`Handle`] for spawning. Dropping it drains (as
+/// `shutdown(ShutdownMode::Drain)`) and joins the worker threads; task
+/// handles stay valid afterwards.
+pub struct Runtime {
+    handle: Handle,
+}
+
+impl Runtime {
+    /// A runtime with one worker per CPU.
+    pub fn new() -> Result<Runtime, Error> {
+        Builder::default().build()
+    }
+
+    /// A builder to choose the number of workers.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// A cloneable handle.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+}
+
+impl std::ops::Deref for Runtime {
+    type Target = Handle;
+    fn deref(&self) -> &Handle {
+        &self.handle
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let pool = &self.handle.pool;
+        let on_own_worker = pool.is_own_worker();
+        if !on_own_worker {
+            pool.shutdown(ShutdownMode::Drain);
+        } else {
+            // Cannot wait for ourselves: start the drain, let it finish on
+            // its own, and leave the threads to exit when idle.
+            pool.drain_without_waiting();
+        }
+        pool.set_exiting();
+        let threads = std::mem::take(&mut *pool.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        if !on_own_worker {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("workers", &self.workers())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
