@@ -10,6 +10,7 @@
 //! otherwise `finish`, at once, under the shard's lock. A task cancelled
 //! from outside is finished by the canceller (`finish`).
 
+use std::ffi::c_void;
 use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -40,8 +41,9 @@ impl Schedule for Sched {
         unsafe { wake(task) }
     }
 
-    fn wait(task: &TaskRef, deadline: Option<Instant>) -> Waited {
-        wait::wait(task, deadline)
+    unsafe fn wait(task: NonNull<Header>, deadline: Option<Instant>) -> Waited {
+        // The caller's reference keeps the task alive for the call.
+        wait::wait(&ManuallyDrop::new(TaskRef::from_header(task)), deadline)
     }
 }
 
@@ -156,7 +158,7 @@ pub(crate) unsafe fn run(ptr: NonNull<Header>, cx: &Here) {
 
 /// The function returned "not yet". The scheduler's reference moves to the
 /// queue (yield, or woken while running) or stays with the parked task until
-/// a wake-up queues it (`other`'s `Resume` entry, or a future's waker).
+/// a wake-up queues it (`other`'s resume entry, or a future's waker).
 ///
 /// # Safety
 /// Called by `run` only, with the stage and the scheduler reference owned.
@@ -178,11 +180,15 @@ unsafe fn suspend(
             // The task keeps the scheduler reference while parked.
             pool.count_at(here, Counter::Suspends);
             if let Some(other) = other {
+                // A reference for the entry, given up when it runs.
                 let me = ManuallyDrop::new(TaskRef::from_header(ptr));
-                let entry = Callback::Resume(TaskRef::clone(&me));
-                if let Err(Callback::Resume(me)) = other.add_callback(entry) {
+                let entry = Callback::C {
+                    cb: resume,
+                    user: TaskRef::clone(&me).into_raw().as_ptr() as usize,
+                };
+                if let Err(entry) = other.add_callback(entry) {
                     // `other` is already done: resume at once.
-                    me.wake();
+                    entry.run(other.c_handle());
                 }
             }
         }
@@ -196,6 +202,19 @@ unsafe fn suspend(
             unsafe { drop_ref_at(ptr, here) };
         }
     }
+}
+
+/// The entry a task suspended on another (`wsrt_await`) leaves in that
+/// other task's callbacks: it wakes the suspended task, whose reference
+/// `suspended` owns, when `_done` is done.
+///
+/// # Safety
+/// `suspended` is a task header with a reference the entry owns; called
+/// once.
+unsafe extern "C" fn resume(_done: *mut c_void, suspended: *mut c_void) {
+    // SAFETY: the entry's reference, given up by this one run.
+    let suspended = unsafe { TaskRef::from_raw(NonNull::new_unchecked(suspended.cast())) };
+    suspended.wake();
 }
 
 /// `cancel()` through a handle. True unless the task was already done.
@@ -328,9 +347,8 @@ unsafe fn finish_own(ptr: NonNull<Header>, pool: &Pool, w: &WorkerThread, now: S
 unsafe fn run_callbacks(ptr: NonNull<Header>, pool: &Pool, now: Snapshot) {
     // SAFETY: the caller's reference keeps the header alive.
     let header = unsafe { ptr.as_ref() };
-    let this = ManuallyDrop::new(TaskRef::from_header(ptr));
     header.extras.drain(now, |callback| {
-        if callback.run(&this) {
+        if callback.run(ptr.as_ptr().cast()) {
             pool.count(Counter::CallbackPanics);
         }
     });

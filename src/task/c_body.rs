@@ -4,10 +4,11 @@
 //! C ABI (`ffi/`) only converts.
 
 use std::ffi::c_void;
-use std::ptr;
+use std::ptr::{self, NonNull};
 
+use super::body::{Body, BodyKind, Step};
+use super::handle::TaskRef;
 use super::raw;
-use super::{Body, BodyKind, Step, TaskRef};
 
 /// What a C task function returns: done, keep `*result` (`WSRT_TASK_OK`).
 pub(crate) const TASK_OK: i32 = 0;
@@ -75,7 +76,7 @@ impl Body for CTask {
     type Tag = SendPtr;
     const KIND: BodyKind = BodyKind::C;
 
-    fn run(&mut self, arg: &SendPtr, _task: &TaskRef) -> Step<CResult> {
+    fn run(&mut self, arg: &SendPtr, _task: NonNull<()>) -> Step<CResult> {
         call(self.func, arg).map(|value| CResult {
             value,
             drop: self.result_drop,
@@ -109,7 +110,7 @@ impl Body for CPlainTask {
     type Tag = SendPtr;
     const KIND: BodyKind = BodyKind::CPlain;
 
-    fn run(&mut self, arg: &SendPtr, _task: &TaskRef) -> Step<SendPtr> {
+    fn run(&mut self, arg: &SendPtr, _task: NonNull<()>) -> Step<SendPtr> {
         call(self.func, arg)
     }
 }

@@ -30,7 +30,6 @@ use std::thread::Thread;
 use crossbeam_utils::Backoff;
 
 use super::state::{PublishSlot, Snapshot, State};
-use super::TaskRef;
 use crate::sync::alloc;
 use crate::sync::loom::atomic::{AtomicPtr, Ordering};
 use crate::sync::loom::{Mutex, MutexGuard};
@@ -41,47 +40,43 @@ pub(crate) type CDoneFn = unsafe extern "C" fn(*mut c_void, *mut c_void);
 /// The key of the entry in the slot; list entries count from 1.
 const SLOT_KEY: u64 = 0;
 
-/// A Rust done-callback (`on_done`).
-pub(crate) type BoxedFn = Box<dyn FnOnce(&TaskRef) + Send>;
+/// A Rust done-callback: it gets the task as its C handle (the address of
+/// its header), which `handle.rs` turns back into a borrowed `TaskRef`.
+pub(crate) type BoxedFn = Box<dyn FnOnce(*mut c_void) + Send>;
 
-/// One callback, in the slot or the list.
+/// One callback, in the slot or the list. Every kind gets the finished
+/// task as its C handle: this module stores and orders callbacks, and
+/// needs no task type to run them.
 pub(crate) enum Callback {
-    /// A Rust closure (`on_done`).
+    /// A Rust closure (`on_done`, a future's waker).
     Boxed(BoxedFn),
-    /// A C function with its user data (`wsrt_task_add_done_callback`),
-    /// removable by `(cb, user)`.
+    /// A C function with its user data (`wsrt_task_add_done_callback`, and
+    /// the scheduler's resume of a task suspended on this one), removable
+    /// by `(cb, user)`.
     C { cb: CDoneFn, user: usize },
     /// Wake a thread blocked in `wait`/`join`.
     Unpark(Thread),
-    /// Reschedule a task suspended on this one (`wsrt_await`); holds the
-    /// suspended task's scheduler reference.
-    Resume(TaskRef),
 }
 
 impl Callback {
-    /// Runs the entry. True if a user callback panicked (the panic is
-    /// caught here so it never unwinds into a worker or across `extern "C"`).
-    pub(crate) fn run(self, task: &TaskRef) -> bool {
+    /// Runs the entry for the finished `task` (its C handle). True if a
+    /// user callback panicked (the panic is caught here so it never
+    /// unwinds into a worker or across `extern "C"`).
+    pub(crate) fn run(self, task: *mut c_void) -> bool {
         match self {
             Callback::Boxed(f) => {
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(task))).is_err()
             }
             Callback::C { cb, user } => {
-                // The C handle of a task is its header's address.
-                let handle = task.as_ptr().as_ptr().cast::<c_void>();
                 // SAFETY: the C caller registered `cb` with `user` and promises
                 // both stay valid until the call; `task` is borrowed for it.
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
-                    cb(handle, user as *mut c_void)
+                    cb(task, user as *mut c_void)
                 }))
                 .is_err()
             }
             Callback::Unpark(thread) => {
                 thread.unpark();
-                false
-            }
-            Callback::Resume(suspended) => {
-                suspended.wake();
                 false
             }
         }
@@ -101,7 +96,6 @@ union Tail {
     /// A C callback's user data.
     user: usize,
     unpark: ManuallyDrop<Thread>,
-    resume: ManuallyDrop<TaskRef>,
 }
 
 const _: () = assert!(mem::size_of::<Tail>() == mem::size_of::<usize>());
@@ -109,13 +103,12 @@ const _: () = assert!(mem::size_of::<Tail>() == mem::size_of::<usize>());
 const KIND_BOXED: u8 = 0;
 const KIND_C: u8 = 1;
 const KIND_UNPARK: u8 = 2;
-const KIND_RESUME: u8 = 3;
 
 /// The first word of an entry whose second word holds all of it.
 const MARK: *mut () = NonNull::<()>::dangling().as_ptr();
 
 /// A boxed closure as a raw pointer: two words (`transmute` checks it).
-type RawFn = *mut (dyn FnOnce(&TaskRef) + Send);
+type RawFn = *mut (dyn FnOnce(*mut c_void) + Send);
 
 impl Callback {
     fn kind(&self) -> u8 {
@@ -123,7 +116,6 @@ impl Callback {
             Callback::Boxed(_) => KIND_BOXED,
             Callback::C { .. } => KIND_C,
             Callback::Unpark(_) => KIND_UNPARK,
-            Callback::Resume(_) => KIND_RESUME,
         }
     }
 
@@ -148,12 +140,6 @@ impl Callback {
                     unpark: ManuallyDrop::new(t),
                 },
             ),
-            Callback::Resume(t) => (
-                MARK,
-                Tail {
-                    resume: ManuallyDrop::new(t),
-                },
-            ),
         }
     }
 
@@ -175,8 +161,7 @@ impl Callback {
                     cb: mem::transmute::<*mut (), CDoneFn>(first),
                     user: second.user,
                 },
-                KIND_UNPARK => Callback::Unpark(ManuallyDrop::into_inner(second.unpark)),
-                _ => Callback::Resume(ManuallyDrop::into_inner(second.resume)),
+                _ => Callback::Unpark(ManuallyDrop::into_inner(second.unpark)),
             }
         }
     }

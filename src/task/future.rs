@@ -12,8 +12,10 @@ use std::pin::Pin;
 use std::ptr::NonNull;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
+use super::body::{Body, Step};
+use super::callbacks::Callback;
+use super::handle::Task;
 use super::raw::{self, Header};
-use super::{Body, Callback, Step, Task, TaskRef};
 
 /// A future run as a task's body.
 pub(crate) struct Async<F>(pub(crate) F);
@@ -26,9 +28,9 @@ where
     type Output = F::Output;
     type Tag = ();
 
-    fn run(&mut self, _tag: &(), task: &TaskRef) -> Step<F::Output> {
+    fn run(&mut self, _tag: &(), task: NonNull<()>) -> Step<F::Output> {
         // The task's own reference backs the borrowed waker; clones count.
-        let waker = ManuallyDrop::new(unsafe_waker(task.as_ptr()));
+        let waker = ManuallyDrop::new(unsafe_waker(task.cast()));
         let mut cx = Context::from_waker(&waker);
         // SAFETY: the future lives inside the task's heap cell, which never
         // moves, and is dropped in place (`raw::release_body`), never moved out.
@@ -87,7 +89,7 @@ impl<T: Send + 'static> Future for Task<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         if !self.is_done() {
             let waker = cx.waker().clone();
-            let entry = Callback::Boxed(Box::new(move |_: &TaskRef| waker.wake()));
+            let entry = Callback::Boxed(Box::new(move |_| waker.wake()));
             if self.add_callback(entry).is_ok() {
                 return Poll::Pending;
             }

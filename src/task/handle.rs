@@ -1,16 +1,17 @@
 //! Task handles: the untyped [`TaskRef`] and the typed [`Task<T>`].
 
+use std::ffi::c_void;
 use std::fmt;
 use std::marker::PhantomData;
-use std::mem::MaybeUninit;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::ops::Deref;
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
+use super::body::Failure;
 use super::callbacks::{CDoneFn, Callback};
-use super::raw::{self, Header};
+use super::raw::{self, Header, Waited};
 use super::state::TaskState;
-use super::Failure;
 
 /// Why [`Task::join`] returned no value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,16 +55,6 @@ impl From<Failure> for TaskError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CallbackKey(u64);
 
-/// How [`TaskRef::wait_until`] ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Waited {
-    Done,
-    TimedOut,
-    /// Called inside the task itself, which could never finish (asyncio
-    /// raises `RuntimeError` for a task awaiting itself).
-    OnItself,
-}
-
 /// An untyped, reference-counted task handle: everything but the value.
 ///
 /// Cloning adds a reference; dropping removes one. A handle stays valid after
@@ -105,6 +96,18 @@ impl TaskRef {
 
     pub(crate) fn as_ptr(&self) -> NonNull<Header> {
         self.ptr
+    }
+
+    /// The task's C handle: the address of its header (what callbacks get).
+    pub(crate) fn c_handle(&self) -> *mut c_void {
+        self.ptr.as_ptr().cast()
+    }
+
+    /// A handle for the C handle of a live task, lent for a call: never
+    /// dropped, so it gives up no reference.
+    pub(crate) fn lent(task: *mut c_void) -> ManuallyDrop<TaskRef> {
+        let ptr = NonNull::new(task.cast::<Header>()).expect("a task handle is not null");
+        ManuallyDrop::new(TaskRef::from_header(ptr))
     }
 
     pub(crate) fn header(&self) -> &Header {
@@ -203,7 +206,8 @@ impl TaskRef {
         if self.is_done() {
             return Waited::Done;
         }
-        (self.header().vtable.wait)(self, deadline)
+        // SAFETY: our reference keeps the task alive for the call.
+        unsafe { (self.header().vtable.wait)(self.ptr, deadline) }
     }
 
     /// Adds a done-callback (asyncio `add_done_callback`).
@@ -217,10 +221,11 @@ impl TaskRef {
     where
         F: FnOnce(&TaskRef) + Send + 'static,
     {
-        match self.add_callback(Callback::Boxed(Box::new(f))) {
+        let callback = Callback::Boxed(Box::new(move |task| f(&TaskRef::lent(task))));
+        match self.add_callback(callback) {
             Ok(key) => CallbackKey(key),
             Err(callback) => {
-                let _panicked = callback.run(self);
+                let _panicked = callback.run(self.c_handle());
                 CallbackKey(u64::MAX)
             }
         }
@@ -247,7 +252,7 @@ impl TaskRef {
     pub(crate) fn add_c_callback(&self, cb: CDoneFn, user: usize) {
         if let Err(callback) = self.add_callback(Callback::C { cb, user }) {
             // A C function cannot unwind into us; nothing to count.
-            let _panicked = callback.run(self);
+            let _panicked = callback.run(self.c_handle());
         }
     }
 
@@ -367,7 +372,7 @@ impl<T: Send + 'static> Task<T> {
         F: FnOnce(&Task<T>) + Send + 'static,
     {
         self.raw.on_done(move |raw| {
-            let typed = std::mem::ManuallyDrop::new(Task::<T> {
+            let typed = ManuallyDrop::new(Task::<T> {
                 raw: TaskRef::from_header(raw.as_ptr()),
                 _output: PhantomData,
             });

@@ -10,8 +10,7 @@
 //! (`.ci/run` does; its own target dir keeps the normal build cached).
 
 use std::ffi::c_void;
-use std::mem::ManuallyDrop;
-use std::ptr::{self, NonNull};
+use std::ptr;
 
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
@@ -19,20 +18,12 @@ use loom::thread;
 
 use super::callbacks::{Callback, Extras};
 use super::state::{State, TaskState, ToCancelled, ToNotified, ToRunning, ToSuspended};
-use super::TaskRef;
 use crate::sync::loom::model;
 
-/// Runs a listed callback the way `finish` does. The models only use
-/// `Boxed` and C callbacks that ignore the handle, so a dangling one is
-/// enough.
+/// Runs a listed callback the way the finisher does. The models' callbacks
+/// ignore the task handle, so NULL is enough.
 fn run(callback: Callback) {
-    let dummy = ManuallyDrop::new(TaskRef::from_header(NonNull::dangling()));
-    match callback {
-        Callback::Boxed(f) => f(&dummy),
-        // SAFETY: the models' C callback is `count_c`, with a live counter.
-        Callback::C { cb, user } => unsafe { cb(ptr::null_mut(), user as *mut c_void) },
-        _ => unreachable!("models use boxed and C callbacks only"),
-    }
+    let _panicked = callback.run(ptr::null_mut());
 }
 
 /// The models' C callback: counts its runs in the `AtomicUsize` at `user`.

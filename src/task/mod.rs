@@ -11,8 +11,9 @@
 //!    task itself while SUSPENDED and unscheduled ("parked"); a wake-up
 //!    moves it back to a queue, a cancel of a parked task drops it. So a
 //!    task listed in the live-task list (not done) is always alive;
-//! 3. every `Waker` of an async task, and the `Resume` entry a task
-//!    suspended by `wsrt_await` leaves in the awaited task's callback list;
+//! 3. every `Waker` of an async task, and the resume entry a task
+//!    suspended by `wsrt_await` leaves in the awaited task's callback list
+//!    (`sched/harness.rs`);
 //! 4. whoever finishes a task (worker or canceller) while it runs the
 //!    done-callbacks, so callbacks may release the last handle safely.
 //!
@@ -53,6 +54,7 @@
 //!    not done) or takes a list entry out under the lock. So each entry runs
 //!    exactly once, after the state is final, or is removed and never runs.
 
+pub(crate) mod body;
 pub(crate) mod c_body;
 pub(crate) mod callbacks;
 pub(crate) mod future;
@@ -64,108 +66,8 @@ mod loom_tests;
 pub(crate) mod raw;
 pub(crate) mod state;
 
+pub(crate) use body::{Body, Once};
 pub(crate) use callbacks::Callback;
-pub(crate) use handle::Waited;
 pub use handle::{CallbackKey, Task, TaskError, TaskRef};
+pub(crate) use raw::Waited;
 pub use state::TaskState;
-
-/// How a task failed, as stored in the task once it is FAILED.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Failure {
-    /// The function returned this error code (C tasks).
-    Code(i32),
-    /// The function panicked with this message. Boxed, so that the
-    /// pointer's niche leaves `Result<T, Failure>` at 16 bytes for any `T`
-    /// of up to 8 bytes (24 with a `Box<str>` here): a C task's cell then
-    /// fits a 96-byte allocator size class (`c_body.rs`, `CPlainTask`).
-    /// The extra allocation is paid only when a task panics.
-    #[allow(clippy::box_collection)]
-    Panicked(Box<String>),
-}
-
-/// How one run of a task's function ended.
-pub(crate) enum Step<T> {
-    /// Done with a value: SUCCEEDED.
-    Ready(T),
-    /// Done, cancelled by its own choice: CANCELLED.
-    Cancelled,
-    /// Done with an error code: FAILED.
-    Failed(i32),
-    /// Not done: queue it again now (`WSRT_TASK_YIELD`), or, if the run
-    /// asked to await a task (`wsrt_await`, kept in the thread's context,
-    /// `sched/context.rs`), run it again once that task is done.
-    Yield,
-    /// Not done: run it again when its waker fires (futures).
-    Wait,
-}
-
-impl<T> Step<T> {
-    pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> Step<U> {
-        match self {
-            Step::Ready(value) => Step::Ready(f(value)),
-            Step::Cancelled => Step::Cancelled,
-            Step::Failed(code) => Step::Failed(code),
-            Step::Yield => Step::Yield,
-            Step::Wait => Step::Wait,
-        }
-    }
-}
-
-/// What a task runs: a closure, a C function with its argument, a future.
-///
-/// `Tag` is immutable data readable at any time through an untyped handle
-/// (the C `arg`), kept outside the stage so reading it never races the run.
-pub(crate) trait Body: Send + 'static {
-    type Output: Send + 'static;
-    type Tag: Send + Sync + 'static;
-    /// Runs the function once. Called only by the thread that won the
-    /// transition to RUNNING.
-    fn run(&mut self, tag: &Self::Tag, task: &TaskRef) -> Step<Self::Output>;
-
-    /// Cleans up once the task is done (or cancelled before it ran):
-    /// exactly once, by the thread that ends the task, right before the body
-    /// is dropped in place (a pinned future is never moved), and before the
-    /// state becomes final when it ran. `tag` is there for bodies whose
-    /// clean-up needs it (the C `arg_drop(arg)`).
-    fn release(&mut self, _tag: &Self::Tag) {}
-
-    /// True if dropping `output` may run code of the user's (a `Drop`, the
-    /// C `result_drop`): such a task must be freed by whoever drops its
-    /// last reference, when they drop it, so a worker never keeps it in its
-    /// batch of finished tasks (`sched/harness.rs`).
-    fn output_drop_observable(_output: &Self::Output) -> bool {
-        std::mem::needs_drop::<Self::Output>()
-    }
-
-    /// For the body types whose tag or output is read from outside
-    /// `raw.rs` (the C ABI's), a kind of their own: the check that a task
-    /// has such a body is then one byte compare (`raw::tag_of`,
-    /// `raw::output_of`). Each kind but `Other` names exactly one type.
-    const KIND: BodyKind = BodyKind::Other;
-}
-
-/// See [`Body::KIND`].
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum BodyKind {
-    Other,
-    /// `c_body::CPlainTask`.
-    CPlain,
-    /// `c_body::CTask`.
-    C,
-}
-
-/// A closure run once.
-pub(crate) struct Once<F>(pub(crate) Option<F>);
-
-impl<F, T> Body for Once<F>
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    type Output = T;
-    type Tag = ();
-    fn run(&mut self, _tag: &(), _task: &TaskRef) -> Step<T> {
-        let f = self.0.take().expect("a one-shot task ran twice");
-        Step::Ready(f())
-    }
-}

@@ -9,14 +9,12 @@ use std::cell::UnsafeCell;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe};
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
 use std::time::Instant;
 
+use super::body::{Body, BodyKind, Failure, Step};
 use super::callbacks::Extras;
-use super::handle::Waited;
-use super::list::Links;
 use super::state::{State, TaskState, ToCancelled};
-use super::{Body, BodyKind, Failure, Step, TaskRef};
 use crate::sync::alloc::{self, FreeBatch, Heap};
 
 /// The type-independent part of every task, at offset 0 of its `Cell`.
@@ -33,11 +31,40 @@ pub(crate) struct Header {
     pub(crate) links: Links,
 }
 
+/// A task's place in its shard of the live-task list (`list/`, which alone
+/// touches it): its slot in a worker's table (`slot_or_prev`: written by
+/// the worker before the task is listed, read by the thread that unlists
+/// it), or its neighbours in an outside shard's list (touched only under
+/// the shard's lock).
+pub(crate) struct Links {
+    pub(crate) slot_or_prev: UnsafeCell<usize>,
+    pub(crate) next: UnsafeCell<*const Header>,
+}
+
+impl Links {
+    fn new() -> Links {
+        Links {
+            slot_or_prev: UnsafeCell::new(0),
+            next: UnsafeCell::new(ptr::null()),
+        }
+    }
+}
+
+/// How a wait for a task ended ([`Schedule::wait`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Waited {
+    Done,
+    TimedOut,
+    /// Called inside the task itself, which could never finish (asyncio
+    /// raises `RuntimeError` for a task awaiting itself).
+    OnItself,
+}
+
 /// What the scheduler does for a task, as functions every task's vtable
 /// holds (tokio's `Schedule`, async-task's `TaskVTable`): `sched/harness.rs`
 /// implements it for the one scheduler there is.
 pub(crate) trait Schedule: 'static {
-    /// [`TaskRef::cancel`]: the asyncio rules, and whatever the end of the
+    /// `TaskRef::cancel`: the asyncio rules, and whatever the end of the
     /// task then needs (callbacks, the list, the counts).
     ///
     /// # Safety
@@ -51,8 +78,11 @@ pub(crate) trait Schedule: 'static {
     /// The caller holds a reference to the task (and keeps it).
     unsafe fn wake(task: NonNull<Header>);
 
-    /// [`TaskRef::wait_until`]: until the task is done or `deadline`.
-    fn wait(task: &TaskRef, deadline: Option<Instant>) -> Waited;
+    /// `TaskRef::wait_until`: until the task is done or `deadline`.
+    ///
+    /// # Safety
+    /// The caller holds a reference to the task (and keeps it).
+    unsafe fn wait(task: NonNull<Header>, deadline: Option<Instant>) -> Waited;
 }
 
 /// Operations that need the body type, then the scheduler's.
@@ -71,7 +101,7 @@ pub(crate) struct Vtable {
     /// [`Schedule::wake`].
     pub(crate) wake: unsafe fn(NonNull<Header>),
     /// [`Schedule::wait`].
-    pub(crate) wait: fn(&TaskRef, Option<Instant>) -> Waited,
+    pub(crate) wait: unsafe fn(NonNull<Header>, Option<Instant>) -> Waited,
 }
 
 /// How one run of a task's body ended ([`Vtable::run`]).
@@ -212,9 +242,7 @@ unsafe fn run<B: Body>(ptr: NonNull<Header>) -> Ran {
     let cell = unsafe { Cell::<B>::from_header(ptr) };
     // SAFETY: the stage is ours and holds the body (caller's duty).
     let body = unsafe { &mut *(*cell.stage.get()).body };
-    // A borrowed handle: the caller's reference keeps it alive.
-    let this = ManuallyDrop::new(TaskRef::from_header(ptr));
-    let step = panic::catch_unwind(AssertUnwindSafe(|| body.run(&cell.tag, &this)));
+    let step = panic::catch_unwind(AssertUnwindSafe(|| body.run(&cell.tag, ptr.cast())));
     let (end, outcome) = match step {
         Ok(Step::Ready(value)) => (TaskState::Succeeded, Some(Ok(value))),
         Ok(Step::Failed(code)) => (TaskState::Failed, Some(Err(Failure::Code(code)))),

@@ -9,7 +9,7 @@
 //! threads spread theirs by task id, in blocks, over the *outside* shards,
 //! intrusive doubly linked lists under their lock. The shard is recorded
 //! in the task's state word, the task's place in it in its header
-//! ([`Links`]). The list holds no reference: a task is unlisted by the
+//! (`raw::Links`). The list holds no reference: a task is unlisted by the
 //! thread that finished it before that thread drops the reference that
 //! kept it alive, so a listed task is alive while its shard's lock is held
 //! (and, in a worker's table, while a walk runs). A worker that finishes
@@ -26,35 +26,16 @@
 
 mod table;
 
-use std::cell::UnsafeCell;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
 
 use self::table::Table;
+use super::handle::TaskRef;
 use super::raw::Header;
 use super::state::{TaskState, SHARDS_MAX};
-use super::TaskRef;
 use crate::sync::spin_lock::SpinLock;
-
-/// A task's place in its shard: its slot in a worker's table
-/// (`slot_or_prev`: written by the worker before the task is listed, read
-/// by the thread that unlists it), or its neighbours in an outside shard's
-/// list (touched only under the shard's lock).
-pub(crate) struct Links {
-    slot_or_prev: UnsafeCell<usize>,
-    next: UnsafeCell<*const Header>,
-}
-
-impl Links {
-    pub(crate) fn new() -> Links {
-        Links {
-            slot_or_prev: UnsafeCell::new(0),
-            next: UnsafeCell::new(ptr::null()),
-        }
-    }
-}
 
 /// The tasks of one shard (module docs).
 enum Members {
