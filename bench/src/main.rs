@@ -1308,19 +1308,28 @@ fn build_peers(lib_dir: &Path, peers_dir: &Path) {
     let profile_is_release = lib_dir.file_name().is_some_and(|n| n == "release");
     if !lib_dir.join("libwsrt.so").is_file() && profile_is_release {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        // `-p wsrt-bench` (which has no library) only makes cargo resolve
+        // features as for this binary, so that its build of wsrt is reused
+        // as it is. With `-p wsrt` alone, the features of wsrt's
+        // build-script dependencies would not include those tokio's macros
+        // ask of syn, and wsrt would be compiled again; and since
+        // deps/libwsrt.so is one file for both builds, so would it be by
+        // the next build of this binary. The default features: as this
+        // binary was built.
+        let mut args: Vec<&str> = "build --release -p wsrt -p wsrt-bench --lib"
+            .split(' ')
+            .collect();
+        if !cfg!(feature = "default") {
+            args.push("--no-default-features");
+        }
         eprintln!(
-            "{} missing: {cargo} build --release -p wsrt --lib",
-            lib_dir.join("libwsrt.so").display()
+            "{} missing: {cargo} {}",
+            lib_dir.join("libwsrt.so").display(),
+            args.join(" ")
         );
         let _ = std::process::Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "-p",
-                "wsrt",
-                "--lib",
-                "--manifest-path",
-            ])
+            .args(&args)
+            .arg("--manifest-path")
             .arg(root.join("Cargo.toml"))
             .status();
     }
