@@ -1,4 +1,4 @@
-//! The measuring harness of `examples/bench.rs`: samples, runs (warm-up +
+//! The measuring harness of `bench/src/main.rs`: samples, runs (warm-up +
 //! measured), external programs, statistics, process figures (CPU time,
 //! RSS, clock), and a watchdog for runs that hang.
 

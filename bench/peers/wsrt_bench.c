@@ -1,5 +1,5 @@
 /*
- * wsrt through its C ABI: the BENCH.md workloads, for examples/bench.rs.
+ * wsrt through its C ABI: the BENCH.md workloads, for bench/src/main.rs.
  * Built by build.sh against include/wsrt.h and target/release/libwsrt.so.
  * Usage and output format: common.h. Every runtime has one worker per CPU.
  */

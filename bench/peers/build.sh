@@ -1,14 +1,14 @@
 #!/bin/sh
-# Builds the external benchmark programs of examples/bench.rs into target/peers/:
+# Builds the external benchmark programs of bench/src/main.rs into target/peers/:
 #
 #   wsrt_bench   wsrt through its C ABI (include/wsrt.h, a private copy of libwsrt.so)
 #   omp_bench    OpenMP tasks (gcc -fopenmp)
 #   tbb_bench    oneTBB task_group (installs libtbb-dev with apt-get when missing and possible)
 #
 # A program that cannot be built is skipped: PROGRAM.skip holds the reason,
-# which bench.rs shows in that column. Usage:
+# which bench/src/main.rs shows in that column. Usage:
 #
-#   benches/peers/build.sh [LIBDIR [OUTDIR]]   (defaults: target/release, target/peers)
+#   bench/peers/build.sh [LIBDIR [OUTDIR]]   (defaults: target/release, target/peers)
 #
 # CC and CXX choose the compilers (gcc, g++). Up-to-date programs are not rebuilt.
 set -u
@@ -75,7 +75,7 @@ if [ -f "$lib" ]; then
             -L"$out" -lwsrt -Wl,-rpath,'$ORIGIN' -lpthread
     fi
 else
-    skip wsrt_bench "no $lib (run: cargo build --release)"
+    skip wsrt_bench "no $lib (run: cargo build --release -p wsrt --lib)"
 fi
 
 # ---- OpenMP ----

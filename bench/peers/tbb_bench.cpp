@@ -1,6 +1,6 @@
 /*
  * oneTBB task_group on the BENCH.md workloads, as a peer for
- * examples/bench.rs. TBB's default concurrency: the main thread plus one
+ * bench/src/main.rs. TBB's default concurrency: the main thread plus one
  * worker per remaining CPU; the main thread works while it waits.
  * Usage and output format: common.h.
  *

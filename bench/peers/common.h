@@ -2,7 +2,7 @@
  * Shared harness of the external benchmark programs (C and C++).
  *
  * Command line: PROGRAM WORKLOAD WARMUPS RUNS [P1 [P2]]
- * Each run prints one line that examples/bench.rs parses:
+ * Each run prints one line that bench/src/main.rs parses:
  *
  *     run key=value key=value ...      (a measured run)
  *     warmup key=value ...             (a warm-up run, ignored)

@@ -1,8 +1,8 @@
-//! The Rust systems of `examples/bench.rs`: wsrt through its Rust API,
+//! The Rust systems of `bench/src/main.rs`: wsrt through its Rust API,
 //! rayon and tokio, each run in a process of its own (`--child`). One
 //! function per workload per system; each builds its own pool (one thread
 //! per CPU), measures one run, drops the pool, and returns the run's
-//! figures. The C and C++ systems are in benches/peers/.
+//! figures. The C and C++ systems are in bench/peers/.
 
 use std::hint::black_box;
 use std::mem::MaybeUninit;
@@ -18,7 +18,7 @@ use crate::Sizes;
 // ---- shared pieces ----
 
 /// What every tiny task does. The counters that tasks write from every
-/// thread have their cache lines to themselves, as in `benches/peers/`
+/// thread have their cache lines to themselves, as in `bench/peers/`
 /// (`ALONE` in common.h).
 static HITS: CachePadded<AtomicU64> = CachePadded::new(AtomicU64::new(0));
 
@@ -206,7 +206,7 @@ fn fib_cutoff_run(n: u64, par: impl FnOnce(u64) -> u64) -> Sample {
     let t0 = Instant::now();
     let s = fib_seq(black_box(n));
     let t1 = Instant::now();
-    // As settle_after_seq() in benches/peers/common.h: without a pause, a
+    // As settle_after_seq() in bench/peers/common.h: without a pause, a
     // pool whose caller blocks often starts with both workers on one CPU.
     std::thread::sleep(Duration::from_millis(20));
     let t2 = Instant::now();

@@ -1,6 +1,6 @@
 /*
  * OpenMP tasks (gcc -fopenmp, libgomp) on the BENCH.md workloads, as a peer
- * for examples/bench.rs. One thread per CPU; the "main thread" is the one
+ * for bench/src/main.rs. One thread per CPU; the "main thread" is the one
  * running the `single` block. Usage and output format: common.h.
  *
  * Not here: spawn_wait, cancel, callbacks (no task handles in OpenMP) and

@@ -2,7 +2,7 @@
 //! and its peers (rayon, tokio, oneTBB, OpenMP), in one run.
 //!
 //! ```text
-//! cargo run --release --example bench -- [--quick|--full] [--only W[,W..]] [--runs N] [--json FILE]
+//! cargo run --release -p wsrt-bench -- [--quick|--full] [--only W[,W..]] [--runs N] [--json FILE]
 //! ```
 //!
 //! `--quick` (the default) uses smaller sizes and keeps the whole run under
@@ -11,8 +11,8 @@
 //! with the ratio the workload's target names. Progress goes to stderr, the
 //! table to stdout; `--json FILE` writes the same figures as JSON.
 //!
-//! The C and C++ programs (benches/peers/) are built by
-//! benches/peers/build.sh into target/peers/; a peer that cannot be built is
+//! The C and C++ programs (bench/peers/) are built by
+//! bench/peers/build.sh into target/peers/; a peer that cannot be built is
 //! shown as "skipped: <reason>". Every system runs each workload in
 //! processes of its own: the C and C++ programs, and the Rust systems
 //! (rayon, tokio, wsrt) in this binary re-executed with `--child WORKLOAD
@@ -31,9 +31,7 @@
 //! from the machine at its best in the run, and notes under the table the
 //! rows that never ran steadily.
 
-#[path = "bench/harness.rs"]
 mod harness;
-#[path = "bench/systems.rs"]
 mod systems;
 
 use std::collections::BTreeMap;
@@ -1297,23 +1295,45 @@ fn child(sizes: &Sizes, workload: &str, system: &str, once: bool) -> ! {
     std::process::exit(0)
 }
 
-/// Runs benches/peers/build.sh: builds what it can into target/peers/.
-/// The wsrt library is built with this example (the lib crate's types
-/// include cdylib); if it is missing anyway, it is built first.
+/// Runs bench/peers/build.sh: builds what it can into target/peers/.
+/// Building this binary builds the wsrt library too (a dependency whose
+/// crate types include cdylib), but cargo leaves its libwsrt.so in
+/// target/<profile>/deps/: only a package named on the command line gets
+/// its files in target/<profile>/. If libwsrt.so is missing there, it is
+/// built first.
 fn build_peers(lib_dir: &Path, peers_dir: &Path) {
+    // This crate is bench/ in the workspace; the library is the root package.
+    let bench_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = bench_dir.parent().expect("bench/ has a parent");
     let profile_is_release = lib_dir.file_name().is_some_and(|n| n == "release");
     if !lib_dir.join("libwsrt.so").is_file() && profile_is_release {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        // `-p wsrt-bench` (which has no library) only makes cargo resolve
+        // features as for this binary, so that its build of wsrt is reused
+        // as it is. With `-p wsrt` alone, the features of wsrt's
+        // build-script dependencies would not include those tokio's macros
+        // ask of syn, and wsrt would be compiled again; and since
+        // deps/libwsrt.so is one file for both builds, so would it be by
+        // the next build of this binary. The default features: as this
+        // binary was built.
+        let mut args: Vec<&str> = "build --release -p wsrt -p wsrt-bench --lib"
+            .split(' ')
+            .collect();
+        if !cfg!(feature = "default") {
+            args.push("--no-default-features");
+        }
         eprintln!(
-            "{} missing: {cargo} build --release --lib",
-            lib_dir.join("libwsrt.so").display()
+            "{} missing: {cargo} {}",
+            lib_dir.join("libwsrt.so").display(),
+            args.join(" ")
         );
         let _ = std::process::Command::new(cargo)
-            .args(["build", "--release", "--lib", "--manifest-path"])
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+            .args(&args)
+            .arg("--manifest-path")
+            .arg(root.join("Cargo.toml"))
             .status();
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers/build.sh");
+    let script = bench_dir.join("peers/build.sh");
     eprintln!(
         "building the C/C++ peers: {} (see {}/*.log)",
         script.display(),
@@ -1363,13 +1383,9 @@ fn main() {
         .filter(|w| args.only.is_empty() || args.only.iter().any(|o| o == w.name))
         .collect();
 
-    // target/release/examples/bench → the library in target/release, peers in target/peers.
+    // target/release/bench → the library in target/release, peers in target/peers.
     let exe = std::env::current_exe().expect("current_exe");
-    let lib_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .to_path_buf();
+    let lib_dir = exe.parent().expect("target/<profile>").to_path_buf();
     let peers_dir = lib_dir.parent().expect("target").join("peers");
     let start = Instant::now();
     build_peers(&lib_dir, &peers_dir);
