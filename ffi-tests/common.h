@@ -2,15 +2,27 @@
  * common.h: what the C tests share. The CHECK macros, unlike assert(), are
  * never compiled out, print the failing expression with file:line, and exit
  * with status 1 (which tests/ffi.rs reports); `event` is a one-shot flag
- * threads wait for, so that tests order races without sleeping.
+ * threads wait for, so that tests order races without sleeping. The only
+ * polling loops (wait_for_state, and a few in the tests) wait for a state
+ * that is certain to come, with a deadline (now_s() + DEADLINE_S) so that a
+ * bug fails the test instead of hanging it.
+ *
+ * Functions are static inline so that a file may leave some unused under
+ * -Werror. Define _POSIX_C_SOURCE 200809L before any #include.
  */
 #ifndef WSRT_FFI_TESTS_COMMON_H
 #define WSRT_FFI_TESTS_COMMON_H
 
+#if !defined(_POSIX_C_SOURCE) || _POSIX_C_SOURCE < 200809L
+#error "define _POSIX_C_SOURCE 200809L before any #include"
+#endif
+
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "wsrt.h"
 
@@ -79,6 +91,32 @@ static inline void event_wait(event *e) {
     while (!e->set)
         pthread_cond_wait(&e->cv, &e->mu);
     pthread_mutex_unlock(&e->mu);
+}
+
+static inline bool event_is_set(event *e) {
+    pthread_mutex_lock(&e->mu);
+    bool set = e->set;
+    pthread_mutex_unlock(&e->mu);
+    return set;
+}
+
+/* Seconds on the monotonic clock. */
+static inline double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A generous deadline for states that are certain to come (valgrind is slow). */
+#define DEADLINE_S 120.0
+
+/* Spins (yielding the CPU) until the task reaches `state`. */
+static inline void wait_for_state(wsrt_task *t, wsrt_state state) {
+    double end = now_s() + DEADLINE_S;
+    while (wsrt_task_state(t) != state) {
+        CHECK(now_s() < end);
+        sched_yield();
+    }
 }
 
 #endif /* WSRT_FFI_TESTS_COMMON_H */

@@ -58,7 +58,12 @@ fn compile(source: &Path, link: Link) -> PathBuf {
         std::env::var("CC").unwrap_or_else(|_| "cc".into())
     };
     let stem = source.file_stem().unwrap().to_string_lossy();
-    let exe = out_dir().join(format!("{stem}-{link:?}").to_lowercase());
+    // One directory per source directory: `ffi-tests/` and `examples/` both
+    // have a `cancel.c` and a `callbacks.c`, and their tests run in parallel.
+    let group = source.parent().unwrap().file_name().unwrap();
+    let dir = out_dir().join(group);
+    std::fs::create_dir_all(&dir).expect("create target/<profile>/ffi-tests/<dir>");
+    let exe = dir.join(format!("{stem}-{link:?}").to_lowercase());
     let mut cmd = Command::new(&compiler);
     cmd.arg(if cpp { "-std=c++17" } else { "-std=c11" })
         .args([

@@ -1,4 +1,4 @@
-// test_cpp.cpp: the C ABI used from C++17.
+// cpp.cpp: the C ABI used from C++17.
 //
 // Covers: wsrt.h compiles as C++ (its extern "C" block links against the
 // library); captureless lambdas converted to wsrt_task_fn / wsrt_done_fn /
@@ -8,6 +8,10 @@
 // done-callbacks appending to a std::vector in the order they were added;
 // several std::threads spawning on one runtime at once (unique ids, every
 // task run exactly once).
+//
+// Races are never ordered by sleeping: a Blocker task holds the worker
+// between two Events (a std::mutex and a std::condition_variable) that the
+// test sets, and a one-worker runtime runs its queue in order.
 
 #include "wsrt.h"
 
@@ -101,7 +105,7 @@ std::string name_of(const wsrt_task *t) {
 std::atomic<int> results_freed{0};
 
 void test_spawn_wait_result() {
-    std::puts("test_cpp: spawn, wait, result");
+    std::puts("cpp: spawn, wait, result");
     wsrt_runtime *rt = new_runtime(2);
 
     // The result is a heap std::string, freed by result_drop.
@@ -146,7 +150,7 @@ void test_spawn_wait_result() {
 }
 
 void test_cancel() {
-    std::puts("test_cpp: cancel PENDING and RUNNING tasks");
+    std::puts("cpp: cancel PENDING and RUNNING tasks");
     wsrt_runtime *rt = new_runtime(1);
     Blocker busy;
     busy.honor_cancel = true;
@@ -210,7 +214,7 @@ struct Slot {
 };
 
 void test_callbacks() {
-    std::puts("test_cpp: done-callbacks in order");
+    std::puts("cpp: done-callbacks in order");
     wsrt_runtime *rt = new_runtime(1);
     Blocker busy;
     wsrt_task *occ = nullptr;
@@ -271,7 +275,7 @@ void test_callbacks() {
 }
 
 void test_threads() {
-    std::puts("test_cpp: several std::threads spawn on one runtime");
+    std::puts("cpp: several std::threads spawn on one runtime");
     wsrt_runtime *rt = new_runtime(3);
     constexpr int kThreads = 4;
     constexpr int kTasks = 50;
@@ -338,6 +342,6 @@ int main() {
     test_cancel();
     test_callbacks();
     test_threads();
-    std::puts("test_cpp: all passed");
+    std::puts("cpp: all passed");
     return 0;
 }

@@ -1,5 +1,5 @@
 /*
- * test_bad_input.c: every exported function given bad input gives the exact
+ * bad_input.c: every exported function given bad input gives the exact
  * documented result, and unusual-but-legal calls behave.
  *
  * Covers: NULL for each pointer argument of every function (WSRT_ERR_NULL,
@@ -14,6 +14,10 @@
  * callback to their own done task, and release their own task's last handle.
  *
  * On every failed call, outputs must be untouched and arg_drop not called.
+ *
+ * Races are never ordered by sleeping: a blocker task holds the worker
+ * between two events (a mutex and a condition variable) that the test sets,
+ * and a one-worker runtime runs its queue in order.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -30,7 +34,7 @@
 
 #include "common.h"
 
-#define SECTION(name) printf("test_bad_input: %s\n", name)
+#define SECTION(name) printf("bad_input: %s\n", name)
 
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
@@ -692,6 +696,6 @@ int main(void) {
     test_reentrant_callbacks();
     test_callback_releases_last_handle();
 
-    printf("test_bad_input: all passed\n");
+    printf("bad_input: all passed\n");
     return 0;
 }

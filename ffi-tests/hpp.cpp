@@ -1,6 +1,10 @@
 // The C++ wrapper (include/wsrt.hpp): RAII handles, spawning callables,
 // get() and its exceptions, on_done with lambdas, and that every captured
 // object is destroyed exactly once.
+//
+// Races are never ordered by sleeping: a Gate (an atomic flag the test opens)
+// holds the runtime's only worker, and a one-worker runtime runs its queue in
+// order.
 #include "wsrt.hpp"
 
 #include <atomic>
@@ -153,6 +157,6 @@ int main() {
   callbacks_in_order();
   names_and_moves();
   CHECK(live == 0);
-  std::puts("test_hpp: ok");
+  std::puts("hpp: ok");
   return 0;
 }
