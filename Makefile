@@ -4,8 +4,10 @@
 #   make install PREFIX=/usr/local [DESTDIR=...]
 #
 # Installs libwsrt.so.$(VERSION) (soname libwsrt.so.$(SOVERSION)) with its
-# symlinks, libwsrt.a, wsrt.h, wsrt.hpp and a pkg-config file, so that
-# `cc app.c $(pkg-config --cflags --libs wsrt)` works.
+# symlinks, libwsrt.a (both stripped of debug info), wsrt.h, wsrt.hpp and a
+# pkg-config file whose Libs carry an rpath, so that a program built with
+# `cc app.c $(pkg-config --cflags --libs wsrt)` finds the library at run
+# time without LD_LIBRARY_PATH or ldconfig.
 
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
@@ -18,14 +20,16 @@ TARGET := target/release
 
 .PHONY: all install uninstall
 all:
-	$(CARGO) build --release
+	WSRT_SONAME=1 $(CARGO) build --release --lib
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
 	install -m 755 $(TARGET)/libwsrt.so $(DESTDIR)$(LIBDIR)/libwsrt.so.$(VERSION)
+	strip --strip-unneeded $(DESTDIR)$(LIBDIR)/libwsrt.so.$(VERSION)
 	ln -sf libwsrt.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libwsrt.so.$(SOVERSION)
 	ln -sf libwsrt.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libwsrt.so
 	install -m 644 $(TARGET)/libwsrt.a $(DESTDIR)$(LIBDIR)/libwsrt.a
+	strip --strip-debug $(DESTDIR)$(LIBDIR)/libwsrt.a
 	install -m 644 include/wsrt.h include/wsrt.hpp $(DESTDIR)$(INCLUDEDIR)/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \

@@ -10,11 +10,15 @@ fn main() {
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-env-changed=WSRT_SONAME");
 
-    // The shared library's soname: 0.x releases may break the ABI at each
-    // minor version, so it carries MAJOR.MINOR (the Makefile installs the
-    // matching symlinks).
-    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+    // The installed shared library's soname: 0.x releases may break the
+    // ABI at each minor version, so it carries MAJOR.MINOR. Only `make
+    // install` asks for it (WSRT_SONAME=1) and installs the matching
+    // symlinks; a plain `cargo build` leaves none, so that a program linked
+    // against target/release/libwsrt.so loads that very file.
+    let soname = std::env::var("WSRT_SONAME").is_ok_and(|v| v == "1");
+    if soname && std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
         println!(
             "cargo:rustc-cdylib-link-arg=-Wl,-soname,libwsrt.so.{}.{}",
             std::env::var("CARGO_PKG_VERSION_MAJOR").expect("cargo sets the version"),

@@ -17,23 +17,9 @@ fn root() -> PathBuf {
 /// `cargo build`, so it may hold stale ones).
 fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
+    exe.parent()
         .expect("target/<profile>/deps/<test>")
-        .to_path_buf();
-    // The loader looks for the soname (see build.rs); give it one here as
-    // `make install` does.
-    let soname = format!(
-        "libwsrt.so.{}.{}",
-        env!("CARGO_PKG_VERSION_MAJOR"),
-        env!("CARGO_PKG_VERSION_MINOR")
-    );
-    let link = dir.join(&soname);
-    if std::fs::symlink_metadata(&link).is_err() {
-        // Tests run in parallel: another one may create it first.
-        let _ = std::os::unix::fs::symlink("libwsrt.so", &link);
-    }
-    dir
+        .to_path_buf()
 }
 
 fn out_dir() -> PathBuf {
