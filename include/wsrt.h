@@ -368,8 +368,9 @@ struct wsrt_task *wsrt_task_retain(struct wsrt_task *t);
 void wsrt_task_release(struct wsrt_task *t);
 
 /**
- * The task's id: unique in the process, non-zero, increasing in spawn
- * order; 0 for NULL. Thread-safe.
+ * The task's id: unique in the process and non-zero; the ids of the tasks
+ * one thread spawns increase in its spawn order (across threads they
+ * promise no order). 0 for NULL. Thread-safe.
  */
 uint64_t wsrt_task_id(const struct wsrt_task *t);
 

@@ -280,3 +280,44 @@ fn a_task_waiting_for_itself_panics_instead_of_hanging() {
         other => panic!("expected a panic, got {other:?}"),
     }
 }
+
+#[test]
+fn ids_are_unique_and_increase_per_spawning_thread_across_threads_and_workers() {
+    let rt = runtime(2);
+    const EACH: usize = 3000;
+    // Threads outside the pool, and a task spawning from a worker: each
+    // sees its own ids increase; no id is given twice.
+    let mut per_thread: Vec<Vec<u64>> = std::thread::scope(|s| {
+        let outside: Vec<_> = (0..3)
+            .map(|_| {
+                s.spawn(|| {
+                    (0..EACH)
+                        .map(|_| rt.spawn(|| ()).id())
+                        .collect::<Vec<u64>>()
+                })
+            })
+            .collect();
+        outside.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let from_worker = rt
+        .spawn(|| {
+            (0..EACH)
+                .map(|_| wsrt::spawn(|| ()).id())
+                .collect::<Vec<u64>>()
+        })
+        .join()
+        .unwrap();
+    per_thread.push(from_worker);
+    for ids in &per_thread {
+        assert!(ids[0] > 0);
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "ids of one thread go down"
+        );
+    }
+    let mut all: Vec<u64> = per_thread.concat();
+    let n = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), n, "an id given twice");
+}

@@ -157,8 +157,9 @@ pub extern "C" fn wsrt_task_release(t: *mut wsrt_task) {
     }
 }
 
-/// The task's id: unique in the process, non-zero, increasing in spawn
-/// order; 0 for NULL. Thread-safe.
+/// The task's id: unique in the process and non-zero; the ids of the tasks
+/// one thread spawns increase in its spawn order (across threads they
+/// promise no order). 0 for NULL. Thread-safe.
 #[no_mangle]
 pub extern "C" fn wsrt_task_id(t: *const wsrt_task) -> u64 {
     ffi_boundary! { try_task!(t).id() }

@@ -1,6 +1,7 @@
 //! What this thread is to wsrt: one thread-local ([`Here`]) holding the
 //! worker it is, the task it runs, the task that task asked to await, a
-//! worker's allocator heap, and outside the pool the lane it spawns on.
+//! worker's allocator heap, outside the pool the lane it spawns on, and
+//! the ids it gives its spawns.
 //! One thread-local so that a path needing several of them pays one
 //! access (in `libwsrt.so` each access is a call to `__tls_get_addr`);
 //! jobs get it handed down (`JobRef::execute`) rather than looking it up.
@@ -13,6 +14,7 @@ use super::lanes::OwnLane;
 use super::pool::Pool;
 use super::worker::WorkerThread;
 use crate::sync::alloc::Heap;
+use crate::task::id::Ids;
 use crate::task::raw::Header;
 use crate::task::TaskRef;
 
@@ -33,6 +35,8 @@ pub(crate) struct Here {
     /// Outside the pool: the lane this thread claimed on the runtime it
     /// spawned on last (`lanes::OwnLane`).
     lane: Cell<Option<OwnLane>>,
+    /// The ids this thread gives the tasks it spawns (`task/id.rs`).
+    ids: Ids,
 }
 
 thread_local! {
@@ -46,6 +50,7 @@ thread_local! {
             awaiting: Cell::new(None),
             heap: Cell::new(None),
             lane: Cell::new(None),
+            ids: Ids::new(),
         }
     };
 }
@@ -86,6 +91,12 @@ impl Here {
 
     pub(crate) fn set_lane(&self, lane: Option<OwnLane>) {
         self.lane.set(lane);
+    }
+
+    /// The id of the next task this thread spawns.
+    #[inline]
+    pub(crate) fn next_id(&self) -> u64 {
+        self.ids.next()
     }
 
     /// Runs `f` with `task` as what `current_task()` reports on this

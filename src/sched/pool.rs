@@ -19,7 +19,6 @@ use super::sleep::Sleep;
 use super::stats::{Counter, Counters};
 use super::worker::WorkerThread;
 use crate::sync::deque::{Stealer, Worker};
-use crate::task::id;
 use crate::task::list::TaskList;
 use crate::task::raw::{self, Header};
 use crate::task::{Body, TaskRef};
@@ -142,26 +141,18 @@ impl Pool {
         handle: bool,
         name: Option<&str>,
     ) -> Result<Option<TaskRef>, B> {
-        id::prefetch_next_id();
-        // One thread-local look-up for the worker and, outside the pool,
-        // the thread's lane (`lanes::OwnLane`).
-        let (here, lane) = context::with_here(|h| (h.worker_of(self), h.lane()));
+        // One thread-local look-up for the worker, the id and, outside the
+        // pool, the thread's lane (`lanes::OwnLane`).
+        let (here, lane, id) = context::with_here(|h| (h.worker_of(self), h.lane(), h.next_id()));
         if here.is_some_and(|w| !self.admit(w)) {
             return Err(body);
         }
         let refs = 1 + u64::from(handle);
         let ptr = match here {
-            // Listed in the worker's own shard, which does not depend on the
-            // id: allocate first, then take the id (`id::prefetch_next_id`).
-            Some(w) => {
-                let ptr = harness::allocate(w.here().heap(), body, tag, 0, self, refs, w.shard);
-                // SAFETY: just allocated: nobody else can see it yet.
-                unsafe { raw::set_id(ptr, id::next_id()) };
-                ptr
-            }
+            // Listed in the worker's own shard.
+            Some(w) => harness::allocate(w.here().heap(), body, tag, id, self, refs, w.shard),
             // Spread over the outside shards by id.
             None => {
-                let id = id::next_id();
                 let shard = self.tasks.outside_shard(id);
                 harness::allocate(None, body, tag, id, self, refs, shard)
             }
@@ -189,7 +180,8 @@ impl Pool {
     /// A task that was refused at spawn: CANCELLED, never ran, in no list.
     /// Its pool pointer is never dereferenced (the task is done).
     pub(crate) fn cancelled_task<B: Body>(self: &Arc<Self>, body: B, tag: B::Tag) -> TaskRef {
-        let ptr: NonNull<Header> = harness::allocate(None, body, tag, id::next_id(), self, 1, 0);
+        let id = context::with_here(context::Here::next_id);
+        let ptr: NonNull<Header> = harness::allocate(None, body, tag, id, self, 1, 0);
         // SAFETY: we hold the only reference; never scheduled.
         unsafe {
             raw::cancel_unscheduled(ptr);

@@ -115,8 +115,9 @@ impl TaskRef {
         unsafe { self.ptr.as_ref() }
     }
 
-    /// The task's id: unique in the process, non-zero, increasing in spawn
-    /// order.
+    /// The task's id: unique in the process and non-zero; the ids of the
+    /// tasks one thread spawns increase in its spawn order (across threads
+    /// they promise no order).
     pub fn id(&self) -> u64 {
         self.header().id
     }

@@ -1,32 +1,92 @@
 //! Task ids: non-zero, unique in the process, increasing in each spawning
-//! thread's spawn order.
+//! thread's spawn order, with no order across threads.
+//!
+//! Each thread takes ids in blocks of [`BLOCK`] from one process-wide
+//! counter and hands them out from its own [`Ids`]: a spawn writes only
+//! its own thread's state, and the shared counter once per `BLOCK` spawns
+//! of a thread. A thread's blocks come from the counter one after another,
+//! so each is above the one before.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The next id to hand out. Starts at 1: 0 is never an id.
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// The first id of the next block. Starts at 1: 0 is never an id.
+static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
 
-/// The next task id.
-pub(crate) fn next_id() -> u64 {
-    // Relaxed: only uniqueness and per-thread order matter, and the spawn
-    // itself publishes the id to any other thread.
-    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+/// Ids per block: more means fewer writes to the shared counter, and
+/// larger gaps between the ids of different threads.
+const BLOCK: u64 = 1024;
+
+/// A thread's block of ids (kept in its `sched::context::Here`).
+pub(crate) struct Ids {
+    /// The next id to hand out; equal to `end` when the block is used up.
+    next: Cell<u64>,
+    end: Cell<u64>,
 }
 
-/// Asks for [`NEXT_ID`]'s cache line in a writable state, ahead of the
-/// `fetch_add`, so that it travels while the spawn allocates the task: a
-/// hint (`prefetchw`) that does nothing else. Every x86-64 CPU runs
-/// `prefetchw` (earlier ones as a no-op); elsewhere this does nothing.
-#[inline(always)]
-pub(crate) fn prefetch_next_id() {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: `prefetchw` reads and writes no memory (a cache hint), cannot
-    // fault, and touches neither the stack nor the flags.
-    unsafe {
-        std::arch::asm!(
-            "prefetchw [{0}]",
-            in(reg) NEXT_ID.as_ptr(),
-            options(nostack, preserves_flags, readonly)
-        );
+impl Ids {
+    pub(crate) const fn new() -> Ids {
+        Ids {
+            next: Cell::new(0),
+            end: Cell::new(0),
+        }
+    }
+
+    /// The next id of this thread.
+    #[inline]
+    pub(crate) fn next(&self) -> u64 {
+        let id = self.next.get();
+        if id == self.end.get() {
+            return self.refill();
+        }
+        self.next.set(id + 1);
+        id
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refill(&self) -> u64 {
+        // Relaxed: only uniqueness matters, which the read-modify-write
+        // gives; a thread's own fetch_adds are ordered (coherence), so its
+        // blocks increase; the spawn publishes each id with its task.
+        let start = NEXT_BLOCK.fetch_add(BLOCK, Ordering::Relaxed);
+        self.next.set(start + 1);
+        self.end.set(start + BLOCK);
+        start
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::{Ids, BLOCK};
+
+    #[test]
+    fn a_thread_hands_out_increasing_ids_across_blocks() {
+        let ids = Ids::new();
+        let got: Vec<u64> = (0..3 * BLOCK + 5).map(|_| ids.next()).collect();
+        assert!(got[0] > 0);
+        assert!(got.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn threads_never_share_an_id() {
+        let all: Vec<u64> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        let ids = Ids::new();
+                        (0..2 * BLOCK).map(|_| ids.next()).collect::<Vec<u64>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        });
+        let mut sorted = all.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), all.len());
     }
 }

@@ -202,16 +202,6 @@ pub(crate) fn allocate<B: Body, S: Schedule>(
     cell.cast()
 }
 
-/// Sets the id of a task that [`allocate`] just returned.
-///
-/// # Safety
-/// Nobody else can see the task yet: it is neither listed nor queued, and
-/// no reference to it was handed out.
-pub(crate) unsafe fn set_id(ptr: NonNull<Header>, id: u64) {
-    // SAFETY: the caller's duty: this is the only access to the header.
-    unsafe { (*ptr.as_ptr()).id = id };
-}
-
 /// The size of a task cell with body `B` (before the allocator pads it to
 /// its size class).
 pub(crate) const fn cell_size<B: Body>() -> usize {
