@@ -141,7 +141,7 @@ pub(crate) unsafe fn run(ptr: NonNull<Header>, cx: &Here) {
         Some(w) if shard == w.shard && pool.tasks.is_table(shard) => {
             // SAFETY: we made the task final, the queue's reference is
             // still ours, and `w` is the worker whose table lists it.
-            unsafe { finish_own(ptr, pool, w, now) }
+            unsafe { finish_own(ptr, pool, w, now, drop_observable) }
         }
         Some(w) if shard != w.shard && !drop_observable => {
             // SAFETY: as above; the reference goes to the worker's batch.
@@ -323,20 +323,38 @@ unsafe fn finish_on_worker(ptr: NonNull<Header>, pool: &Pool, w: &WorkerThread, 
 
 /// `finish` for a task that worker `w` of `pool` spawned and ran to its
 /// end: unlisted from the worker's table without a lock, the end counted
-/// in the worker's own slots (as in `finish_on_worker`).
+/// in the worker's own slots (as in `finish_on_worker`). The scheduler's
+/// reference is dropped once no walker of the table can reach the task:
+/// in a batch with others (`WorkerThread::retire`), or at once, after
+/// waiting for walkers, if freeing the task may run user code
+/// (`drop_observable`).
 ///
 /// # Safety
 /// As `finish`, `w`'s table lists the task, and the caller's reference (the
-/// scheduler's) is dropped here.
-unsafe fn finish_own(ptr: NonNull<Header>, pool: &Pool, w: &WorkerThread, now: Snapshot) {
+/// scheduler's) is given up here.
+unsafe fn finish_own(
+    ptr: NonNull<Header>,
+    pool: &Pool,
+    w: &WorkerThread,
+    now: Snapshot,
+    drop_observable: bool,
+) {
     // SAFETY: the caller holds a reference.
     unsafe { run_callbacks(ptr, pool, now) };
     // SAFETY: as above; `w` is the table's owner, and this thread.
     unsafe { pool.tasks.remove_own(ptr.as_ref()) };
     pool.counters.add_owned(w.index, end_counter(now));
-    // SAFETY: the scheduler's reference is ours to drop; no walker can
-    // reach the task any more.
-    unsafe { drop_ref_at(ptr, Some(w)) };
+    if drop_observable {
+        // SAFETY: `w` owns the table; after this no walker reaches the
+        // task, and the scheduler's reference is ours to drop.
+        unsafe {
+            pool.tasks.wait_for_walkers(w.shard);
+            drop_ref_at(ptr, Some(w));
+        }
+    } else {
+        // SAFETY: the scheduler's reference moves to the batch.
+        w.retire(unsafe { TaskRef::from_raw(ptr) });
+    }
 }
 
 /// Rule 2 of `task/mod.rs`: runs the callbacks of a task that just became

@@ -34,6 +34,10 @@ pub(crate) struct WorkerThread {
     /// Tasks this worker ran to their end and has not yet taken off the
     /// task list, each with the scheduler's reference (`unlist_finished`).
     finished: RefCell<Vec<TaskRef>>,
+    /// Tasks this worker spawned, ran to their end and took off its own
+    /// table, each with the scheduler's reference, which it drops once no
+    /// walker of the table can reach them (`drop_retired`).
+    retired: RefCell<Vec<TaskRef>>,
     /// The cells this worker freed and keeps for a while (`sync/alloc.rs`).
     pub(crate) frees: FreeBatch,
     /// Its thread's [`Here`], set when the thread starts (`run`).
@@ -58,6 +62,7 @@ impl WorkerThread {
             lane_streak: Cell::new(0),
             lane_looks: Default::default(),
             finished: RefCell::new(Vec::with_capacity(UNLIST_BATCH)),
+            retired: RefCell::new(Vec::with_capacity(UNLIST_BATCH)),
             frees: FreeBatch::new(),
             here: HerePtr(Cell::new(ptr::null())),
         }
@@ -102,6 +107,50 @@ impl WorkerThread {
         }
     }
 
+    /// Keeps the reference of a task this worker took off its own table
+    /// (`TaskList::remove_own`) until no walker can reach the task.
+    pub(crate) fn retire(&self, task: TaskRef) {
+        let full = {
+            let mut retired = self.retired.borrow_mut();
+            retired.push(task);
+            retired.len() >= UNLIST_BATCH
+        };
+        if full {
+            self.drop_retired();
+        }
+    }
+
+    /// Waits until no walker of this worker's table can reach the retired
+    /// tasks (one fence for the batch), then drops their references. Runs
+    /// when the batch is full, before the worker sleeps, and when it exits.
+    fn drop_retired(&self) {
+        // Out of the cell first: a drop may run user code (a closure's
+        // captures), which may spawn and retire again.
+        let mut batch = self.retired.take();
+        if batch.is_empty() {
+            return;
+        }
+        // SAFETY: this worker owns the table its retired tasks were in.
+        unsafe { self.pool.tasks.wait_for_walkers(self.shard) };
+        for task in batch.drain(..) {
+            // SAFETY: the scheduler's reference, which the batch owned.
+            unsafe { harness::drop_ref_at(task.into_raw(), Some(self)) };
+        }
+        let mut retired = self.retired.borrow_mut();
+        if retired.capacity() == 0 {
+            // Keep the allocation for the next batch.
+            *retired = batch;
+        }
+    }
+
+    /// Lets go of everything kept for later: finished tasks to unlist,
+    /// retired tasks, freed cells. An idle or exiting worker keeps nothing.
+    fn release_kept(&self) {
+        self.unlist_finished();
+        self.drop_retired();
+        self.frees.flush();
+    }
+
     /// The worker running on this thread, if any.
     pub(crate) fn current() -> Option<&'static WorkerThread> {
         context::with_here(Here::worker)
@@ -134,12 +183,10 @@ impl WorkerThread {
         self.local.pop()
     }
 
-    /// Parks this worker (`Sleep::sleep`) after unlisting its finished
-    /// tasks and freeing the cells it deferred: an idle worker keeps
-    /// nothing for later.
+    /// Parks this worker (`Sleep::sleep`) after letting go of what it
+    /// kept for later.
     pub(super) fn sleep(&self, ready: impl Fn() -> bool, deadline: Option<std::time::Instant>) {
-        self.unlist_finished();
-        self.frees.flush();
+        self.release_kept();
         self.pool.sleep.sleep(self.index, ready, deadline);
     }
 
@@ -152,8 +199,7 @@ impl WorkerThread {
         });
         self.pool.sleep.register(self.index);
         self.main_loop();
-        self.unlist_finished();
-        self.frees.flush();
+        self.release_kept();
         context::with_here(|h| {
             h.heap.set(None);
             h.worker.set(ptr::null());
@@ -226,37 +272,37 @@ mod tests {
 }
 
 #[cfg(all(test, not(loom)))]
-mod free_batch_tests {
+mod kept_tests {
     use crate::sched::worker::WorkerThread;
     use crate::Runtime;
 
-    const BATCHING: bool = cfg!(feature = "mimalloc");
-
-    fn held() -> usize {
-        WorkerThread::current().expect("on a worker").frees.held()
+    /// Tasks this worker retired and cells it freed, kept for later.
+    fn kept() -> usize {
+        let w = WorkerThread::current().expect("on a worker");
+        w.retired.borrow().len() + w.frees.held()
     }
 
     #[test]
-    fn a_worker_keeps_the_cells_it_frees_until_it_sleeps() {
+    fn a_worker_keeps_the_tasks_it_finished_until_it_sleeps() {
         let rt = Runtime::builder().workers(1).build().unwrap();
-        let kept = rt.spawn(|| {
-            let before = held();
+        let kept_by_children = rt.spawn(|| {
+            let before = kept();
             // A marker first, then ten children whose handles go at once:
             // the helping join below runs the children (newest first) and
-            // then the marker, on this worker, which lets go of each child
-            // last: ten frees into its batch. The marker's last reference is
-            // its handle's, released by the join: at once.
+            // then the marker, on this worker, which spawned them all and
+            // keeps the scheduler's reference of each of the eleven,
+            // retired, for a batch.
             let marker = crate::spawn(|| 7);
             for _ in 0..10 {
                 drop(crate::spawn(|| 1));
             }
             assert_eq!(marker.join(), Ok(7));
-            held() - before
+            kept() - before
         });
-        assert_eq!(kept.join(), Ok(if BATCHING { 10 } else { 0 }));
+        assert_eq!(kept_by_children.join(), Ok(11));
 
         rt.handle().pool.sleep.wait_for_sleepers(1);
-        // It freed them before it slept (and woke up for this task).
-        assert_eq!(rt.spawn(held).join(), Ok(0));
+        // It let go of them before it slept (and woke up for this task).
+        assert_eq!(rt.spawn(kept).join(), Ok(0));
     }
 }

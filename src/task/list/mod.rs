@@ -198,8 +198,10 @@ impl TaskList {
     }
 
     /// Unlists a task that a worker ran to its end from its own table,
-    /// without a lock (the caller counts the end itself). When this
-    /// returns, no walker can reach the task.
+    /// without a lock (the caller counts the end itself). A walker may
+    /// still reach the task until the worker's next
+    /// [`wait_for_walkers`](Self::wait_for_walkers): the caller keeps its
+    /// reference to the task until then.
     ///
     /// # Safety
     /// Called by the worker whose table (`is_table`) `header` names.
@@ -209,6 +211,17 @@ impl TaskList {
         // SAFETY: only the thread that unlists a task reads its links,
         // and the caller is the table's owner.
         unsafe { table.remove_own(*header.links.slot_or_prev.get()) };
+    }
+
+    /// When this returns, no walker can reach a task that the worker
+    /// owning table `shard` removed with [`remove_own`](Self::remove_own)
+    /// before the call: it may drop their references.
+    ///
+    /// # Safety
+    /// Called by the worker owning table `shard` (`is_table`).
+    pub(crate) unsafe fn wait_for_walkers(&self, shard: usize) {
+        // SAFETY: the caller is the table's owner.
+        unsafe { self.tables[shard].wait_for_walkers() };
     }
 
     /// Lists a task spawned from outside the pool and counts it, unless

@@ -21,23 +21,16 @@
 //!
 //! The lock keeps walkers and the other threads apart. What keeps a walker
 //! from a task the owner unlists and then frees is the `walking` flag, a
-//! store-then-load on each side (Dekker's): the owner frees the slot, then
-//! reads `walking`; the walker sets `walking`, then reads the slots. With
-//! a full fence between the store and the load on both sides, one of them
-//! sees the other's store: either the walker finds the slot free, or the
-//! owner finds `walking` set and waits for the walk to end before it drops
-//! its reference. A full fence is what the lock cost the owner (its
-//! compare-exchange), so the owner's side of the fence is moved to the
-//! walker: on Linux the walker calls `membarrier(PRIVATE_EXPEDITED)`,
-//! which runs a full fence on every running thread of the process, and the
-//! owner needs only to keep the compiler from reordering its store and
-//! load ("asymmetric fences", as in liburcu and folly). Where the call is
-//! missing (another OS, a kernel before 4.14, a sandbox that refuses it)
-//! both sides fence.
+//! store-then-load on each side with a full fence between (Dekker's): the
+//! owner frees the slot, then (later: [`Table::wait_for_walkers`], once
+//! for a batch of removals) fences and reads `walking`; the walker sets
+//! `walking`, fences, then reads the slots. One of them sees the other's
+//! store: either the walker finds the slot free, or the owner finds a walk
+//! going on and waits for it to end. The owner drops the references of the
+//! tasks it removed only after that, so its fence is paid once per batch,
+//! not per task, and needs no help from the kernel.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::compiler_fence;
-use std::sync::OnceLock;
 
 use crossbeam_utils::CachePadded;
 
@@ -65,9 +58,6 @@ struct Owned {
     chunks: [AtomicPtr<AtomicUsize>; CHUNKS],
     /// Set by a walker for the length of its walk (module docs).
     walking: AtomicBool,
-    /// Whether walkers fence every thread (`membarrier`) and the owner
-    /// only the compiler, or both sides fence themselves.
-    asymmetric: bool,
     /// Touched by the owner only.
     owner: UnsafeCell<OwnerSide>,
 }
@@ -90,7 +80,6 @@ impl Table {
             owned: CachePadded::new(Owned {
                 chunks: std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut())),
                 walking: AtomicBool::new(false),
-                asymmetric: membarrier_registered(),
                 owner: UnsafeCell::new(OwnerSide {
                     free: 0,
                     chunk: 0,
@@ -165,9 +154,10 @@ impl Table {
         owner.free = slot as usize;
     }
 
-    /// Unlists the task in `slot`, which the owner ran to its end. When
-    /// this returns, no walker can reach the task: the caller may drop
-    /// the reference that kept it alive.
+    /// Unlists the task in `slot`, which the owner ran to its end. A
+    /// walker may still reach the task until the owner's next
+    /// [`wait_for_walkers`](Self::wait_for_walkers): the caller keeps the
+    /// reference that keeps the task alive until then.
     ///
     /// # Safety
     /// Called by the owner only, with a slot `insert` returned and not
@@ -179,15 +169,20 @@ impl Table {
         // SAFETY: a slot of this table (the caller's promise).
         unsafe { slot_at(slot) }.store(owner.free | 1, Ordering::Relaxed);
         owner.free = slot;
-        // Dekker's store-then-load (module docs): the slot's store above
-        // is ordered before the load of `walking`.
-        if self.owned.asymmetric {
-            compiler_fence(Ordering::SeqCst);
-        } else {
-            fence(Ordering::SeqCst);
-        }
+    }
+
+    /// When this returns, no walker can reach a task the owner removed
+    /// with [`remove_own`](Self::remove_own) before the call: the owner may
+    /// drop the references that kept them alive.
+    ///
+    /// # Safety
+    /// Called by the owner only.
+    pub(crate) unsafe fn wait_for_walkers(&self) {
+        // Dekker's store-then-load (module docs): the slots' stores of
+        // `remove_own` are ordered before the load of `walking`.
+        fence(Ordering::SeqCst);
         // Acquire: a `false` read may be a walk's end (`Release`), and
-        // what that walker did with the task must come before our drop.
+        // what that walker did with the tasks must come before our drops.
         if self.owned.walking.load(Ordering::Acquire) {
             self.wait_for_walker();
         }
@@ -245,9 +240,6 @@ impl Table {
         let owned = &*self.owned;
         owned.walking.store(true, Ordering::Relaxed);
         // Dekker's store-then-load, the walker's side (module docs).
-        if owned.asymmetric {
-            membarrier_all();
-        }
         fence(Ordering::SeqCst);
         for (k, chunk) in owned.chunks.iter().enumerate() {
             // Acquire: pairs with `refill`'s `Release`.
@@ -266,7 +258,7 @@ impl Table {
                 }
             }
         }
-        // Release: the owner waiting in `remove_own` sees what `f` did.
+        // Release: the owner waiting in `wait_for_walkers` sees what `f` did.
         owned.walking.store(false, Ordering::Release);
     }
 }
@@ -295,71 +287,6 @@ unsafe fn slot_at<'a>(slot: usize) -> &'a AtomicUsize {
     unsafe { &*(slot as *const AtomicUsize) }
 }
 
-// `membarrier(2)` commands (`uapi/linux/membarrier.h`).
-#[cfg(all(target_os = "linux", not(loom)))]
-const MEMBARRIER_CMD_PRIVATE_EXPEDITED: libc::c_int = 1 << 3;
-#[cfg(all(target_os = "linux", not(loom)))]
-const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_int = 1 << 4;
-
-/// Whether this process may use `membarrier(PRIVATE_EXPEDITED)`; asks the
-/// kernel once (registering, which later calls need).
-fn membarrier_registered() -> bool {
-    static REGISTERED: OnceLock<bool> = OnceLock::new();
-    *REGISTERED.get_or_init(|| {
-        #[cfg(all(target_os = "linux", not(loom)))]
-        {
-            // SAFETY: a system call with two integer arguments, no memory.
-            let rc = unsafe {
-                libc::syscall(
-                    libc::SYS_membarrier,
-                    MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
-                    0,
-                )
-            };
-            rc == 0
-        }
-        #[cfg(not(all(target_os = "linux", not(loom))))]
-        false
-    })
-}
-
-/// A full fence on every running thread of the process.
-fn membarrier_all() {
-    #[cfg(all(target_os = "linux", not(loom)))]
-    loop {
-        // SAFETY: as in `membarrier_registered`.
-        let rc =
-            unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0) };
-        if rc == 0 {
-            return;
-        }
-        let err = std::io::Error::last_os_error();
-        match err.raw_os_error() {
-            // The kernel may run short of memory for the call's CPU mask.
-            Some(libc::ENOMEM | libc::EAGAIN | libc::EINTR) => std::thread::yield_now(),
-            // Not registered: a child of `fork`, if its kernel does not
-            // carry the registration over. Register again.
-            // SAFETY: as in `membarrier_registered`.
-            Some(libc::EPERM)
-                if unsafe {
-                    libc::syscall(
-                        libc::SYS_membarrier,
-                        MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
-                        0,
-                    )
-                } == 0 => {}
-            _ => {
-                // Without the fence a walk would race frees, and the owners
-                // skip theirs: there is no safe way on.
-                eprintln!("wsrt: membarrier failed after registering: {err}");
-                std::process::abort();
-            }
-        }
-    }
-    #[cfg(not(all(target_os = "linux", not(loom))))]
-    unreachable!("no asymmetric fences here");
-}
-
 #[cfg(test)]
 mod tests {
     //! The unit tests run the table on one thread; the loom models (under
@@ -381,6 +308,11 @@ mod tests {
     fn remove_remote(t: &Table, slot: usize) {
         // SAFETY: see above.
         unsafe { t.remove_remote(slot) }
+    }
+    #[cfg(loom)]
+    fn wait_for_walkers(t: &Table) {
+        // SAFETY: see above.
+        unsafe { t.wait_for_walkers() }
     }
     fn walk(t: &Table, f: impl FnMut(usize)) {
         // SAFETY: the only walker, and no remote unlisting meanwhile.
@@ -444,7 +376,8 @@ mod tests {
         /// and the walker reads the cell of each value it sees: loom fails
         /// the model if a read is not ordered before the write (it does
         /// with either side's fence removed, or the owner's look at
-        /// `walking` made `Relaxed`).
+        /// `walking` made `Relaxed`). The owner unlists both, then waits
+        /// for walkers once, then frees both: its batch.
         #[test]
         fn loom_table_walk_races_the_owner_unlisting_and_freeing() {
             model(|| {
@@ -465,8 +398,10 @@ mod tests {
                     })
                 };
                 let second = insert(&table, 4);
-                for (slot, cell) in [first, second].into_iter().zip(cells.iter()) {
-                    remove_own(&table, slot);
+                remove_own(&table, first);
+                remove_own(&table, second);
+                wait_for_walkers(&table);
+                for cell in cells.iter() {
                     // SAFETY: as above.
                     cell.with_mut(|p| unsafe { *p = 1 });
                 }
