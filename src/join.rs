@@ -22,6 +22,6 @@ where
 {
     match WorkerThread::current() {
         Some(w) => job::join_on(w, a, b),
-        None => job::in_worker(&global().pool, move |w| job::join_on(w, a, b)),
+        None => job::join_in(&global().pool, a, b),
     }
 }

@@ -90,3 +90,13 @@ where
         None => global().spawn(f),
     }
 }
+
+// The Rust code of the README and of docs/api.md is compiled and run as
+// doctests, so what they show stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/api.md")]
+struct ApiDoctests;

@@ -74,7 +74,11 @@ impl<'scope> Scope<'scope> {
         match WorkerThread::current_of(&self.pool) {
             Some(w) => w.push(job),
             // The `Runtime` was dropped: its threads are gone, run here.
-            None if self.pool.is_exiting() => context::with_here(|here| job.execute(here)),
+            // The `Runtime` was dropped, or inherited through `fork()`: its
+            // threads are gone, run here.
+            None if self.pool.is_exiting() || self.pool.is_forked() => {
+                context::with_here(|here| job.execute(here))
+            }
             None => {
                 self.pool.injector.push(job);
                 self.pool.sleep.notify_one();

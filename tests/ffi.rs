@@ -152,6 +152,15 @@ fn the_shared_library_works_when_loaded_with_dlopen() {
 }
 
 #[test]
+fn the_shared_library_is_loaded_used_and_unloaded_a_hundred_times() {
+    let exe = compile(
+        &root().join("ffi-tests/dlopen/dlclose_loop.c"),
+        Link::Dlopen,
+    );
+    run_with(&exe, &[&lib_dir().join("libwsrt.so")]);
+}
+
+#[test]
 fn examples_build_and_run() {
     build_and_run_all("examples");
 }

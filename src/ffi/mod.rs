@@ -53,6 +53,10 @@ pub enum wsrt_status {
     /// A bug inside wsrt was caught (a Rust panic); nothing was changed that
     /// the caller can observe as half-done. Please report it.
     WSRT_ERR_PANIC,
+    /// The runtime (or the task's runtime) was created in the parent of
+    /// this process, before `fork()`: its worker threads do not exist here.
+    /// Make a new runtime in the child.
+    WSRT_ERR_FORKED,
 }
 
 /// Where a task is in its life. SUCCEEDED, FAILED and CANCELLED are final.
@@ -128,6 +132,7 @@ pub extern "C" fn wsrt_status_str(status: wsrt_status_int) -> *const c_char {
         7 => c"timed out",
         8 => c"would deadlock: called from the runtime's own worker",
         9 => c"internal error (a Rust panic was caught)",
+        10 => c"the runtime was inherited through fork(): its workers do not exist in this process",
         _ => c"unknown status",
     };
     s.as_ptr()

@@ -20,7 +20,7 @@ use wsrt_status::*;
 /// gives you (`wsrt_spawn`'s `out`, `wsrt_task_retain`, the list of
 /// `wsrt_runtime_all_tasks`) must be released once with
 /// `wsrt_task_release`. A handle stays valid, and queryable, after its
-/// runtime is freed.
+/// runtime is freed; it must not be used after its release.
 pub struct wsrt_task {
     _opaque: [u8; 0],
 }
@@ -74,9 +74,18 @@ pub unsafe fn from_c(t: *const wsrt_task) -> Option<TaskRef> {
 
 /// The handle behind `t`, borrowed: the caller's reference keeps it alive
 /// for the call (header docs), and it is never dropped. `None` for NULL.
+///
+/// Debug builds abort with a message on a handle used after its last
+/// release, as long as the freed memory was not reused (undefined
+/// behaviour, which release builds do not look for).
 pub(crate) fn borrow(t: *const wsrt_task) -> Option<ManuallyDrop<TaskRef>> {
     let ptr = NonNull::new(t.cast_mut().cast::<Header>())?;
-    Some(ManuallyDrop::new(TaskRef::from_header(ptr)))
+    let task = ManuallyDrop::new(TaskRef::from_header(ptr));
+    if task.header().state.is_poisoned() {
+        eprintln!("wsrt: a wsrt_task was used after its last wsrt_task_release");
+        std::process::abort();
+    }
+    Some(task)
 }
 
 // Spawns `fn(arg, &result)` on `rt` and, if `out` is not NULL, writes a
@@ -91,9 +100,10 @@ pub(crate) fn borrow(t: *const wsrt_task) -> Option<ManuallyDrop<TaskRef>> {
 /// runs on a worker thread; `arg` and the result are handed across threads.
 ///
 /// Errors: `WSRT_ERR_NULL` (`rt` or `fn`), `WSRT_ERR_INVALID_ARG` (name not
-/// UTF-8), `WSRT_ERR_SHUTDOWN` (the runtime is shutting down). On error
-/// nothing was spawned, `*out` is untouched and `arg_drop` is not called.
-/// Thread-safe.
+/// UTF-8), `WSRT_ERR_SHUTDOWN` (the runtime is shutting down),
+/// `WSRT_ERR_FORKED` (in a child process that inherited the runtime through
+/// `fork()`). On error nothing was spawned, `*out` is untouched and
+/// `arg_drop` is not called. Thread-safe.
 #[no_mangle]
 pub extern "C" fn wsrt_spawn(
     rt: *mut wsrt_runtime,
@@ -130,7 +140,7 @@ pub extern "C" fn wsrt_spawn(
                 WSRT_OK
             }
             Ok(None) => WSRT_OK,
-            Err(_) => WSRT_ERR_SHUTDOWN,
+            Err(e) => super::runtime::status_of(e),
         }
     }
 }
@@ -147,6 +157,9 @@ pub extern "C" fn wsrt_task_retain(t: *mut wsrt_task) -> *mut wsrt_task {
 
 /// Drops a reference; the last one frees the task (and runs `result_drop`).
 /// NULL is ignored. Thread-safe; may be called from a done-callback of `t`.
+/// After its release a handle must not be used again: that is undefined
+/// behaviour (its memory may hold another task by then). Debug builds of
+/// the library abort with a message when they see it.
 #[no_mangle]
 pub extern "C" fn wsrt_task_release(t: *mut wsrt_task) {
     ffi_boundary! {
@@ -196,7 +209,8 @@ pub extern "C" fn wsrt_task_cancel_requested(t: *const wsrt_task) -> bool {
 /// true and the task is CANCELLED before this returns; its function is not
 /// called (again), its `arg_drop` and done-callbacks run on this thread.
 /// RUNNING: returns true and sets the cancel-requested flag; the function
-/// decides. False for NULL. Thread-safe.
+/// decides. False for NULL, and for a task of a runtime inherited through
+/// `fork()` (in the child nothing of it can change). Thread-safe.
 #[no_mangle]
 pub extern "C" fn wsrt_task_cancel(t: *mut wsrt_task) -> bool {
     ffi_boundary! { try_task!(t).cancel() }
@@ -267,8 +281,9 @@ pub(crate) fn deadline_after(timeout_ns: i64) -> Option<Instant> {
 /// instead of blocking, so waiting inside a task never deadlocks.
 ///
 /// Returns `WSRT_OK` once done (whatever the outcome), `WSRT_ERR_TIMEOUT`,
-/// `WSRT_ERR_NULL`, or `WSRT_ERR_WOULD_DEADLOCK` when a task waits for
-/// itself. Thread-safe.
+/// `WSRT_ERR_NULL`, `WSRT_ERR_WOULD_DEADLOCK` when a task waits for
+/// itself, or `WSRT_ERR_FORKED` at once, in a child process, for a task not
+/// done of a runtime inherited through `fork()`. Thread-safe.
 #[no_mangle]
 pub extern "C" fn wsrt_task_wait(t: *mut wsrt_task, timeout_ns: i64) -> wsrt_status {
     ffi_boundary! {
@@ -277,6 +292,7 @@ pub extern "C" fn wsrt_task_wait(t: *mut wsrt_task, timeout_ns: i64) -> wsrt_sta
             Waited::Done => WSRT_OK,
             Waited::TimedOut => WSRT_ERR_TIMEOUT,
             Waited::OnItself => WSRT_ERR_WOULD_DEADLOCK,
+            Waited::Forked => WSRT_ERR_FORKED,
         }
     }
 }

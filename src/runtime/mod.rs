@@ -7,6 +7,7 @@ mod global;
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub use builder::Builder;
 pub use global::global;
@@ -31,6 +32,11 @@ pub enum Error {
     InvalidArgument(&'static str),
     /// The OS refused to start a worker thread.
     Spawn(std::io::Error),
+    /// A wait with a time limit ended before what it waited for.
+    Timeout,
+    /// The runtime was inherited through `fork()`: its worker threads do
+    /// not exist in this process. Make a new runtime in the child.
+    Forked,
 }
 
 impl fmt::Display for Error {
@@ -40,6 +46,8 @@ impl fmt::Display for Error {
             Error::WouldDeadlock => f.write_str("operation would deadlock on the calling worker"),
             Error::InvalidArgument(what) => write!(f, "invalid argument: {what}"),
             Error::Spawn(e) => write!(f, "could not start a worker thread: {e}"),
+            Error::Timeout => f.write_str("timed out"),
+            Error::Forked => f.write_str("the runtime was inherited through fork()"),
         }
     }
 }
@@ -140,6 +148,9 @@ impl Handle {
     ) -> Result<Option<TaskRef>, Error> {
         // A refused body comes back and is dropped here, without
         // `release`: `arg_drop` does not run.
+        if self.pool.is_forked() {
+            return Err(Error::Forked);
+        }
         let arg = SendPtr(arg);
         let spawned = match CBody::new(func, arg_drop, result_drop) {
             CBody::Plain(body) => self.pool.spawn_body(body, arg, handle, name).ok(),
@@ -163,19 +174,46 @@ impl Handle {
     }
 
     /// Handles to every task that is not done (asyncio `all_tasks()`).
+    /// Empty in a child process that inherited the runtime through
+    /// `fork()` (its list may be locked by a thread that is not there).
     pub fn all_tasks(&self) -> Vec<TaskRef> {
+        if self.pool.is_forked() {
+            return Vec::new();
+        }
         self.pool.tasks.live_tasks()
+    }
+
+    /// True in a child process that inherited the runtime through `fork()`.
+    pub(crate) fn is_forked(&self) -> bool {
+        self.pool.is_forked()
     }
 
     /// Shuts the runtime down and waits until no task is live. Idempotent;
     /// `Cancel` after `Drain` upgrades. From one of its own workers it does
     /// nothing and returns [`Error::WouldDeadlock`].
     pub fn shutdown(&self, mode: ShutdownMode) -> Result<(), Error> {
+        self.shutdown_until(mode, None)
+    }
+
+    /// Like [`shutdown`](Self::shutdown), waiting at most `timeout`:
+    /// [`Error::Timeout`] if tasks are still running then (they were asked
+    /// to stop with `Cancel`; call again, or drop the `Runtime`, which
+    /// waits). New spawns from outside are refused from the first call on.
+    pub fn shutdown_timeout(&self, mode: ShutdownMode, timeout: Duration) -> Result<(), Error> {
+        self.shutdown_until(mode, Instant::now().checked_add(timeout))
+    }
+
+    fn shutdown_until(&self, mode: ShutdownMode, deadline: Option<Instant>) -> Result<(), Error> {
         if self.pool.is_own_worker() {
             return Err(Error::WouldDeadlock);
         }
-        self.pool.shutdown(mode);
-        Ok(())
+        if self.pool.is_forked() {
+            return Err(Error::Forked);
+        }
+        match self.pool.shutdown(mode, deadline) {
+            true => Ok(()),
+            false => Err(Error::Timeout),
+        }
     }
 
     /// True on one of this runtime's worker threads (inside its tasks).
@@ -272,13 +310,21 @@ impl std::ops::Deref for Runtime {
 impl Drop for Runtime {
     fn drop(&mut self) {
         let pool = &self.handle.pool;
+        if pool.is_forked() {
+            // Inherited through fork(): no worker thread exists here to
+            // join (its handles are kept with the pool, never joined), and
+            // tasks that never end point to the pool. Abandon it.
+            crate::sched::fork::abandon(pool.clone());
+            return;
+        }
         let on_own_worker = pool.is_own_worker();
         if !on_own_worker {
-            pool.shutdown(ShutdownMode::Drain);
+            pool.shutdown(ShutdownMode::Drain, None);
         } else {
-            // Cannot wait for ourselves: start the drain, let it finish on
-            // its own, and leave the threads to exit when idle.
-            pool.drain_without_waiting();
+            // Cannot wait for ourselves: start the drain (spawns from
+            // outside are refused from here on), let it finish on its own,
+            // and leave the threads to exit when idle.
+            pool.begin_shutdown(ShutdownMode::Drain);
         }
         pool.set_exiting();
         let threads = std::mem::take(&mut *pool.threads.lock().unwrap_or_else(|e| e.into_inner()));

@@ -159,6 +159,21 @@ pub(crate) fn request_await(other: &TaskRef) -> bool {
     })
 }
 
+/// In a child after `fork()` (`fork.rs`): this thread is no worker and runs
+/// no task here, whatever the thread that forked was. An await request it
+/// held is dropped with its reference leaked (its task belongs to a
+/// runtime the child cannot use).
+pub(crate) fn forget_inherited() {
+    HERE.with(|h| {
+        h.task.set(None);
+        h.worker.set(ptr::null());
+        h.awaiting.set(None);
+        h.heap.set(None);
+        h.lane.set(None);
+        h.ids.forget();
+    });
+}
+
 /// The task running on this thread, borrowed: alive while it runs here.
 pub(crate) fn current_task_ptr() -> Option<NonNull<Header>> {
     HERE.with(|h| h.task.get())

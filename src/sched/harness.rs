@@ -23,6 +23,7 @@ use super::stats::Counter;
 use super::wait;
 use super::worker::WorkerThread;
 use crate::sync::alloc::Heap;
+use crate::task::id;
 use crate::task::raw::{self, Header, Ran, Schedule};
 use crate::task::state::{Snapshot, TaskState, ToCancelled, ToNotified, ToRunning, ToSuspended};
 use crate::task::{Body, Callback, TaskRef, Waited};
@@ -217,13 +218,19 @@ unsafe extern "C" fn resume(_done: *mut c_void, suspended: *mut c_void) {
     suspended.wake();
 }
 
-/// `cancel()` through a handle. True unless the task was already done.
+/// `cancel()` through a handle. True unless the task was already done. In a
+/// child that inherited the task's runtime through `fork()` it changes
+/// nothing and returns false: ending a task takes locks a parent thread may
+/// have held at the fork.
 ///
 /// # Safety
 /// The caller holds a reference to the task.
 unsafe fn cancel(ptr: NonNull<Header>) -> bool {
     // SAFETY: the caller's reference keeps the header alive.
     let header = unsafe { ptr.as_ref() };
+    if id::inherited(header.id) {
+        return false;
+    }
     match header.state.transition_to_cancelled() {
         ToCancelled::AlreadyDone => false,
         ToCancelled::Requested => true,

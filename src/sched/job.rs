@@ -180,8 +180,9 @@ where
 {
     match WorkerThread::current_of(pool) {
         Some(w) => join_on(w, a, b),
-        // The `Runtime` was dropped: its threads are gone, run here.
-        None if pool.is_exiting() => (a(), b()),
+        // The `Runtime` was dropped, or inherited through `fork()`: its
+        // threads are gone, run here.
+        None if pool.is_exiting() || pool.is_forked() => (a(), b()),
         None => in_worker(pool, move |w| join_on(w, a, b)),
     }
 }

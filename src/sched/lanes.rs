@@ -349,7 +349,7 @@ mod tests {
     #[test]
     fn threads_beyond_the_lanes_use_the_injector_and_every_task_runs() {
         const THREADS: usize = LANES + 4;
-        const EACH: usize = 500;
+        const EACH: usize = if cfg!(miri) { 10 } else { 500 };
         let rt = Runtime::builder().workers(2).build().unwrap();
         let lanes = rt.handle().pool.lanes.clone();
         let hits = Arc::new(AtomicUsize::new(0));
@@ -392,7 +392,7 @@ mod tests {
     fn a_thread_spawning_on_runtimes_in_turn_queues_each_task_on_its_own() {
         // Its noted lane (`OwnLane`) is one runtime's; a spawn on another
         // must not use it, and a freed runtime's note must not outlive it.
-        const EACH: usize = 200;
+        const EACH: usize = if cfg!(miri) { 10 } else { 200 };
         // Not dropped on a failure: a runtime whose task went astray
         // would wait for it forever in its drop.
         let build = || ManuallyDrop::new(Runtime::builder().workers(1).build().unwrap());
@@ -444,7 +444,7 @@ mod tests {
 
     #[test]
     fn a_thread_that_keeps_spawning_does_not_starve_a_yielded_task() {
-        const SPAWNED_AFTER: usize = 4000;
+        const SPAWNED_AFTER: usize = if cfg!(miri) { 100 } else { 4000 };
         let rt = Runtime::builder().workers(1).build().unwrap();
         let (release, gate) = mpsc::channel::<()>();
         let blocker = rt.spawn(move || gate.recv().unwrap());

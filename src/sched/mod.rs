@@ -7,6 +7,7 @@
 //! `join`, `scope`, `ffi/`).
 
 pub(crate) mod context;
+pub(crate) mod fork;
 pub(crate) mod harness;
 pub(crate) mod job;
 pub(crate) mod lanes;

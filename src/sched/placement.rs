@@ -1,5 +1,7 @@
 //! Keeping a worker woken by another worker off the waker's CPU (Linux; a
-//! no-op elsewhere).
+//! no-op elsewhere). Off unless a runtime is built with
+//! `Builder::steer_wakeups(true)`: it changes the affinity of the
+//! library's own threads only, and its win was measured on one host.
 //!
 //! A worker wakes a sibling so that the two run at once: the waker goes on
 //! with its own work. Linux does not know that, and may queue the woken
@@ -15,7 +17,17 @@
 //! someone else while a worker was asleep and steered is overwritten, and a
 //! worker whose set has a single CPU, or lacks the waker's, is not steered.
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+/// `sched_setaffinity` calls made by any runtime of the process, for the
+/// tests that check a default runtime makes none.
+static AFFINITY_CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// How many `sched_setaffinity` calls wsrt made so far in this process.
+#[cfg(all(test, not(loom)))]
+pub(crate) fn affinity_calls() -> u64 {
+    AFFINITY_CALLS.load(Relaxed)
+}
 
 /// What a waker needs to steer one worker.
 pub(crate) struct Place {
@@ -86,14 +98,14 @@ pub(crate) fn current_cpu() -> i32 {
 }
 
 /// The CPUs the calling thread may run on now (for tests).
-#[cfg(all(test, target_os = "linux", not(loom)))]
+#[cfg(all(test, target_os = "linux", not(loom), not(miri)))]
 pub(crate) fn linux_own_cpus() -> Vec<usize> {
     linux::own_cpus()
 }
 
 /// For tests that steer: this thread's CPUs, or `None` (saying so) when
 /// there is only one and so nothing to steer away from.
-#[cfg(all(test, target_os = "linux", not(loom)))]
+#[cfg(all(test, target_os = "linux", not(loom), not(miri)))]
 pub(crate) fn cpus_to_steer_between() -> Option<Vec<usize>> {
     let cpus = linux::own_cpus();
     if cpus.len() < 2 {
@@ -145,6 +157,7 @@ mod linux {
             // `tid` is a live worker of this process: the waker took it off
             // the sleeper list, and it leaves `Sleep::sleep` (and can exit)
             // only after taking that list's lock, which the waker holds.
+            super::AFFINITY_CALLS.fetch_add(1, super::Relaxed);
             // SAFETY: CPU_COUNT reads `set`, a valid cpu_set_t of the size
             // passed to sched_setaffinity, which only reads it.
             unsafe {
@@ -155,6 +168,7 @@ mod linux {
 
         /// Gives the thread its home set back; called on the thread itself.
         pub(super) fn restore(&self) {
+            super::AFFINITY_CALLS.fetch_add(1, super::Relaxed);
             // SAFETY: as in `exclude`; a failure leaves the narrowed set,
             // which still contains CPUs, so the worker keeps running.
             unsafe {
@@ -180,7 +194,7 @@ mod linux {
     }
 }
 
-#[cfg(all(test, target_os = "linux", not(loom)))]
+#[cfg(all(test, target_os = "linux", not(loom), not(miri)))]
 mod tests {
     use super::*;
     use crate::sched::placement::{cpus_to_steer_between, linux_own_cpus as own_cpus};

@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 use crossbeam_deque::Injector;
 
 use super::context;
+use super::fork;
 use super::harness;
 use super::job::JobRef;
 use super::lanes::{Lanes, OwnLane};
@@ -22,6 +23,19 @@ use crate::sync::deque::{Stealer, Worker};
 use crate::task::list::TaskList;
 use crate::task::raw::{self, Header};
 use crate::task::{Body, TaskRef};
+
+/// What a worker thread calls with its index when it starts (before its
+/// first job) or stops (after its last).
+pub(crate) type ThreadHook = Arc<dyn Fn(usize) + Send + Sync>;
+
+/// How a pool is set up (`runtime::Builder` fills it).
+#[derive(Clone, Default)]
+pub(crate) struct PoolOptions {
+    /// Wake a worker off its waker's CPU (`placement.rs`).
+    pub(crate) steer_wakeups: bool,
+    pub(crate) on_thread_start: Option<ThreadHook>,
+    pub(crate) on_thread_stop: Option<ThreadHook>,
+}
 
 /// State shared by a runtime, its workers and its tasks.
 pub(crate) struct Pool {
@@ -41,18 +55,22 @@ pub(crate) struct Pool {
     pub(super) stopped_cv: Condvar,
     /// The worker threads, joined when the `Runtime` is dropped.
     pub(crate) threads: Mutex<Vec<JoinHandle<()>>>,
+    pub(crate) options: PoolOptions,
+    /// The process's fork count when the pool started (`fork.rs`).
+    forks: u64,
 }
 
 impl Pool {
     /// A pool of `n` workers, and the workers, each to run on a thread of
     /// its own ([`WorkerThread::run`]).
-    pub(crate) fn new(n: usize) -> (Arc<Pool>, Vec<WorkerThread>) {
+    pub(crate) fn new(n: usize, options: PoolOptions) -> (Arc<Pool>, Vec<WorkerThread>) {
+        fork::watch_forks();
         let locals: Vec<Worker<JobRef>> = (0..n).map(|_| Worker::new_lifo()).collect();
         let pool = Arc::new(Pool {
             injector: Injector::new(),
             lanes: Lanes::new(),
             stealers: locals.iter().map(Worker::stealer).collect(),
-            sleep: Sleep::new(n),
+            sleep: Sleep::new(n, options.steer_wakeups),
             tasks: TaskList::new(n),
             counters: Counters::new(n),
             mode: AtomicU8::new(RUNNING),
@@ -60,6 +78,8 @@ impl Pool {
             stopped: Mutex::new(false),
             stopped_cv: Condvar::new(),
             threads: Mutex::new(Vec::with_capacity(n)),
+            options,
+            forks: fork::forks(),
         });
         let workers = locals
             .into_iter()
@@ -75,6 +95,13 @@ impl Pool {
 
     pub(crate) fn is_own_worker(&self) -> bool {
         WorkerThread::current_of(self).is_some()
+    }
+
+    /// True in a child process that inherited this pool from its parent
+    /// by `fork()`: its workers do not exist here (`fork.rs`).
+    #[inline]
+    pub(crate) fn is_forked(&self) -> bool {
+        fork::forks() != self.forks
     }
 
     /// Counts an event; `here` is `WorkerThread::current_of(self)`, which
@@ -144,8 +171,10 @@ impl Pool {
         // One thread-local look-up for the worker, the id and, outside the
         // pool, the thread's lane (`lanes::OwnLane`).
         let (here, lane, id) = context::with_here(|h| (h.worker_of(self), h.lane(), h.next_id()));
-        if here.is_some_and(|w| !self.admit(w)) {
-            return Err(body);
+        match here {
+            Some(w) if !self.admit(w) => return Err(body),
+            None if self.is_forked() => return Err(body),
+            _ => {}
         }
         let refs = 1 + u64::from(handle);
         let ptr = match here {

@@ -20,6 +20,7 @@
 //! which joins them.
 
 use std::sync::atomic::{fence, Ordering};
+use std::time::Instant;
 
 use super::pool::Pool;
 use super::stats::Counter;
@@ -122,35 +123,37 @@ impl Pool {
         self.after_external_completion();
     }
 
-    /// Shuts down and waits until no task is live. The caller is not one
-    /// of this pool's workers (it would wait for itself).
-    pub(crate) fn shutdown(&self, mode: ShutdownMode) {
+    /// Shuts down and waits until no task is live, or until `deadline`
+    /// passes: true if stopped. The caller is not one of this pool's
+    /// workers (it would wait for itself).
+    pub(crate) fn shutdown(&self, mode: ShutdownMode, deadline: Option<Instant>) -> bool {
         debug_assert!(!self.is_own_worker());
         self.begin_shutdown(mode);
         let mut stopped = self.stopped.lock().unwrap_or_else(|e| e.into_inner());
         while !*stopped {
-            stopped = self
-                .stopped_cv
-                .wait(stopped)
-                .unwrap_or_else(|e| e.into_inner());
+            stopped = match deadline {
+                None => self
+                    .stopped_cv
+                    .wait(stopped)
+                    .unwrap_or_else(|e| e.into_inner()),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return false;
+                    }
+                    self.stopped_cv
+                        .wait_timeout(stopped, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
         }
+        true
     }
 
     /// The `Runtime` is going: idle workers exit once no task is live.
     pub(crate) fn set_exiting(&self) {
         self.exiting.store(true, Ordering::Release);
         self.sleep.notify_all();
-    }
-}
-
-impl Pool {
-    /// The `Runtime` is dropped on one of its own workers, which cannot
-    /// wait for itself: the drain starts and finishes on its own.
-    pub(crate) fn drain_without_waiting(&self) {
-        let _ = self
-            .mode
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |m| {
-                (m < DRAINING).then_some(DRAINING)
-            });
     }
 }

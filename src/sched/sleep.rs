@@ -23,19 +23,20 @@ pub(crate) struct Sleep {
     /// `sleepers.len()`, readable without the lock.
     count: AtomicUsize,
     threads: Box<[OnceLock<Thread>]>,
-    /// To wake a worker off its waker's CPU (`placement.rs`).
-    places: Box<[Place]>,
+    /// To wake a worker off its waker's CPU (`placement.rs`), if the
+    /// runtime was built to (`Builder::steer_wakeups`).
+    places: Option<Box<[Place]>>,
     /// Wake-ups that steered the sleeper (a statistic).
     steered: AtomicU64,
 }
 
 impl Sleep {
-    pub(crate) fn new(workers: usize) -> Sleep {
+    pub(crate) fn new(workers: usize, steer: bool) -> Sleep {
         Sleep {
             sleepers: Mutex::new(Vec::with_capacity(workers)),
             count: AtomicUsize::new(0),
             threads: (0..workers).map(|_| OnceLock::new()).collect(),
-            places: (0..workers).map(|_| Place::default()).collect(),
+            places: steer.then(|| (0..workers).map(|_| Place::default()).collect()),
             steered: AtomicU64::new(0),
         }
     }
@@ -43,7 +44,9 @@ impl Sleep {
     /// Called once by each worker thread before it can sleep.
     pub(crate) fn register(&self, index: usize) {
         let _ = self.threads[index].set(std::thread::current());
-        self.places[index].register();
+        if let Some(places) = &self.places {
+            places[index].register();
+        }
     }
 
     fn list(&self) -> std::sync::MutexGuard<'_, Vec<usize>> {
@@ -72,7 +75,9 @@ impl Sleep {
             self.count.store(list.len(), Ordering::Relaxed);
         }
         // Still under the list lock: a waker that steered us did so under it.
-        self.places[index].restore();
+        if let Some(places) = &self.places {
+            places[index].restore();
+        }
     }
 
     /// After making work available: wake one sleeper, if there is one.
@@ -85,11 +90,13 @@ impl Sleep {
     }
 
     /// [`Sleep::notify_one`] for a worker, which keeps running after the
-    /// wake-up: the sleeper is kept off this CPU (`placement.rs`).
+    /// wake-up: when steering, the sleeper is kept off this CPU
+    /// (`placement.rs`).
     pub(crate) fn notify_from_worker(&self) {
         fence(Ordering::SeqCst);
         if self.count.load(Ordering::Relaxed) != 0 {
-            self.wake_one(Some(placement::current_cpu()));
+            let here = self.places.as_ref().map(|_| placement::current_cpu());
+            self.wake_one(here);
         }
     }
 
@@ -107,8 +114,8 @@ impl Sleep {
         let woken = {
             let mut list = self.list();
             let woken = list.pop();
-            if let (Some(index), Some(cpu)) = (woken, here) {
-                if self.places[index].steer_away_from(cpu) {
+            if let (Some(index), Some(cpu), Some(places)) = (woken, here, &self.places) {
+                if places[index].steer_away_from(cpu) {
                     self.steered.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -169,18 +176,28 @@ fn wait_for(what: &str, cond: impl Fn() -> bool) {
     }
 }
 
-#[cfg(all(test, target_os = "linux", not(loom)))]
+// Not under Miri: the steering test needs the CPU affinity calls.
+#[cfg(all(test, target_os = "linux", not(loom), not(miri)))]
 mod tests {
     use super::wait_for;
     use crate::sched::placement::{cpus_to_steer_between, linux_own_cpus};
     use crate::Runtime;
 
+    /// Held by the tests that make or count `sched_setaffinity` calls,
+    /// whose counter is the process's.
+    static AFFINITY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
-    fn a_worker_woken_by_a_worker_is_steered_and_runs_with_its_whole_set() {
+    fn with_steering_a_worker_woken_by_a_worker_is_steered_and_runs_with_its_whole_set() {
+        let _serial = AFFINITY.lock().unwrap_or_else(|e| e.into_inner());
         let Some(home) = cpus_to_steer_between() else {
             return;
         };
-        let rt = Runtime::builder().workers(2).build().unwrap();
+        let rt = Runtime::builder()
+            .workers(2)
+            .steer_wakeups(true)
+            .build()
+            .unwrap();
         let pool = rt.handle().pool.clone();
         pool.sleep.wait_for_sleepers(2);
         let before = rt.stats().steered_wakes;
@@ -199,5 +216,20 @@ mod tests {
             child_cpus, home,
             "the woken worker restored its CPUs before running"
         );
+    }
+
+    #[test]
+    fn by_default_no_worker_changes_a_thread_s_affinity() {
+        let _serial = AFFINITY.lock().unwrap_or_else(|e| e.into_inner());
+        let calls = crate::sched::placement::affinity_calls();
+        let rt = Runtime::builder().workers(2).build().unwrap();
+        // Wake-ups from outside and from workers, fork-join across both.
+        for _ in 0..50 {
+            let (a, b) = rt.join(|| crate::join(|| 1, || 2), || crate::spawn(|| 3).join());
+            assert_eq!((a, b), ((1, 2), Ok(3)));
+            rt.handle().pool.sleep.wait_for_sleepers(2);
+        }
+        assert_eq!(rt.stats().steered_wakes, 0);
+        assert_eq!(crate::sched::placement::affinity_calls(), calls);
     }
 }

@@ -14,6 +14,7 @@ use crossbeam_utils::Backoff;
 
 use super::context;
 use super::worker::WorkerThread;
+use crate::task::id;
 use crate::task::{Callback, TaskRef, Waited};
 
 /// `TaskRef::wait_until` (the task vtable's `wait`): until `task` is done
@@ -23,6 +24,9 @@ pub(crate) fn wait(task: &TaskRef, deadline: Option<Instant>) -> Waited {
     let (worker, current) = context::with_here(|h| (h.worker(), h.task()));
     if current == Some(task.as_ptr()) {
         return Waited::OnItself;
+    }
+    if id::inherited(task.id()) && !task.is_done() {
+        return Waited::Forked;
     }
     if deadline.is_some_and(|d| Instant::now() >= d) {
         return Waited::TimedOut;

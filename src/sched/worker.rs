@@ -7,6 +7,7 @@
 //! and the sleep handshake.
 
 use std::cell::{Cell, RefCell};
+use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 use std::sync::Arc;
 
@@ -14,7 +15,8 @@ use super::context::{self, Here};
 use super::harness;
 use super::job::JobRef;
 use super::lanes;
-use super::pool::Pool;
+use super::pool::{Pool, ThreadHook};
+use super::stats::Counter;
 use super::tuning::UNLIST_BATCH;
 use crate::sync::alloc::{FreeBatch, Heap};
 use crate::sync::deque::Worker;
@@ -198,12 +200,25 @@ impl WorkerThread {
             self.here.0.set(h);
         });
         self.pool.sleep.register(self.index);
+        self.call_hook(self.pool.options.on_thread_start.as_ref());
         self.main_loop();
         self.release_kept();
+        self.call_hook(self.pool.options.on_thread_stop.as_ref());
         context::with_here(|h| {
             h.heap.set(None);
             h.worker.set(ptr::null());
         });
+    }
+
+    /// Calls a thread hook with this worker's index; a panic in it is
+    /// caught (the worker goes on) and counted as a callback panic.
+    fn call_hook(&self, hook: Option<&ThreadHook>) {
+        if let Some(hook) = hook {
+            let index = self.index;
+            if panic::catch_unwind(AssertUnwindSafe(|| hook(index))).is_err() {
+                self.pool.counters.add_owned(index, Counter::CallbackPanics);
+            }
+        }
     }
 
     fn main_loop(&self) {

@@ -183,16 +183,23 @@ impl TaskRef {
     ///
     /// # Panics
     /// If called from inside the task itself, which could never finish
-    /// (asyncio raises `RuntimeError` for a task awaiting itself).
+    /// (asyncio raises `RuntimeError` for a task awaiting itself), or in a
+    /// child process on a task not done whose runtime the child inherited
+    /// through `fork()` (no worker of it exists there).
     pub fn wait(&self) {
-        if let Waited::OnItself = self.wait_until(None) {
-            panic!("a task cannot wait for itself (it would never finish)");
+        match self.wait_until(None) {
+            Waited::OnItself => panic!("a task cannot wait for itself (it would never finish)"),
+            Waited::Forked => panic!(
+                "the task's runtime was inherited through fork(): its workers do not \
+                 exist in this process, so the task can never finish"
+            ),
+            Waited::Done | Waited::TimedOut => {}
         }
     }
 
     /// Like [`wait`](Self::wait) with a time limit; true if the task is done.
-    /// A zero duration only looks. Inside the task itself it returns false at
-    /// once.
+    /// A zero duration only looks. Inside the task itself, or on a task of
+    /// a runtime inherited through `fork()`, it returns false at once.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         matches!(
             self.wait_until(Instant::now().checked_add(timeout)),

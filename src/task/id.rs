@@ -17,6 +17,28 @@ static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
 /// larger gaps between the ids of different threads.
 const BLOCK: u64 = 1024;
 
+/// In a child after `fork()`: the first id the parent had not handed out
+/// to any thread. Every task below it was spawned before the fork, on a
+/// runtime the child inherited and cannot run (`sched/fork.rs`). 0 in a
+/// process that was not forked from one running wsrt.
+static FORK_MARK: AtomicU64 = AtomicU64::new(0);
+
+/// In a child right after `fork()`, on its only thread: tasks spawned
+/// before this point are inherited. The caller also empties that thread's
+/// [`Ids`] ([`Ids::forget`]), so that what it spawns from now on gets ids
+/// above the mark.
+pub(crate) fn note_fork() {
+    FORK_MARK.store(NEXT_BLOCK.load(Ordering::Relaxed), Ordering::Relaxed);
+}
+
+/// True if the task with this id was spawned before the last `fork()` of
+/// this process's ancestry, on a runtime this child inherited.
+#[inline]
+pub(crate) fn inherited(id: u64) -> bool {
+    // Relaxed: written only in a child's only thread, before anything else.
+    id < FORK_MARK.load(Ordering::Relaxed)
+}
+
 /// A thread's block of ids (kept in its `sched::context::Here`).
 pub(crate) struct Ids {
     /// The next id to hand out; equal to `end` when the block is used up.
@@ -30,6 +52,12 @@ impl Ids {
             next: Cell::new(0),
             end: Cell::new(0),
         }
+    }
+
+    /// Drops the rest of the block (after a fork: `note_fork`).
+    pub(crate) fn forget(&self) {
+        self.next.set(0);
+        self.end.set(0);
     }
 
     /// The next id of this thread.

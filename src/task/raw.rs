@@ -58,6 +58,9 @@ pub(crate) enum Waited {
     /// Called inside the task itself, which could never finish (asyncio
     /// raises `RuntimeError` for a task awaiting itself).
     OnItself,
+    /// The task is not done and its runtime was inherited through
+    /// `fork()`: it has no workers in this process.
+    Forked,
 }
 
 /// What the scheduler does for a task, as functions every task's vtable
@@ -478,6 +481,7 @@ unsafe fn dealloc<B: Body>(ptr: NonNull<Header>, frees: Option<&FreeBatch>) {
             unsafe { ManuallyDrop::drop(&mut stage.outcome) };
         }));
     }
+    cell.header.state.poison();
     // SAFETY: allocated by `allocate::<B>`; no reference remains. Drops the
     // header (and its callback list) and the tag in place, then frees.
     unsafe { alloc::free_in(ptr, frees) };

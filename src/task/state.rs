@@ -79,6 +79,10 @@ const SLOT_USED: u64 = 1 << 16;
 const SLOT_FULL: u64 = 1 << 17;
 const SLOT_KIND_SHIFT: u32 = 18;
 const SLOT_KIND_MASK: u64 = 0b11 << SLOT_KIND_SHIFT;
+/// Debug builds: the word of a freed task, a lifecycle no task has, so
+/// that a handle used after its last release is caught while its memory
+/// is not reused yet (`ffi::task::borrow`, `ref_inc`).
+const POISONED: u64 = LIFE_MASK;
 const REF_SHIFT: u32 = 20;
 /// One reference in the count.
 const REF_ONE: u64 = 1 << REF_SHIFT;
@@ -443,9 +447,24 @@ impl State {
         self.0.store(now.0 | TAKEN, Ordering::Relaxed);
     }
 
+    /// Debug builds: marks the word of a task about to be freed (its last
+    /// reference is gone, so nobody may read it any more).
+    pub(crate) fn poison(&self) {
+        if cfg!(debug_assertions) {
+            self.0.store(POISONED, Ordering::Relaxed);
+        }
+    }
+
+    /// Debug builds: true if the task was freed (`poison`), as far as its
+    /// memory still says so. Always false in release builds.
+    pub(crate) fn is_poisoned(&self) -> bool {
+        cfg!(debug_assertions) && self.0.load(Ordering::Relaxed) == POISONED
+    }
+
     /// Add a reference. `Relaxed` is enough: the caller already holds one, so
     /// the task cannot be freed concurrently (as `Arc::clone`).
     pub(crate) fn ref_inc(&self) {
+        debug_assert!(!self.is_poisoned(), "a released task handle was used");
         let prev = self.0.fetch_add(REF_ONE, Ordering::Relaxed);
         if prev & REF_MASK == REF_MASK {
             // More than 2^48 references: the count would wrap.
