@@ -16,11 +16,14 @@ CARGO ?= cargo
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 # 0.x releases may break the ABI at each minor version: the soname says so.
 SOVERSION := $(shell echo $(VERSION) | cut -d. -f1-2)
-TARGET := target/release
+# Its own target directory: the installed library carries a soname that
+# target/release/libwsrt.so (what the README's in-tree build links) must not.
+TARGET_DIR := target/install
+TARGET := $(TARGET_DIR)/release
 
 .PHONY: all install uninstall
 all:
-	WSRT_SONAME=1 $(CARGO) build --release --lib
+	WSRT_SONAME=1 $(CARGO) build --release --lib --target-dir $(TARGET_DIR)
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
