@@ -56,6 +56,17 @@
 #define WSRT_TASK_PANICKED INT32_MIN
 
 /**
+ * `wsrt_group_new` flags: the first task of the group that fails cancels
+ * the group (asyncio `TaskGroup`).
+ */
+#define WSRT_GROUP_CANCEL_ON_FAILURE 1
+
+/**
+ * `wsrt_spawn_opts.flags`: the task's group's cancel leaves it alone.
+ */
+#define WSRT_SPAWN_SHIELDED 1
+
+/**
  * Result of every fallible function. `WSRT_OK` is 0.
  */
 typedef enum wsrt_status {
@@ -158,6 +169,21 @@ typedef enum wsrt_shutdown_mode {
 } wsrt_shutdown_mode;
 
 /**
+ * How a group behaves; combine with `|`.
+ */
+typedef struct GroupFlags GroupFlags;
+
+/**
+ * A group of tasks of one runtime. Opaque and reference counted: every
+ * handle a function gives you (`wsrt_group_new`'s `out`,
+ * `wsrt_group_retain`) must be released once with `wsrt_group_release`.
+ * Releasing the last handle neither cancels nor waits: the group's tasks
+ * go on. A task spawned into a group, and every task it spawns on the
+ * same runtime, belong to it.
+ */
+typedef struct wsrt_group wsrt_group;
+
+/**
  * A runtime: worker threads and their queues. Opaque; create with
  * `wsrt_runtime_new`, destroy with `wsrt_runtime_free`.
  */
@@ -171,6 +197,42 @@ typedef struct wsrt_runtime wsrt_runtime;
  * runtime is freed; it must not be used after its release.
  */
 typedef struct wsrt_task wsrt_task;
+
+/**
+ * The counts of one group (not of the groups below it), filled by
+ * `wsrt_group_stats`. Each figure is read separately and may be a moment
+ * stale while tasks run.
+ */
+typedef struct wsrt_group_counts {
+  /**
+   * Tasks spawned into the group since it was made.
+   */
+  uint64_t spawned;
+  /**
+   * Tasks of the group that ended SUCCEEDED.
+   */
+  uint64_t succeeded;
+  /**
+   * Tasks of the group that ended FAILED.
+   */
+  uint64_t failed;
+  /**
+   * Tasks of the group that ended CANCELLED.
+   */
+  uint64_t cancelled;
+  /**
+   * Tasks of the group PENDING now.
+   */
+  uint64_t pending;
+  /**
+   * Tasks of the group RUNNING now.
+   */
+  uint64_t running;
+  /**
+   * Tasks of the group SUSPENDED now.
+   */
+  uint64_t suspended;
+} wsrt_group_counts;
 
 /**
  * A thread hook of `wsrt_runtime_opts`: called on a worker thread with
@@ -296,12 +358,26 @@ typedef struct wsrt_spawn_opts {
    * `wsrt_runtime_free` returns. For a detached task, once it is done.
    */
   wsrt_drop_fn result_drop;
+  /**
+   * The group the task joins (of the same runtime); NULL: the spawning
+   * task's group when called inside a task of this runtime, no group
+   * otherwise.
+   */
+  struct wsrt_group *group;
+  /**
+   * `WSRT_SPAWN_*` bits: `WSRT_SPAWN_SHIELDED` leaves the task alone when
+   * its group is cancelled (asyncio `shield`); it still counts for the
+   * group's wait and stats. Its children are not shielded.
+   */
+  uint32_t flags;
 } wsrt_spawn_opts;
 
 /**
  * A done-callback: `task` is borrowed for the call (retain it to keep it).
  */
 typedef void (*wsrt_done_fn)(struct wsrt_task *task, void *user);
+
+
 
 #ifdef __cplusplus
 extern "C" {
@@ -321,6 +397,81 @@ const char *wsrt_status_str(wsrt_status status);
  * free. Thread-safe.
  */
 const char *wsrt_version(void);
+
+/**
+ * Makes a group of `rt`, below `parent` (NULL: at the top), with
+ * `WSRT_GROUP_*` `flags`, and writes a handle to it to `*out`. A group
+ * made below a cancelled group is cancelled.
+ *
+ * Errors: `WSRT_ERR_NULL` (`rt`, `out`), `WSRT_ERR_INVALID_ARG` (an
+ * unknown flag, a parent of another runtime), `WSRT_ERR_SHUTDOWN`,
+ * `WSRT_ERR_FORKED`. Thread-safe.
+ */
+enum wsrt_status wsrt_group_new(struct wsrt_runtime *rt,
+                                struct wsrt_group *parent,
+                                uint32_t flags,
+                                struct wsrt_group **out);
+
+/**
+ * Adds a reference; returns `g` (NULL for NULL). Thread-safe.
+ */
+struct wsrt_group *wsrt_group_retain(struct wsrt_group *g);
+
+/**
+ * Drops a reference (NULL is fine). Thread-safe.
+ */
+void wsrt_group_release(struct wsrt_group *g);
+
+/**
+ * Cancels `g` and every group below it: none of their PENDING or
+ * SUSPENDED tasks starts or resumes after this returns; each ends
+ * CANCELLED (its `arg_drop` runs), at once or when a worker reaches it,
+ * always before the group's wait returns. RUNNING ones are asked
+ * (`wsrt_cancel_requested()` turns true inside them), and tasks spawned
+ * into them later end CANCELLED without running. Tasks spawned with
+ * `WSRT_SPAWN_SHIELDED` are left alone. Returns false if `g` was already
+ * cancelled (and for NULL). Thread-safe.
+ */
+bool wsrt_group_cancel(struct wsrt_group *g);
+
+/**
+ * True once `g`, or a group above it, was cancelled; false for NULL.
+ * Thread-safe.
+ */
+bool wsrt_group_cancelled(const struct wsrt_group *g);
+
+/**
+ * Cancels `g` once `timeout_ns` has passed (a runtime timer: no thread
+ * waits for it). A later call replaces the deadline; a negative timeout
+ * removes it. Errors: `WSRT_ERR_NULL`. Thread-safe.
+ */
+enum wsrt_status wsrt_group_set_deadline(struct wsrt_group *g, int64_t timeout_ns);
+
+/**
+ * Waits until every task of `g` and of the groups below it is done, or
+ * `timeout_ns` passes (< 0: no limit; 0: just look). Without a limit, on
+ * a worker thread it runs only tasks of `g` and of the groups below it
+ * meanwhile; with a limit it runs none, and returns no later than the
+ * limit (plus wake-up latency).
+ *
+ * Returns `WSRT_OK`, `WSRT_ERR_TIMEOUT`, `WSRT_ERR_NULL`,
+ * `WSRT_ERR_WOULD_DEADLOCK` inside a task of `g` or of a group below it
+ * (the group can only be done after that task), `WSRT_ERR_FORKED` in a
+ * child on a group of a runtime inherited through `fork()`. Thread-safe.
+ */
+enum wsrt_status wsrt_group_wait(struct wsrt_group *g, int64_t timeout_ns);
+
+/**
+ * Copies the counts of `g` (not of the groups below it) to `*out`.
+ * Errors: `WSRT_ERR_NULL`. Thread-safe.
+ */
+enum wsrt_status wsrt_group_stats(const struct wsrt_group *g, struct wsrt_group_counts *out);
+
+/**
+ * The group of the task running on this thread, borrowed (retain it to
+ * keep it); NULL outside a task or for a task in no group.
+ */
+struct wsrt_group *wsrt_current_group(void);
 
 /**
  * Starts a runtime with `workers` worker threads (0: one per CPU) and
@@ -428,8 +579,12 @@ enum wsrt_status wsrt_runtime_all_tasks(struct wsrt_runtime *rt,
  * it exits), or the runtime's global queue once all 8 are taken. `fn`
  * runs on a worker thread; `arg` and the result are handed across threads.
  *
+ * With `opts.group` (or, inside a grouped task, its group) the task joins
+ * that group: a cancel of the group reaches it (`wsrt_group_cancel`).
+ *
  * Errors: `WSRT_ERR_NULL` (`rt` or `fn`), `WSRT_ERR_INVALID_ARG` (name not
- * UTF-8), `WSRT_ERR_SHUTDOWN` (the runtime is shutting down),
+ * UTF-8, an unknown `opts.flags` bit, a group of another runtime),
+ * `WSRT_ERR_SHUTDOWN` (the runtime is shutting down),
  * `WSRT_ERR_FORKED` (in a child process that inherited the runtime through
  * `fork()`). On error nothing was spawned, `*out` is untouched and
  * `arg_drop` is not called. Thread-safe.
@@ -515,18 +670,6 @@ enum wsrt_status wsrt_task_result(const struct wsrt_task *t, void **out);
 enum wsrt_status wsrt_task_error(const struct wsrt_task *t, int32_t *code);
 
 /**
- * Blocks until the task is done or `timeout_ns` passes (< 0: no limit;
- * 0: just look). On a worker thread it runs other tasks while it waits
- * instead of blocking, so waiting inside a task never deadlocks.
- *
- * Returns `WSRT_OK` once done (whatever the outcome), `WSRT_ERR_TIMEOUT`,
- * `WSRT_ERR_NULL`, `WSRT_ERR_WOULD_DEADLOCK` when a task waits for
- * itself, or `WSRT_ERR_FORKED` at once, in a child process, for a task not
- * done of a runtime inherited through `fork()`. Thread-safe.
- */
-enum wsrt_status wsrt_task_wait(struct wsrt_task *t, int64_t timeout_ns);
-
-/**
  * Adds `cb(task, user)` to run once the task is done: exactly once, after
  * the state is final, in the order added, on the thread that finished the
  * task (a worker, or the thread that cancelled it). If the task is already
@@ -591,6 +734,107 @@ bool wsrt_cancel_requested(void);
  * raises `RuntimeError` there).
  */
 int32_t wsrt_await(struct wsrt_task *other);
+
+/**
+ * Suspends the current task for `ns` nanoseconds without holding a worker
+ * (asyncio's `sleep`): returns `WSRT_TASK_YIELD`, which the task function
+ * must return (`return wsrt_sleep(ns);`; a later `wsrt_sleep` or
+ * `wsrt_await` in the same call wins). The task is SUSPENDED meanwhile,
+ * and its function is called again (same `arg`) once the time has passed,
+ * on whichever worker is free: a runtime timer wakes it, no thread waits
+ * for it. A cancel while it sleeps (its own, its group's, a cancelling
+ * shutdown) ends it CANCELLED at once. `ns` <= 0 is a plain yield.
+ *
+ * Outside a task it does nothing and returns `WSRT_TASK_CANCELLED`
+ * (there is nothing to suspend).
+ */
+int32_t wsrt_sleep(int64_t ns);
+
+/**
+ * Blocks until the task is done or `timeout_ns` passes (< 0: no limit;
+ * 0: just look).
+ *
+ * Every wait (this one, `wsrt_task_wait_isolated`, `wsrt_task_join`,
+ * `wsrt_wait_any`, `wsrt_wait_all`, `wsrt_group_wait`) keeps two promises:
+ * - A finite timeout is kept: it returns `WSRT_ERR_TIMEOUT` within a few
+ *   milliseconds of it, however long the other queued tasks are. To keep
+ *   it, a wait with a timeout runs no task: it parks, after handing the
+ *   jobs its worker queued to an idle worker.
+ * - Without a timeout, on a worker thread, it runs other queued tasks
+ *   while it waits instead of blocking the worker, so a task waiting for
+ *   its children needs no second worker. Those may be any queued tasks:
+ *   a task that holds a lock while it waits should wait with
+ *   `wsrt_task_wait_isolated`.
+ *
+ * Returns `WSRT_OK` once done (whatever the outcome), `WSRT_ERR_TIMEOUT`,
+ * `WSRT_ERR_NULL`, `WSRT_ERR_WOULD_DEADLOCK` when a task waits for
+ * itself, or `WSRT_ERR_FORKED` at once, in a child process, for a task not
+ * done of a runtime inherited through `fork()`. Thread-safe.
+ */
+enum wsrt_status wsrt_task_wait(struct wsrt_task *t, int64_t timeout_ns);
+
+/**
+ * Like `wsrt_task_wait`, but without a timeout, on a worker, it runs only
+ * `t` itself and tasks spawned (directly or further down) inside this
+ * wait, never another queued task: a task that holds a lock while it
+ * waits is never handed one that takes the same lock (the deadlock of
+ * rayon issue #592; oneTBB's `isolate`). Waits nested inside it are
+ * isolated the same way. Tasks it leaves alone stay queued for other
+ * workers. Outside the pool it is `wsrt_task_wait`.
+ *
+ * Same returns as `wsrt_task_wait`. Thread-safe.
+ */
+enum wsrt_status wsrt_task_wait_isolated(struct wsrt_task *t, int64_t timeout_ns);
+
+/**
+ * Fork-join in one call: waits for `t` (no limit, as `wsrt_task_wait`),
+ * then gives its outcome and releases `t`, in every case (`t` must not be
+ * used afterwards).
+ *
+ * - SUCCEEDED: `WSRT_OK`; `*result` gets the result and the caller owns
+ *   it from then on: the task's `result_drop` is not called for it. (A
+ *   task spawned from Rust gives NULL.) With `result` NULL the result
+ *   stays the task's, and `result_drop` frees it as usual.
+ * - FAILED: `WSRT_ERR_FAILED`, `*code` gets the failure code
+ *   (`WSRT_TASK_PANICKED` for a Rust task that panicked).
+ * - CANCELLED: `WSRT_ERR_CANCELLED`.
+ *
+ * `result` and `code` may be NULL; they are written only for the outcome
+ * they belong to. Also `WSRT_ERR_NULL` (`t` NULL: nothing to release),
+ * `WSRT_ERR_WOULD_DEADLOCK` (a task joining itself) and `WSRT_ERR_FORKED`
+ * (a task of a runtime inherited through `fork()`), with `t` released.
+ * Thread-safe.
+ */
+enum wsrt_status wsrt_task_join(struct wsrt_task *t, void **result, int32_t *code);
+
+/**
+ * Until at least one of `tasks[0..n)` is done (asyncio's `wait` with
+ * `FIRST_COMPLETED`), or `timeout_ns` passes (< 0: no limit): `*index`
+ * (if not NULL) gets the index of one that is done, the first in the
+ * array's order. Without a timeout, on a worker, it runs other tasks
+ * meanwhile, as `wsrt_task_wait`.
+ *
+ * Errors: `WSRT_ERR_INVALID_ARG` for `n` 0 (it could never return),
+ * `WSRT_ERR_NULL` (`tasks` or one of its handles), `WSRT_ERR_TIMEOUT`,
+ * `WSRT_ERR_WOULD_DEADLOCK` if every task not done is the calling task
+ * itself, `WSRT_ERR_FORKED` as `wsrt_task_wait`. Thread-safe.
+ */
+enum wsrt_status wsrt_wait_any(struct wsrt_task *const *tasks,
+                               size_t n,
+                               int64_t timeout_ns,
+                               size_t *index);
+
+/**
+ * Until every one of `tasks[0..n)` is done (asyncio's `gather`), or
+ * `timeout_ns` passes (< 0: no limit). Without a timeout, on a worker, it
+ * runs other tasks meanwhile, as `wsrt_task_wait`.
+ *
+ * Errors: `WSRT_ERR_INVALID_ARG` for `n` 0, `WSRT_ERR_NULL` (`tasks` or
+ * one of its handles), `WSRT_ERR_TIMEOUT`, `WSRT_ERR_WOULD_DEADLOCK` if
+ * one of them is the calling task itself, `WSRT_ERR_FORKED` as
+ * `wsrt_task_wait`. Thread-safe.
+ */
+enum wsrt_status wsrt_wait_all(struct wsrt_task *const *tasks, size_t n, int64_t timeout_ns);
 
 #ifdef __cplusplus
 }  // extern "C"

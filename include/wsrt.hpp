@@ -6,6 +6,12 @@
  *   t.on_done([](wsrt::Task<int> &done) { std::puts(done.name().c_str()); });
  *   int three = t.get();                               // waits; throws if cancelled/failed
  *
+ *   {
+ *     wsrt::Group g(rt);                               // a nursery: its destructor waits
+ *     g.spawn([] { work(); });
+ *     g.set_deadline(std::chrono::milliseconds(50));   // then cancels what is left
+ *   }
+ *
  * Ownership: a Task copy retains the C handle, its destructor releases it.
  * A spawned callable (and everything it captured) is moved into the task
  * and destroyed exactly once, through the task's arg_drop, when the task
@@ -116,12 +122,15 @@ void drop_result(void *value) noexcept {
 
 template <class T>
 class Task;
+class Group;
 
 /** A runtime: worker threads. Not copyable; the destructor drains and frees it. */
 class Runtime {
  public:
   /** `workers` = 0: one per CPU. */
   explicit Runtime(std::size_t workers = 0) { detail::check(wsrt_runtime_new(workers, &rt_)); }
+  /** With options (threads' stack size, names, start/stop hooks). */
+  explicit Runtime(const wsrt_runtime_opts &opts) { detail::check(wsrt_runtime_new_opts(&opts, &rt_)); }
   Runtime(const Runtime &) = delete;
   Runtime &operator=(const Runtime &) = delete;
   Runtime(Runtime &&other) noexcept : rt_(std::exchange(other.rt_, nullptr)) {}
@@ -134,23 +143,13 @@ class Runtime {
   }
   ~Runtime() { reset(); }
 
-  /** Spawns `fn` (moved into the task); the task's value is `fn()`. */
+  /**
+   * Spawns `fn` (moved into the task); the task's value is `fn()`. Inside
+   * a task of a group it joins that group (as wsrt_spawn does).
+   */
   template <class F, class T = std::invoke_result_t<std::decay_t<F> &>>
   Task<T> spawn(F &&fn, const char *name = nullptr) {
-    using C = detail::Closure<std::decay_t<F>, T>;
-    auto slot = std::make_shared<detail::ExceptionSlot>();
-    auto *closure = new C{std::forward<F>(fn), slot};
-    wsrt_spawn_opts opts{};
-    opts.name = name;
-    opts.arg_drop = &C::drop;
-    if constexpr (!std::is_void_v<T>) opts.result_drop = &detail::drop_result<T>;
-    wsrt_task *t = nullptr;
-    wsrt_status s = wsrt_spawn(rt_, &C::run, closure, &opts, &t);
-    if (s != WSRT_OK) {
-      delete closure;  // on error the C layer gives ownership back
-      throw Error(s);
-    }
-    return Task<T>(t, std::move(slot));
+    return spawn_into<F, T>(nullptr, 0, std::forward<F>(fn), name);
   }
 
   /** Shuts down (see wsrt_runtime_shutdown) and waits. */
@@ -166,6 +165,28 @@ class Runtime {
   wsrt_runtime *get() const noexcept { return rt_; }
 
  private:
+  friend class Group;
+
+  template <class F, class T>
+  Task<T> spawn_into(wsrt_group *group, uint32_t flags, F &&fn, const char *name) {
+    using C = detail::Closure<std::decay_t<F>, T>;
+    auto slot = std::make_shared<detail::ExceptionSlot>();
+    auto *closure = new C{std::forward<F>(fn), slot};
+    wsrt_spawn_opts opts{};
+    opts.name = name;
+    opts.arg_drop = &C::drop;
+    if constexpr (!std::is_void_v<T>) opts.result_drop = &detail::drop_result<T>;
+    opts.group = group;
+    opts.flags = flags;
+    wsrt_task *t = nullptr;
+    wsrt_status s = wsrt_spawn(rt_, &C::run, closure, &opts, &t);
+    if (s != WSRT_OK) {
+      delete closure;  // on error the C layer gives ownership back
+      throw Error(s);
+    }
+    return Task<T>(t, std::move(slot));
+  }
+
   void reset() noexcept {
     if (rt_) wsrt_runtime_free(rt_);
     rt_ = nullptr;
@@ -203,6 +224,18 @@ class Task {
   /** Waits until done (helping if on a worker); false on timeout. */
   bool wait(std::chrono::nanoseconds timeout = std::chrono::nanoseconds(-1)) {
     wsrt_status s = wsrt_task_wait(t_, static_cast<int64_t>(timeout.count()));
+    if (s == WSRT_ERR_TIMEOUT) return false;
+    detail::check(s);
+    return true;
+  }
+
+  /**
+   * Like wait(), but on a worker it runs only this task and what is
+   * spawned inside the wait: safe while holding a lock that other queued
+   * tasks take (see wsrt_task_wait_isolated).
+   */
+  bool wait_isolated(std::chrono::nanoseconds timeout = std::chrono::nanoseconds(-1)) {
+    wsrt_status s = wsrt_task_wait_isolated(t_, static_cast<int64_t>(timeout.count()));
     if (s == WSRT_ERR_TIMEOUT) return false;
     detail::check(s);
     return true;
@@ -251,9 +284,83 @@ class Task {
 
  private:
   friend class Runtime;
+  friend class Group;
   Task(wsrt_task *t, std::shared_ptr<detail::ExceptionSlot> slot) : t_(t), slot_(std::move(slot)) {}
   wsrt_task *t_;
   std::shared_ptr<detail::ExceptionSlot> slot_;
+};
+
+/**
+ * A group of tasks (see wsrt_group_new), owned like a Trio nursery: the
+ * destructor waits for every task of the group and of the groups below it,
+ * so nothing spawned into it outlives the scope that made it. Cancel it,
+ * or give it a deadline, to make that wait short. Not copyable; movable.
+ *
+ * The destructor cannot report an error: inside a task of this very group
+ * (which could never see its own group finish) it does not wait.
+ */
+class Group {
+ public:
+  /** A top-level group of `rt`; `flags`: WSRT_GROUP_* bits. */
+  explicit Group(Runtime &rt, uint32_t flags = 0) : rt_(&rt) {
+    detail::check(wsrt_group_new(rt.get(), nullptr, flags, &g_));
+  }
+  /** A group below `parent`: cancelled with it, waited for with it. */
+  Group(Group &parent, uint32_t flags) : rt_(parent.rt_) {
+    detail::check(wsrt_group_new(rt_->get(), parent.g_, flags, &g_));
+  }
+  Group(const Group &) = delete;
+  Group &operator=(const Group &) = delete;
+  Group(Group &&other) noexcept : rt_(other.rt_), g_(std::exchange(other.g_, nullptr)) {}
+  Group &operator=(Group &&) = delete;
+  ~Group() {
+    if (!g_) return;
+    wsrt_group_wait(g_, -1);  // WSRT_ERR_WOULD_DEADLOCK inside its own task: no wait
+    wsrt_group_release(g_);
+  }
+
+  /** Spawns `fn` into the group (see Runtime::spawn). */
+  template <class F, class T = std::invoke_result_t<std::decay_t<F> &>>
+  Task<T> spawn(F &&fn, const char *name = nullptr) {
+    return rt_->spawn_into<F, T>(g_, 0, std::forward<F>(fn), name);
+  }
+  /** Spawns `fn` into the group, left alone by its cancel (asyncio shield). */
+  template <class F, class T = std::invoke_result_t<std::decay_t<F> &>>
+  Task<T> spawn_shielded(F &&fn, const char *name = nullptr) {
+    return rt_->spawn_into<F, T>(g_, WSRT_SPAWN_SHIELDED, std::forward<F>(fn), name);
+  }
+
+  /** Cancels the group and every group below it; false if it already was. */
+  bool cancel() noexcept { return wsrt_group_cancel(g_); }
+  bool cancelled() const noexcept { return wsrt_group_cancelled(g_); }
+  /**
+   * Cancels the group once `timeout` has passed (a runtime timer: no
+   * thread waits for it); replaces an earlier deadline, a negative
+   * `timeout` removes it.
+   */
+  template <class Rep, class Period>
+  void set_deadline(std::chrono::duration<Rep, Period> timeout) {
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count();
+    detail::check(wsrt_group_set_deadline(g_, static_cast<int64_t>(ns)));
+  }
+  void clear_deadline() { detail::check(wsrt_group_set_deadline(g_, -1)); }
+  /** Waits for every task of the group and below; false on timeout. */
+  bool wait(std::chrono::nanoseconds timeout = std::chrono::nanoseconds(-1)) {
+    wsrt_status s = wsrt_group_wait(g_, static_cast<int64_t>(timeout.count()));
+    if (s == WSRT_ERR_TIMEOUT) return false;
+    detail::check(s);
+    return true;
+  }
+  wsrt_group_counts stats() const {
+    wsrt_group_counts c{};
+    detail::check(wsrt_group_stats(g_, &c));
+    return c;
+  }
+  wsrt_group *get() const noexcept { return g_; }
+
+ private:
+  Runtime *rt_;
+  wsrt_group *g_ = nullptr;
 };
 
 }  // namespace wsrt

@@ -60,21 +60,31 @@
 #![warn(missing_docs)]
 
 // Layers, each importing only those below it: `sync` ← `task` ← `sched` ←
-// {`runtime`, `join`, `scope`} ← `ffi` (`docs/design.md`).
+// {`runtime`, `join`, `scope`, `group`, `time`, `wait`} ← `ffi`
+// (`docs/design.md`).
+pub(crate) mod error;
 pub mod ffi;
+pub(crate) mod group;
 pub(crate) mod join;
 pub(crate) mod runtime;
 pub(crate) mod sched;
 pub(crate) mod scope;
 pub(crate) mod sync;
 pub(crate) mod task;
+pub(crate) mod time;
+pub(crate) mod wait;
 
+pub use error::Error;
+pub use group::{current_group, Group, GroupFlags, GroupStats};
 pub use join::join;
-pub use runtime::{global, Builder, Error, Handle, Runtime, ShutdownMode};
+pub use runtime::{global, Builder, Handle, Runtime, ShutdownMode};
 pub use sched::context::{cancel_requested, current_task};
 pub use sched::stats::Stats;
 pub use scope::Scope;
+pub use task::body::Cancelled;
 pub use task::{CallbackKey, Task, TaskError, TaskRef, TaskState};
+pub use time::{sleep, Sleep};
+pub use wait::{wait_all, wait_all_timeout, wait_any, wait_any_timeout};
 
 /// Spawns `f` on the runtime of the current worker thread, or on the
 /// [`global`] runtime when called outside the pool.

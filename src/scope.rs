@@ -8,11 +8,10 @@ use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 
 use crate::sched::context::{self, Here};
-use crate::sched::job::{JobRef, JobVtable};
+use crate::sched::job::{JobHead, JobRef, JobVtable};
 use crate::sched::latch::{CountLatch, Waiter};
 use crate::sched::pool::Pool;
 use crate::sched::worker::WorkerThread;
-use crate::task::raw::Header;
 
 /// Spawns closures that borrow from the enclosing stack frame; created by
 /// [`Handle::scope`](crate::Handle::scope).
@@ -27,13 +26,15 @@ pub struct Scope<'scope> {
     pool: Arc<Pool>,
     latch: CountLatch,
     panic: Mutex<Option<Box<dyn Any + Send>>>,
-    task: Option<NonNull<Header>>,
+    /// Whom the scope's body works for: its jobs report the same current
+    /// task, and spawn into the same group, on any thread.
+    cx: context::Scope,
     /// Invariant in `'scope`, like `std::thread::Scope`.
     _marker: PhantomData<&'scope mut &'scope ()>,
 }
 
-// SAFETY: `task` is only copied into jobs to report the current task; all
-// other fields are `Sync`.
+// SAFETY: `cx` is only copied into jobs to report the current task, group
+// and isolation; all other fields are `Sync`.
 unsafe impl Sync for Scope<'_> {}
 // SAFETY: as above.
 unsafe impl Send for Scope<'_> {}
@@ -41,7 +42,7 @@ unsafe impl Send for Scope<'_> {}
 #[repr(C)]
 struct HeapJob<'scope, F> {
     /// First, as a `JobRef` requires.
-    job: &'static JobVtable,
+    head: JobHead,
     f: F,
     scope: *const Scope<'scope>,
 }
@@ -63,7 +64,10 @@ impl<'scope> Scope<'scope> {
     {
         self.latch.increment();
         let job = Box::new(HeapJob {
-            job: &HeapJob::<'scope, F>::JOB,
+            head: JobHead {
+                vtable: &HeapJob::<'scope, F>::JOB,
+                scope: self.cx,
+            },
             f,
             scope: self,
         });
@@ -104,7 +108,7 @@ where
     let scope = unsafe { &*job.scope };
     let f = job.f;
     // A scope job is not a task's run: a `wsrt_await` in it is dropped.
-    let (result, _await) = here.with_task(scope.task, || {
+    let (result, _request) = here.with_scope(scope.cx, || {
         panic::catch_unwind(AssertUnwindSafe(|| f(scope)))
     });
     if let Err(payload) = result {
@@ -122,7 +126,7 @@ where
         pool: pool.clone(),
         latch: CountLatch::new(Waiter::current(pool)),
         panic: Mutex::new(None),
-        task: context::current_task_ptr(),
+        cx: context::with_here(context::Here::scope),
         _marker: PhantomData,
     };
     let result = panic::catch_unwind(AssertUnwindSafe(|| op(&scope)));

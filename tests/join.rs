@@ -13,6 +13,14 @@ fn fib_spawn(n: u64) -> u64 {
     child.join().unwrap() + b
 }
 
+/// fib(n), plainly, for the expected values.
+fn fib(n: u64) -> u64 {
+    (0..n).fold((0, 1), |(a, b), _| (b, a + b)).0
+}
+
+/// The size of the fib trees below: smaller under Miri, which interprets.
+const N: u64 = if cfg!(miri) { 10 } else { 20 };
+
 fn fib_join(n: u64) -> u64 {
     if n < 2 {
         return n;
@@ -22,20 +30,20 @@ fn fib_join(n: u64) -> u64 {
 }
 
 #[test]
-fn fib_20_through_spawn_and_join_on_one_worker() {
+fn fib_through_spawn_and_join_on_one_worker() {
     let rt = Runtime::builder().workers(1).build().unwrap();
-    assert_eq!(rt.spawn(|| fib_spawn(20)).join(), Ok(6765));
-    // fib_spawn(20) spawns fib(21) - 1 = 10945 children, plus the root.
+    assert_eq!(rt.spawn(|| fib_spawn(N)).join(), Ok(fib(N)));
+    // fib_spawn(N) spawns fib(N + 1) - 1 children (10945 for 20), plus the root.
     rt.shutdown(wsrt::ShutdownMode::Drain).unwrap();
-    assert_eq!(rt.stats().spawned, 10946);
-    assert_eq!(rt.stats().succeeded, 10946);
+    assert_eq!(rt.stats().spawned, fib(N + 1));
+    assert_eq!(rt.stats().succeeded, fib(N + 1));
 }
 
 #[test]
 fn fib_through_join_inside_and_outside_the_pool() {
-    assert_eq!(fib_join(25), 75025);
+    assert_eq!(fib_join(N + 5), fib(N + 5));
     let rt = Runtime::builder().workers(1).build().unwrap();
-    assert_eq!(rt.spawn(|| fib_join(22)).join(), Ok(17711));
+    assert_eq!(rt.spawn(|| fib_join(N + 2)).join(), Ok(fib(N + 2)));
     assert_eq!(rt.join(|| fib_join(10), || fib_join(11)), (55, 89));
 }
 

@@ -55,9 +55,8 @@ unsafe extern "C" fn task_fn(arg: *mut c_void, _result: *mut *mut c_void) -> i32
                 children: arg.children.clone(),
             }));
             let opts = wsrt_spawn_opts {
-                name: ptr::null(),
                 arg_drop: Some(drop_child),
-                result_drop: None,
+                ..Default::default()
             };
             if wsrt_spawn(arg.rt, Some(task_fn), child.cast(), &opts, ptr::null_mut())
                 != wsrt_status::WSRT_OK
@@ -137,7 +136,7 @@ fn spawn_cancel_callbacks_under_contention() {
                         let opts = wsrt_spawn_opts {
                             name: c"stress".as_ptr(),
                             arg_drop: Some(drop_arg),
-                            result_drop: None,
+                            ..Default::default()
                         };
                         let mut task = ptr::null_mut();
                         let status = wsrt_spawn(rt.0, Some(task_fn), arg.cast(), &opts, &mut task);
@@ -234,9 +233,8 @@ fn shutdown_and_free_while_spawners_spawn() {
                             children: children.clone(),
                         }));
                         let opts = wsrt_spawn_opts {
-                            name: ptr::null(),
                             arg_drop: Some(drop_arg),
-                            result_drop: None,
+                            ..Default::default()
                         };
                         match wsrt_spawn(rt.0, Some(task_fn), arg.cast(), &opts, ptr::null_mut()) {
                             wsrt_status::WSRT_OK => {

@@ -17,11 +17,15 @@
 use std::ffi::{c_char, CStr};
 
 pub(crate) mod boundary;
-mod runtime;
+pub(crate) mod group;
+pub(crate) mod runtime;
 pub(crate) mod task;
+pub(crate) mod wait;
 
+pub use group::*;
 pub use runtime::*;
 pub use task::*;
+pub use wait::*;
 
 use crate::task::c_body;
 

@@ -6,13 +6,15 @@ use std::ptr::{self, NonNull};
 use std::time::{Duration, Instant};
 
 use super::boundary::{ffi_boundary, try_out, try_ref, try_task, utf8};
+use super::group::wsrt_group;
 use super::{wsrt_runtime, wsrt_state, wsrt_status};
-use super::{WSRT_TASK_AWAIT_SELF, WSRT_TASK_PANICKED, WSRT_TASK_YIELD};
+use super::{WSRT_TASK_AWAIT_SELF, WSRT_TASK_CANCELLED, WSRT_TASK_PANICKED, WSRT_TASK_YIELD};
+use crate::runtime::CSpawn;
 use crate::sched::context;
 use crate::task::c_body;
 use crate::task::callbacks::CDoneFn;
 use crate::task::raw::Header;
-use crate::task::{TaskError, TaskRef, TaskState, Waited};
+use crate::task::{TaskError, TaskRef, TaskState};
 
 use wsrt_status::*;
 
@@ -54,7 +56,31 @@ pub struct wsrt_spawn_opts {
     /// waiters see it done, and then runs it there. Always before
     /// `wsrt_runtime_free` returns. For a detached task, once it is done.
     pub result_drop: wsrt_drop_fn,
+    /// The group the task joins (of the same runtime); NULL: the spawning
+    /// task's group when called inside a task of this runtime, no group
+    /// otherwise.
+    pub group: *mut wsrt_group,
+    /// `WSRT_SPAWN_*` bits: `WSRT_SPAWN_SHIELDED` leaves the task alone when
+    /// its group is cancelled (asyncio `shield`); it still counts for the
+    /// group's wait and stats. Its children are not shielded.
+    pub flags: u32,
 }
+
+/// All NULL and 0: what `wsrt_spawn` does with `opts` NULL.
+impl Default for wsrt_spawn_opts {
+    fn default() -> Self {
+        wsrt_spawn_opts {
+            name: ptr::null(),
+            arg_drop: None,
+            result_drop: None,
+            group: ptr::null_mut(),
+            flags: 0,
+        }
+    }
+}
+
+/// `wsrt_spawn_opts.flags`: the task's group's cancel leaves it alone.
+pub const WSRT_SPAWN_SHIELDED: u32 = 1;
 
 /// Converts an owned Rust handle into a C handle (the reference moves
 /// along: release it with `wsrt_task_release`). For programs mixing the
@@ -88,7 +114,6 @@ pub(crate) fn borrow(t: *const wsrt_task) -> Option<ManuallyDrop<TaskRef>> {
     Some(task)
 }
 
-// Spawns `fn(arg, &result)` on `rt` and, if `out` is not NULL, writes a
 /// Spawns `fn(arg, &result)` on `rt` and, if `out` is not NULL, writes a
 /// handle to `*out` (release it with `wsrt_task_release`). With `out` NULL
 /// the task is detached: the cheapest spawn.
@@ -99,8 +124,12 @@ pub(crate) fn borrow(t: *const wsrt_task) -> Option<ManuallyDrop<TaskRef>> {
 /// it exits), or the runtime's global queue once all 8 are taken. `fn`
 /// runs on a worker thread; `arg` and the result are handed across threads.
 ///
+/// With `opts.group` (or, inside a grouped task, its group) the task joins
+/// that group: a cancel of the group reaches it (`wsrt_group_cancel`).
+///
 /// Errors: `WSRT_ERR_NULL` (`rt` or `fn`), `WSRT_ERR_INVALID_ARG` (name not
-/// UTF-8), `WSRT_ERR_SHUTDOWN` (the runtime is shutting down),
+/// UTF-8, an unknown `opts.flags` bit, a group of another runtime),
+/// `WSRT_ERR_SHUTDOWN` (the runtime is shutting down),
 /// `WSRT_ERR_FORKED` (in a child process that inherited the runtime through
 /// `fork()`). On error nothing was spawned, `*out` is untouched and
 /// `arg_drop` is not called. Thread-safe.
@@ -118,21 +147,27 @@ pub extern "C" fn wsrt_spawn(
             return WSRT_ERR_NULL;
         };
         // SAFETY: `opts` is NULL or valid (caller's duty).
-        let opts = unsafe { opts.as_ref() }.copied().unwrap_or(wsrt_spawn_opts {
-            name: ptr::null(),
-            arg_drop: None,
-            result_drop: None,
-        });
+        let opts = unsafe { opts.as_ref() }.copied().unwrap_or_default();
+        if opts.flags & !WSRT_SPAWN_SHIELDED != 0 {
+            return WSRT_ERR_INVALID_ARG;
+        }
         // SAFETY: `name` is NULL or a C string (caller's duty).
         let name = match unsafe { utf8(opts.name) } {
             Ok(name) => name,
             Err(status) => return status,
         };
-        let handle = !out.is_null();
-        match rt
-            .runtime()
-            .spawn_c(func, arg, opts.arg_drop, opts.result_drop, name, handle)
-        {
+        let group = super::group::borrow(opts.group);
+        let spawn = CSpawn {
+            func,
+            arg,
+            arg_drop: opts.arg_drop,
+            result_drop: opts.result_drop,
+            name,
+            handle: !out.is_null(),
+            group: group.as_deref(),
+            shielded: opts.flags & WSRT_SPAWN_SHIELDED != 0,
+        };
+        match rt.runtime().spawn_c(spawn) {
             Ok(Some(task)) => {
                 // SAFETY: `out` is non-NULL (a handle was asked for) and
                 // valid for a write (caller's duty).
@@ -268,35 +303,6 @@ pub extern "C" fn wsrt_task_error(t: *const wsrt_task, code: *mut i32) -> wsrt_s
     }
 }
 
-/// The deadline of a wait of `timeout_ns` from now: none for a negative
-/// timeout, or one past what `Instant` can hold (then the wait has no limit).
-pub(crate) fn deadline_after(timeout_ns: i64) -> Option<Instant> {
-    u64::try_from(timeout_ns)
-        .ok()
-        .and_then(|ns| Instant::now().checked_add(Duration::from_nanos(ns)))
-}
-
-/// Blocks until the task is done or `timeout_ns` passes (< 0: no limit;
-/// 0: just look). On a worker thread it runs other tasks while it waits
-/// instead of blocking, so waiting inside a task never deadlocks.
-///
-/// Returns `WSRT_OK` once done (whatever the outcome), `WSRT_ERR_TIMEOUT`,
-/// `WSRT_ERR_NULL`, `WSRT_ERR_WOULD_DEADLOCK` when a task waits for
-/// itself, or `WSRT_ERR_FORKED` at once, in a child process, for a task not
-/// done of a runtime inherited through `fork()`. Thread-safe.
-#[no_mangle]
-pub extern "C" fn wsrt_task_wait(t: *mut wsrt_task, timeout_ns: i64) -> wsrt_status {
-    ffi_boundary! {
-        let task = try_task!(t);
-        match task.wait_until(deadline_after(timeout_ns)) {
-            Waited::Done => WSRT_OK,
-            Waited::TimedOut => WSRT_ERR_TIMEOUT,
-            Waited::OnItself => WSRT_ERR_WOULD_DEADLOCK,
-            Waited::Forked => WSRT_ERR_FORKED,
-        }
-    }
-}
-
 /// The core stores C callbacks untyped, with the task's handle passed as
 /// `void *`.
 fn untyped(cb: unsafe extern "C" fn(*mut wsrt_task, *mut c_void)) -> CDoneFn {
@@ -428,4 +434,40 @@ pub extern "C" fn wsrt_await(other: *mut wsrt_task) -> i32 {
             _ => WSRT_TASK_YIELD,
         }
     }
+}
+
+/// Suspends the current task for `ns` nanoseconds without holding a worker
+/// (asyncio's `sleep`): returns `WSRT_TASK_YIELD`, which the task function
+/// must return (`return wsrt_sleep(ns);`; a later `wsrt_sleep` or
+/// `wsrt_await` in the same call wins). The task is SUSPENDED meanwhile,
+/// and its function is called again (same `arg`) once the time has passed,
+/// on whichever worker is free: a runtime timer wakes it, no thread waits
+/// for it. A cancel while it sleeps (its own, its group's, a cancelling
+/// shutdown) ends it CANCELLED at once. `ns` <= 0 is a plain yield.
+///
+/// Outside a task it does nothing and returns `WSRT_TASK_CANCELLED`
+/// (there is nothing to suspend).
+#[no_mangle]
+pub extern "C" fn wsrt_sleep(ns: i64) -> i32 {
+    ffi_boundary! {
+        default: WSRT_TASK_YIELD;
+        let until = match u64::try_from(ns) {
+            Ok(ns) if ns > 0 => Some(far_instant(Duration::from_nanos(ns))),
+            _ => None,
+        };
+        if context::request_sleep(until) {
+            WSRT_TASK_YIELD
+        } else {
+            WSRT_TASK_CANCELLED
+        }
+    }
+}
+
+/// `now + d`, or, past what `Instant` holds, as far as it goes (a sleep of
+/// centuries).
+fn far_instant(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
 }

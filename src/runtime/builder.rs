@@ -111,7 +111,7 @@ impl Builder {
     }
 
     /// Starts the worker threads.
-    pub fn build(self) -> Result<Runtime, Error> {
+    pub fn build(mut self) -> Result<Runtime, Error> {
         let n = match self.workers {
             None | Some(0) => num_cpus::get().max(1),
             Some(n) => n,
@@ -120,8 +120,9 @@ impl Builder {
             return Err(Error::InvalidArgument("more than 4096 workers"));
         }
         let stack = self.stack_size.unwrap_or_else(default_stack_size);
+        let prefix = self.thread_name.unwrap_or_else(|| "wsrt-worker".into());
+        self.pool.thread_name = prefix.clone();
         let (pool, workers) = Pool::new(n, self.pool);
-        let prefix = self.thread_name.as_deref().unwrap_or("wsrt-worker");
         let runtime = Runtime {
             handle: Handle { pool: pool.clone() },
         };

@@ -7,52 +7,22 @@ mod global;
 
 use std::fmt;
 use std::sync::Arc;
+
+pub use crate::error::Error;
 use std::time::{Duration, Instant};
 
 pub use builder::Builder;
 pub use global::global;
 
+use crate::group::{Group, GroupFlags};
 use crate::sched::job;
-use crate::sched::pool::Pool;
+use crate::sched::pool::{Into, Pool};
 pub use crate::sched::shutdown::ShutdownMode;
 use crate::sched::stats::Stats;
+use crate::task::body::{Cancellable, Cancelled};
 use crate::task::c_body::{CBody, CDropFn, CFn, SendPtr};
 use crate::task::future::Async;
 use crate::task::{Once, Task, TaskRef};
-
-/// Errors of runtime-level operations.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Error {
-    /// The runtime is shutting down or shut down.
-    Shutdown,
-    /// The call would wait for the very worker it runs on.
-    WouldDeadlock,
-    /// An invalid argument (e.g. zero workers after resolution).
-    InvalidArgument(&'static str),
-    /// The OS refused to start a worker thread.
-    Spawn(std::io::Error),
-    /// A wait with a time limit ended before what it waited for.
-    Timeout,
-    /// The runtime was inherited through `fork()`: its worker threads do
-    /// not exist in this process. Make a new runtime in the child.
-    Forked,
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Shutdown => f.write_str("runtime is shutting down"),
-            Error::WouldDeadlock => f.write_str("operation would deadlock on the calling worker"),
-            Error::InvalidArgument(what) => write!(f, "invalid argument: {what}"),
-            Error::Spawn(e) => write!(f, "could not start a worker thread: {e}"),
-            Error::Timeout => f.write_str("timed out"),
-            Error::Forked => f.write_str("the runtime was inherited through fork()"),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
 
 /// A cloneable handle to a runtime: spawn, stats, shutdown. It keeps the
 /// runtime's shared state alive but not its threads; spawning through it
@@ -63,6 +33,11 @@ pub struct Handle {
 }
 
 impl Handle {
+    /// Whether `group` belongs to this runtime.
+    pub(crate) fn owns(&self, group: &crate::group::Group) -> bool {
+        Arc::ptr_eq(&group.core().pool, &self.pool)
+    }
+
     /// The runtime of the worker thread this is called on, if any.
     pub fn current() -> Option<Handle> {
         crate::sched::worker::WorkerThread::current().map(|w| Handle {
@@ -95,7 +70,10 @@ impl Handle {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        match self.pool.spawn_body(Once(Some(f)), (), true, None) {
+        match self
+            .pool
+            .spawn_body(Once(Some(f)), (), true, None, Into::default())
+        {
             // SAFETY: the body's output type is `T`.
             Ok(Some(raw)) => Ok(unsafe { Task::from_task_ref(raw) }),
             Ok(None) => unreachable!("asked for a handle"),
@@ -113,15 +91,41 @@ impl Handle {
         F: std::future::Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        match self.pool.spawn_body(Async(future), (), true, None) {
-            // SAFETY: the body's output type is `F::Output`.
-            Ok(Some(raw)) => unsafe { Task::from_task_ref(raw) },
-            Ok(None) => unreachable!("asked for a handle"),
-            Err(refused) => {
-                drop(refused);
-                cancelled_task::<F::Output>(&self.pool)
-            }
-        }
+        self.pool.spawn_task(Async(future), Into::default())
+    }
+
+    /// Spawns `f`, which may end the task CANCELLED: returning
+    /// `Err(Cancelled)` (say, once it sees [`crate::cancel_requested`]) ends
+    /// it CANCELLED, `Ok(value)` SUCCEEDED with `value`.
+    ///
+    /// ```
+    /// let rt = wsrt::Runtime::builder().workers(1).build().unwrap();
+    /// let t = rt.spawn_cancellable(|| {
+    ///     while !wsrt::cancel_requested() {
+    ///         std::hint::spin_loop();
+    ///     }
+    ///     Err::<(), _>(wsrt::Cancelled)
+    /// });
+    /// while t.state() != wsrt::TaskState::Running {}
+    /// t.cancel();
+    /// assert_eq!(t.join(), Err(wsrt::TaskError::Cancelled));
+    /// ```
+    pub fn spawn_cancellable<F, T>(&self, f: F) -> Task<T>
+    where
+        F: FnOnce() -> Result<T, Cancelled> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.pool.spawn_task(Cancellable(Some(f)), Into::default())
+    }
+
+    /// A new group of this runtime's: see [`Group`].
+    pub fn group(&self) -> Group {
+        Group::new(&self.pool, None, GroupFlags::default())
+    }
+
+    /// A new group with `flags` (e.g. [`GroupFlags::CANCEL_ON_FAILURE`]).
+    pub fn group_with(&self, flags: GroupFlags) -> Group {
+        Group::new(&self.pool, None, flags)
     }
 
     /// Spawns `f` without a handle (the cheapest spawn). Returns false, and
@@ -130,31 +134,42 @@ impl Handle {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.pool.spawn_body(Once(Some(f)), (), false, None).is_ok()
+        self.pool
+            .spawn_body(Once(Some(f)), (), false, None, Into::default())
+            .is_ok()
     }
 
     /// The C ABI's spawn (`wsrt_spawn`): a task calling `func(arg, &result)`
     /// until it is done, with a handle if `handle`. Refused with
     /// [`Error::Shutdown`] if the runtime is shutting down: nothing was
     /// spawned and `arg_drop` is not called (the caller keeps `arg`).
-    pub(crate) fn spawn_c(
-        &self,
-        func: CFn,
-        arg: *mut std::ffi::c_void,
-        arg_drop: Option<CDropFn>,
-        result_drop: Option<CDropFn>,
-        name: Option<&str>,
-        handle: bool,
-    ) -> Result<Option<TaskRef>, Error> {
+    pub(crate) fn spawn_c(&self, spawn: CSpawn<'_>) -> Result<Option<TaskRef>, Error> {
         // A refused body comes back and is dropped here, without
         // `release`: `arg_drop` does not run.
         if self.pool.is_forked() {
             return Err(Error::Forked);
         }
+        let CSpawn {
+            func,
+            arg,
+            arg_drop,
+            result_drop,
+            name,
+            handle,
+            group,
+            shielded,
+        } = spawn;
+        if group.is_some_and(|g| !Arc::ptr_eq(&g.core().pool, &self.pool)) {
+            return Err(Error::InvalidArgument("a group of another runtime"));
+        }
+        let into = Into {
+            group: group.map(Group::core),
+            shielded,
+        };
         let arg = SendPtr(arg);
         let spawned = match CBody::new(func, arg_drop, result_drop) {
-            CBody::Plain(body) => self.pool.spawn_body(body, arg, handle, name).ok(),
-            CBody::Full(body) => self.pool.spawn_body(body, arg, handle, name).ok(),
+            CBody::Plain(body) => self.pool.spawn_body(body, arg, handle, name, into).ok(),
+            CBody::Full(body) => self.pool.spawn_body(body, arg, handle, name, into).ok(),
         };
         spawned.ok_or(Error::Shutdown)
     }
@@ -256,22 +271,21 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    match pool.spawn_body(Once(Some(f)), (), true, None) {
-        // SAFETY: the body's output type is `T`.
-        Ok(Some(raw)) => unsafe { Task::from_task_ref(raw) },
-        Ok(None) => unreachable!("asked for a handle"),
-        Err(refused) => {
-            drop(refused);
-            cancelled_task::<T>(pool)
-        }
-    }
+    pool.spawn_task(Once(Some(f)), Into::default())
 }
 
-/// A task that was refused at spawn: CANCELLED, never ran, in no list.
-fn cancelled_task<T: Send + 'static>(pool: &Arc<Pool>) -> Task<T> {
-    let body: Once<fn() -> T> = Once(None);
-    // SAFETY: the body's output type is `T`.
-    unsafe { Task::from_task_ref(pool.cancelled_task(body, ())) }
+/// What `wsrt_spawn` asks for (`Handle::spawn_c`).
+pub(crate) struct CSpawn<'a> {
+    pub(crate) func: CFn,
+    pub(crate) arg: *mut std::ffi::c_void,
+    pub(crate) arg_drop: Option<CDropFn>,
+    pub(crate) result_drop: Option<CDropFn>,
+    pub(crate) name: Option<&'a str>,
+    /// With a handle (else detached).
+    pub(crate) handle: bool,
+    /// Its group (else the spawning task's).
+    pub(crate) group: Option<&'a Group>,
+    pub(crate) shielded: bool,
 }
 
 /// A work-stealing runtime: worker threads, their deques, and the tasks.
@@ -332,6 +346,9 @@ impl Drop for Runtime {
             for thread in threads {
                 let _ = thread.join();
             }
+            pool.timer.stop();
+            // No task is live: the groups kept for their tasks go.
+            pool.drop_orphans();
         }
     }
 }

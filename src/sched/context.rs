@@ -1,7 +1,7 @@
 //! What this thread is to wsrt: one thread-local ([`Here`]) holding the
-//! worker it is, the task it runs, the task that task asked to await, a
-//! worker's allocator heap, outside the pool the lane it spawns on, and
-//! the ids it gives its spawns.
+//! worker it is, the task it runs (with its group and isolation), what
+//! that task asked to be suspended for, a worker's allocator heap, outside
+//! the pool the lane it spawns on, and the ids it gives its spawns.
 //! One thread-local so that a path needing several of them pays one
 //! access (in `libwsrt.so` each access is a call to `__tls_get_addr`);
 //! jobs get it handed down (`JobRef::execute`) rather than looking it up.
@@ -9,7 +9,9 @@
 use std::cell::Cell;
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
+use std::time::Instant;
 
+use super::group::GroupCore;
 use super::lanes::OwnLane;
 use super::pool::Pool;
 use super::worker::WorkerThread;
@@ -20,16 +22,22 @@ use crate::task::TaskRef;
 
 /// This thread's wsrt state (module docs).
 ///
-/// `task` and `awaiting` are not neighbours: each run saves both and puts
-/// them back with one 8-byte store each, and the compiler would read two
+/// `task` and `request` are not neighbours: each run saves both and puts
+/// them back with one store each, and the compiler would read two
 /// neighbours with one 16-byte load, which the store buffer cannot serve
 /// from two stores.
 #[repr(C)]
 pub(crate) struct Here {
     task: Cell<Option<NonNull<Header>>>,
     pub(super) worker: Cell<*const WorkerThread>,
-    /// Owns one reference of the task (`TaskRef::into_raw`).
-    awaiting: Cell<Option<NonNull<Header>>>,
+    /// What the running task asked to suspend for (`wsrt_await`,
+    /// `wsrt_sleep`); an await owns one reference of the awaited task.
+    request: Cell<Request>,
+    /// The running task's group (null if none): where its spawns go.
+    group: Cell<*const GroupCore>,
+    /// The isolation tag of the isolated wait this thread is in, 0 if none
+    /// (`wait.rs`): what the tasks it spawns carry.
+    isolation: Cell<u64>,
     /// A worker's allocator heap, while it runs (`sync::alloc::Heap`).
     pub(super) heap: Cell<Option<Heap>>,
     /// Outside the pool: the lane this thread claimed on the runtime it
@@ -39,15 +47,45 @@ pub(crate) struct Here {
     ids: Ids,
 }
 
+/// What a task's run asked to be suspended for, recorded on its thread
+/// until the run returns "yield".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Request {
+    None,
+    /// `wsrt_await`: owns one reference of the awaited task.
+    Await(NonNull<Header>),
+    /// `wsrt_sleep`: until then.
+    Sleep(Instant),
+}
+
+/// What a run that returned "yield" suspends for ([`Here::with_scope`]).
+pub(crate) enum Suspension {
+    /// Until this task is done.
+    Await(TaskRef),
+    /// Until then.
+    Sleep(Instant),
+}
+
+/// Whom a run on this thread works for: what `current_task()`,
+/// `current_group()` and the isolation of its spawns say.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Scope {
+    pub(crate) task: Option<NonNull<Header>>,
+    pub(crate) group: *const GroupCore,
+    pub(crate) isolation: u64,
+}
+
 thread_local! {
     // No destructor (nothing to register, no state to check at each
-    // access): `awaiting` is only set inside `Here::with_task`, which takes
+    // access): `request` is only set inside `Here::with_scope`, which takes
     // it back before it returns.
     static HERE: Here = const {
         Here {
             task: Cell::new(None),
             worker: Cell::new(ptr::null()),
-            awaiting: Cell::new(None),
+            request: Cell::new(Request::None),
+            group: Cell::new(ptr::null()),
+            isolation: Cell::new(0),
             heap: Cell::new(None),
             lane: Cell::new(None),
             ids: Ids::new(),
@@ -99,43 +137,88 @@ impl Here {
         self.ids.next()
     }
 
-    /// Runs `f` with `task` as what `current_task()` reports on this
-    /// thread, then restores the previous one (also if `f` unwinds), and
-    /// returns the task that `f` asked to await ([`request_await`]), if any.
-    /// A request pending outside (from a task whose function is in a
-    /// helping wait that runs this one) is neither seen nor taken: it is
-    /// put back after. So a request lives only as long as the run that
-    /// made it, and none is left behind when the thread exits.
-    pub(crate) fn with_task<R>(
+    /// The scope a run started now would inherit: the current task,
+    /// group and isolation (a join half or a scope job, which work for the
+    /// task that made them).
+    pub(crate) fn scope(&self) -> Scope {
+        Scope {
+            task: self.task.get(),
+            group: self.group.get(),
+            isolation: self.isolation.get(),
+        }
+    }
+
+    /// The running task's group (null if none).
+    pub(crate) fn group(&self) -> *const GroupCore {
+        self.group.get()
+    }
+
+    /// The isolation tag spawns on this thread carry now (0: none).
+    pub(crate) fn isolation(&self) -> u64 {
+        self.isolation.get()
+    }
+
+    /// Runs `f` with `isolation` as this thread's isolation tag, then puts
+    /// the previous one back (also if `f` unwinds).
+    pub(crate) fn with_isolation<R>(&self, isolation: u64, f: impl FnOnce() -> R) -> R {
+        struct Restore<'a>(&'a Cell<u64>, u64);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.1);
+            }
+        }
+        let _restore = Restore(&self.isolation, self.isolation.replace(isolation));
+        f()
+    }
+
+    /// Runs `f` in `scope` (what `current_task()` reports on this thread,
+    /// the group and isolation its spawns take), then restores the previous
+    /// one (also if `f` unwinds), and returns what `f` asked to be
+    /// suspended for ([`request_await`], [`request_sleep`]), if anything. A
+    /// request pending outside (from a task whose function is in a helping
+    /// wait that runs this one) is neither seen nor taken: it is put back
+    /// after. So a request lives only as long as the run that made it, and
+    /// none is left behind when the thread exits.
+    pub(crate) fn with_scope<R>(
         &self,
-        task: Option<NonNull<Header>>,
+        scope: Scope,
         f: impl FnOnce() -> R,
-    ) -> (R, Option<TaskRef>) {
+    ) -> (R, Option<Suspension>) {
         struct Restore<'a> {
             here: &'a Here,
-            task: Option<NonNull<Header>>,
-            awaiting: Option<NonNull<Header>>,
+            scope: Scope,
+            request: Request,
         }
         impl Drop for Restore<'_> {
             fn drop(&mut self) {
-                self.here.task.set(self.task);
-                if let Some(inner) = self.here.awaiting.replace(self.awaiting) {
-                    // SAFETY: `awaiting` owns a reference (`request_await`);
-                    // only an unwinding `f` leaves one here.
-                    drop(unsafe { TaskRef::from_raw(inner) });
-                }
+                self.here.task.set(self.scope.task);
+                self.here.group.set(self.scope.group);
+                self.here.isolation.set(self.scope.isolation);
+                // Only an unwinding `f` leaves a request of its own here.
+                drop(take(self.here.request.replace(self.request)));
             }
         }
         let _restore = Restore {
             here: self,
-            task: self.task.replace(task),
-            awaiting: self.awaiting.take(),
+            scope: Scope {
+                task: self.task.replace(scope.task),
+                group: self.group.replace(scope.group),
+                isolation: self.isolation.replace(scope.isolation),
+            },
+            request: self.request.replace(Request::None),
         };
         let value = f();
-        let asked = self.awaiting.take();
-        // SAFETY: as in `Restore::drop`.
-        let asked = asked.map(|p| unsafe { TaskRef::from_raw(p) });
-        (value, asked)
+        (value, take(self.request.replace(Request::None)))
+    }
+}
+
+/// The suspension a request stands for, taking over an await's reference.
+fn take(request: Request) -> Option<Suspension> {
+    match request {
+        Request::None => None,
+        // SAFETY: an await request owns a reference (`request_await`).
+        Request::Await(p) => Some(Suspension::Await(unsafe { TaskRef::from_raw(p) })),
+        Request::Sleep(at) => Some(Suspension::Sleep(at)),
     }
 }
 
@@ -152,22 +235,38 @@ pub(crate) fn request_await(other: &TaskRef) -> bool {
         if current == other.as_ptr() {
             return false;
         }
-        let old = h.awaiting.replace(Some(other.clone().into_raw()));
-        // SAFETY: `awaiting` owned that reference.
-        drop(old.map(|p| unsafe { TaskRef::from_raw(p) }));
+        let awaited = Request::Await(other.clone().into_raw());
+        drop(take(h.request.replace(awaited)));
+        true
+    })
+}
+
+/// `wsrt_sleep(ns)`: records that the task running on this thread asks to
+/// be suspended until `until` once its run returns "yield" (`None`: a
+/// plain yield), replacing an earlier request of the same run. False
+/// outside a task (nothing to suspend).
+pub(crate) fn request_sleep(until: Option<Instant>) -> bool {
+    HERE.with(|h| {
+        if h.task.get().is_none() {
+            return false;
+        }
+        let request = until.map_or(Request::None, Request::Sleep);
+        drop(take(h.request.replace(request)));
         true
     })
 }
 
 /// In a child after `fork()` (`fork.rs`): this thread is no worker and runs
-/// no task here, whatever the thread that forked was. An await request it
-/// held is dropped with its reference leaked (its task belongs to a
-/// runtime the child cannot use).
+/// no task here, whatever the thread that forked was. A request it held is
+/// dropped with its reference leaked (its task belongs to a runtime the
+/// child cannot use).
 pub(crate) fn forget_inherited() {
     HERE.with(|h| {
         h.task.set(None);
         h.worker.set(ptr::null());
-        h.awaiting.set(None);
+        h.request.set(Request::None);
+        h.group.set(ptr::null());
+        h.isolation.set(0);
         h.heap.set(None);
         h.lane.set(None);
         h.ids.forget();
@@ -187,11 +286,21 @@ pub fn current_task() -> Option<TaskRef> {
     })
 }
 
-/// True if the task running on this thread has been asked to cancel.
-/// False outside a task.
+/// True if the task running on this thread has been asked to cancel, by
+/// its own cancel or its group's (unless it is shielded). False outside a
+/// task.
 pub fn cancel_requested() -> bool {
-    current_task_ptr().is_some_and(|p| {
+    HERE.with(|h| {
+        let Some(p) = h.task.get() else {
+            return false;
+        };
         // SAFETY: the current task is alive while it runs on this thread.
-        unsafe { p.as_ref() }.state.load().is_cancel_requested()
+        let state = unsafe { p.as_ref() }.state.load();
+        if state.is_cancel_requested() {
+            return true;
+        }
+        let group = h.group.get();
+        // SAFETY: a running task's group outlives its run (`group.rs`).
+        !group.is_null() && !state.is_shielded() && unsafe { &*group }.is_cancelled()
     })
 }

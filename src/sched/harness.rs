@@ -1,7 +1,14 @@
 //! What the scheduler does with a task: runs it, suspends it, cancels it,
-//! finishes it (callbacks, then the list and the counts), wakes it. These
-//! fill every task's vtable ([`Sched`] implements `task::raw::Schedule`),
-//! the only way `task/` reaches the scheduler.
+//! finishes it (callbacks, then its group's count, then the list and the
+//! pool's counts), wakes it. These fill every task's vtable ([`Sched`]
+//! implements `task::raw::Schedule`), the only way `task/` reaches the
+//! scheduler.
+//!
+//! A task's `owner` is its pool, or, for a grouped task (GROUPED in its
+//! state word), its group, which leads to the pool. Either is read only
+//! while the task is not counted done: its group is reaped, and its pool
+//! may finish shutting down, once it is (`group.rs`, `shutdown.rs`). So a
+//! task's end is counted in its group first, then in its pool.
 //!
 //! Who unlists a task a worker ran to its end: that worker, from its own
 //! table without a lock, if it spawned it (`finish_own`); otherwise the
@@ -16,15 +23,17 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::context::{self, Here};
+use super::context::{Here, Scope, Suspension};
+use super::group::GroupCore;
 use super::job::JobRef;
 use super::pool::Pool;
-use super::stats::Counter;
+use super::stats::{Counter, Who};
+use super::timer::Alarm;
 use super::wait;
 use super::worker::WorkerThread;
 use crate::sync::alloc::Heap;
 use crate::task::id;
-use crate::task::raw::{self, Header, Ran, Schedule};
+use crate::task::raw::{self, Header, Ran, Schedule, Spawn};
 use crate::task::state::{Snapshot, TaskState, ToCancelled, ToNotified, ToRunning, ToSuspended};
 use crate::task::{Body, Callback, TaskRef, Waited};
 
@@ -48,30 +57,50 @@ impl Schedule for Sched {
     }
 }
 
-/// Allocates a PENDING, scheduled task of `pool` (`raw::allocate`).
+/// Allocates a PENDING, scheduled task (`raw::allocate`); `spawn.owner`
+/// is its pool or, if `spawn.kind.grouped`, its group.
 #[inline]
 pub(crate) fn allocate<B: Body>(
     heap: Option<Heap>,
     body: B,
     tag: B::Tag,
-    id: u64,
-    pool: &Arc<Pool>,
-    refs: u64,
-    shard: usize,
+    spawn: Spawn,
 ) -> NonNull<Header> {
-    let owner = Arc::as_ptr(pool).cast::<()>();
-    raw::allocate::<B, Sched>(heap, body, tag, id, owner, refs, shard)
+    raw::allocate::<B, Sched>(heap, body, tag, spawn)
+}
+
+/// The group of a grouped task.
+///
+/// # Safety
+/// The task is grouped (`now` is a snapshot of its word) and not counted
+/// done (module docs).
+unsafe fn group_of<'a>(header: &Header, now: Snapshot) -> Option<&'a GroupCore> {
+    // SAFETY: a grouped task's owner is its group (`Pool::spawn_body`),
+    // alive while the task is not counted done (caller's duty).
+    now.is_grouped()
+        .then(|| unsafe { &*header.owner.cast::<GroupCore>() })
 }
 
 /// The pool a task was spawned on.
 ///
 /// # Safety
-/// The pool is alive: the caller is one of its workers, or the task is not
-/// yet counted as done (see "Who may touch what" in `task/mod.rs`).
+/// The task is not yet counted as done (module docs).
 unsafe fn pool_of<'a>(header: &Header) -> &'a Pool {
-    // SAFETY: `owner` is `Arc::as_ptr` of the pool (`allocate`), alive
-    // (caller's duty).
-    unsafe { &*header.owner.cast::<Pool>() }
+    // SAFETY: the owner is the pool, or the group, whose pool is; either
+    // alive (caller's duty).
+    match unsafe { group_of(header, header.state.load()) } {
+        Some(group) => &group.pool,
+        None => unsafe { &*header.owner.cast::<Pool>() },
+    }
+}
+
+/// Where a thread counts in a group: its worker's slot, its lane's, or the
+/// shared one.
+fn who(pool: &Pool, here: Option<&WorkerThread>) -> Who {
+    match here {
+        Some(w) => Who::Worker(w.index),
+        None => pool.lane_of_this_thread().map_or(Who::Other, Who::Lane),
+    }
 }
 
 /// Runs a task popped from a queue. Consumes the queue's reference.
@@ -82,11 +111,11 @@ unsafe fn pool_of<'a>(header: &Header) -> &'a Pool {
 pub(crate) unsafe fn run(ptr: NonNull<Header>, cx: &Here) {
     // SAFETY: the queue's reference keeps the task alive.
     let header = unsafe { ptr.as_ref() };
-    // SAFETY: a queued task belongs to the calling worker's pool, and the
-    // worker holds an `Arc` of it.
-    let pool = unsafe { pool_of(header) };
     let here = cx.worker();
-    debug_assert!(here.is_some_and(|w| std::ptr::eq(Arc::as_ptr(&w.pool), pool)));
+    // A queued task belongs to the calling worker's pool, which the worker
+    // holds: read it from the worker, not the task (whose group may be gone
+    // if the task is done).
+    let pool = &*here.expect("tasks run on workers").pool;
     if pool.is_cancelling() {
         // Shutdown(Cancel): queued tasks end without running.
         // SAFETY: we hold the queue's reference.
@@ -95,48 +124,109 @@ pub(crate) unsafe fn run(ptr: NonNull<Header>, cx: &Here) {
         unsafe { drop_ref_at(ptr, here) };
         return;
     }
-    match header.state.transition_to_running() {
+    let resumed = match header.state.transition_to_running() {
         ToRunning::Done => {
             // Cancelled while queued: the canceller finished it.
             // SAFETY: the queue's reference is ours to drop.
             unsafe { drop_ref_at(ptr, here) };
             return;
         }
-        ToRunning::Run { resumed } => {
-            if resumed {
-                pool.count_at(here, Counter::Unsuspends);
-            }
-            pool.count_at(here, Counter::RunsStarted);
+        ToRunning::Run { resumed } => resumed,
+    };
+    // Its spawn flags, which never change.
+    let flags = header.state.load();
+    // SAFETY: we won RUNNING: the task is live, and stays so until we end
+    // it (a cancel now only asks), so its group is alive.
+    let group = unsafe { group_of(header, flags) };
+    let who = who(pool, here);
+    if resumed {
+        pool.count_at(here, Counter::Unsuspends);
+        if let Some(group) = group {
+            group.count(who, Counter::Unsuspends);
         }
     }
+    if group.is_some_and(|g| !flags.is_shielded() && g.is_cancelled()) {
+        // Its group was cancelled before it started (or resumed): it ends
+        // CANCELLED without running.
+        // SAFETY: we own the stage, which holds the body.
+        unsafe { (header.vtable.drop_body)(ptr) };
+        let now = header.state.transition_to_complete(TaskState::Cancelled);
+        // SAFETY: as `run`'s end below: the queue's reference is ours.
+        unsafe { complete(ptr, pool, here, now, false) };
+        return;
+    }
+    pool.count_at(here, Counter::RunsStarted);
+    if let Some(group) = group {
+        group.count(who, Counter::RunsStarted);
+    }
+    let scope = Scope {
+        task: Some(ptr),
+        group: group.map_or(std::ptr::null(), |g| g as *const GroupCore),
+        isolation: if flags.is_isolated() {
+            // SAFETY: the queue's reference (now ours) keeps the task.
+            unsafe { raw::isolation_tag(ptr) }
+        } else {
+            // A task from outside an isolated wait run inside one (the
+            // awaited task itself) lends its spawns the wait's tag.
+            cx.isolation()
+        },
+    };
     // SAFETY: winning the transition to RUNNING gave us the stage, which
     // holds the body; the queue's reference (now ours) keeps the task.
-    let (ran, awaiting) = cx.with_task(Some(ptr), || unsafe { (header.vtable.run)(ptr) });
+    let (ran, request) = cx.with_scope(scope, || unsafe { (header.vtable.run)(ptr) });
     pool.count_at(here, Counter::RunsEnded);
+    if let Some(group) = group {
+        group.count(who, Counter::RunsEnded);
+    }
     let (end, drop_observable) = match ran {
         Ran::Done {
             end,
             drop_observable,
         } => (end, drop_observable),
         Ran::Yield => {
-            // Queued again, unless it asked to await a task first
-            // (`wsrt_await`): then it runs again once that one is done.
-            let yield_now = awaiting.is_none();
+            // Queued again, unless it asked to await a task or to sleep
+            // first: then it runs again once that task is done, or then.
             // SAFETY: we own the stage and the scheduler's reference.
-            unsafe { suspend(ptr, pool, here, yield_now, awaiting) };
+            unsafe {
+                suspend(
+                    ptr,
+                    pool,
+                    here,
+                    group,
+                    request.map_or(Park::Yield, Park::For),
+                )
+            };
             return;
         }
         Ran::Wait => {
+            drop(request);
             // SAFETY: as above.
-            unsafe { suspend(ptr, pool, here, false, None) };
+            unsafe { suspend(ptr, pool, here, group, Park::Wake) };
             return;
         }
     };
-    // An await request not followed by a yield has nothing to do.
-    drop(awaiting);
+    // A request not followed by a yield has nothing to do.
+    drop(request);
     // The body was released and the outcome written (`Vtable::run`) before
     // the state becomes final, so a thread that sees "done" sees both.
     let now = header.state.transition_to_complete(end);
+    // SAFETY: we made the task final and the queue's reference is ours.
+    unsafe { complete(ptr, pool, here, now, drop_observable) };
+}
+
+/// After `run` made a task final: its counts, the list, and the
+/// scheduler's reference (module docs).
+///
+/// # Safety
+/// The caller made the task final (`now`) and owns the scheduler's
+/// reference; `here` is the worker of `pool` running it.
+unsafe fn complete(
+    ptr: NonNull<Header>,
+    pool: &Pool,
+    here: Option<&WorkerThread>,
+    now: Snapshot,
+    drop_observable: bool,
+) {
     let shard = now.shard();
     match here {
         Some(w) if shard == w.shard && pool.tasks.is_table(shard) => {
@@ -157,9 +247,20 @@ pub(crate) unsafe fn run(ptr: NonNull<Header>, cx: &Here) {
     }
 }
 
+/// What a suspended task waits for.
+enum Park {
+    /// Nothing: queued again at once (`WSRT_TASK_YIELD`).
+    Yield,
+    /// Its waker (futures).
+    Wake,
+    /// The task awaited, or the time asked for.
+    For(Suspension),
+}
+
 /// The function returned "not yet". The scheduler's reference moves to the
 /// queue (yield, or woken while running) or stays with the parked task until
-/// a wake-up queues it (`other`'s resume entry, or a future's waker).
+/// a wake-up queues it (the awaited task's resume entry, the timer, or a
+/// future's waker).
 ///
 /// # Safety
 /// Called by `run` only, with the stage and the scheduler reference owned.
@@ -167,29 +268,55 @@ unsafe fn suspend(
     ptr: NonNull<Header>,
     pool: &Pool,
     here: Option<&WorkerThread>,
-    yield_now: bool,
-    other: Option<TaskRef>,
+    group: Option<&GroupCore>,
+    park: Park,
 ) {
     // SAFETY: we hold the scheduler's reference.
     let header = unsafe { ptr.as_ref() };
-    match header.state.transition_to_suspended(yield_now) {
+    // Once parked, the task may be woken, run and freed elsewhere at once:
+    // what we still do with it afterwards needs a reference of our own.
+    let guarded = group.is_some() || matches!(park, Park::For(_));
+    let me = guarded.then(|| TaskRef::clone(&ManuallyDrop::new(TaskRef::from_header(ptr))));
+    let reschedule = matches!(park, Park::Yield);
+    let who = who(pool, here);
+    match header.state.transition_to_suspended(reschedule) {
         ToSuspended::Reschedule => {
-            pool.count_at(here, Counter::Suspends);
-            pool.schedule(JobRef::task(ptr), true);
+            count_suspend(pool, here, group, who);
+            // A yield (or a wake-up while it ran) goes behind other work
+            // (the injector), unless this thread is in an isolated wait
+            // (`wait.rs`), which takes nothing from there.
+            pool.schedule(JobRef::task(ptr), !pool.yields_stay_local());
         }
         ToSuspended::Parked => {
             // The task keeps the scheduler reference while parked.
-            pool.count_at(here, Counter::Suspends);
-            if let Some(other) = other {
-                // A reference for the entry, given up when it runs.
-                let me = ManuallyDrop::new(TaskRef::from_header(ptr));
-                let entry = Callback::C {
-                    cb: resume,
-                    user: TaskRef::clone(&me).into_raw().as_ptr() as usize,
-                };
-                if let Err(entry) = other.add_callback(entry) {
-                    // `other` is already done: resume at once.
-                    entry.run(other.c_handle());
+            count_suspend(pool, here, group, who);
+            // What follows parking uses the task: guarded by `me`.
+            let me = || me.as_ref().expect("a parked task that is used is guarded");
+            match park {
+                Park::For(Suspension::Await(other)) => {
+                    let entry = Callback::C {
+                        cb: resume,
+                        user: TaskRef::clone(me()).into_raw().as_ptr() as usize,
+                    };
+                    if let Err(entry) = other.add_callback(entry) {
+                        // `other` is already done: resume at once.
+                        entry.run(other.c_handle());
+                    }
+                }
+                Park::For(Suspension::Sleep(until)) => {
+                    pool.timer
+                        .insert(pool, until, Alarm::Wake(TaskRef::clone(me())));
+                }
+                Park::Yield | Park::Wake => {}
+            }
+            if let Some(group) = group {
+                if !header.state.load().is_shielded() {
+                    // Store-then-load against a group cancel (`group.rs`):
+                    // either it finds this task parked, or we see its flag.
+                    group.note_parked();
+                    if group.is_cancelled() {
+                        let _ = me().cancel();
+                    }
                 }
             }
         }
@@ -202,6 +329,13 @@ unsafe fn suspend(
             // SAFETY: the scheduler's reference is ours to drop.
             unsafe { drop_ref_at(ptr, here) };
         }
+    }
+}
+
+fn count_suspend(pool: &Pool, here: Option<&WorkerThread>, group: Option<&GroupCore>, who: Who) {
+    pool.count_at(here, Counter::Suspends);
+    if let Some(group) = group {
+        group.count(who, Counter::Suspends);
     }
 }
 
@@ -236,12 +370,16 @@ unsafe fn cancel(ptr: NonNull<Header>) -> bool {
         ToCancelled::Requested => true,
         ToCancelled::Cancelled { was, parked, now } => {
             // The task is final but not yet counted as done, so its pool
-            // cannot have finished shutting down: it is alive until `finish`
-            // counts the task (which pins it first if it still needs it).
+            // cannot have finished shutting down nor its group been
+            // reaped: both are alive until `finish` counts the task.
             // SAFETY: see above.
             let pool = unsafe { pool_of(header) };
             if was == TaskState::Suspended {
                 pool.count(Counter::Unsuspends);
+                // SAFETY: as above.
+                if let Some(group) = unsafe { group_of(header, now) } {
+                    group.count(who(pool, pool.own_worker()), Counter::Unsuspends);
+                }
             }
             // SAFETY: winning the transition gave us the stage.
             unsafe { (header.vtable.drop_body)(ptr) };
@@ -256,7 +394,8 @@ unsafe fn cancel(ptr: NonNull<Header>) -> bool {
     }
 }
 
-/// Shutdown(Cancel): ends a task popped from a queue without running it.
+/// Ends a task popped from a queue without running it: shutdown(Cancel),
+/// or its group was cancelled.
 ///
 /// # Safety
 /// Called by a worker of `pool` (`here`) holding the queue's reference.
@@ -267,6 +406,10 @@ unsafe fn cancel_queued(ptr: NonNull<Header>, pool: &Pool, here: Option<&WorkerT
         debug_assert!(!parked, "a queued task is scheduled, not parked");
         if was == TaskState::Suspended {
             pool.count_at(here, Counter::Unsuspends);
+            // SAFETY: final, not counted done: the group is alive.
+            if let Some(group) = unsafe { group_of(header, now) } {
+                group.count(who(pool, here), Counter::Unsuspends);
+            }
         }
         // SAFETY: winning the transition gave us the stage.
         unsafe { (header.vtable.drop_body)(ptr) };
@@ -275,12 +418,43 @@ unsafe fn cancel_queued(ptr: NonNull<Header>, pool: &Pool, here: Option<&WorkerT
     }
 }
 
+/// Counts the end of a grouped task in its group (nothing for another):
+/// a failure first cancels the group if it asks for that. The task's last
+/// access to its group, before its pool counts it (module docs).
+///
+/// # Safety
+/// The task is final (`now`) and not counted done.
+unsafe fn end_in_group(header: &Header, now: Snapshot, who: Who, pool: &Pool) {
+    // SAFETY: final, not counted done: the group is alive.
+    let Some(group) = (unsafe { group_of(header, now) }) else {
+        return;
+    };
+    if now.lifecycle() == TaskState::Failed && group.cancels_on_failure() {
+        cancel_group(group);
+    }
+    group.count_end(who, end_counter(now), pool);
+}
+
+/// `GroupCore::cancel` through a plain reference: the group is alive (the
+/// caller's task is not counted done), so a counted reference can be made.
+fn cancel_group(group: &GroupCore) {
+    let ptr = group as *const GroupCore;
+    // SAFETY: `group` lives in an `Arc` (`GroupCore::new`) kept alive by a
+    // handle or the pool's orphans while the caller's task is live; the
+    // increment makes the `Arc` built here own a count of its own.
+    let group = unsafe {
+        Arc::increment_strong_count(ptr);
+        Arc::from_raw(ptr)
+    };
+    group.cancel();
+}
+
 /// Everything after a task became final: callbacks (rule 2 of
-/// `task/mod.rs`), then the list and the count, and a shutdown check if
-/// needed. The count comes last: a task counted as done lets shutdown
-/// finish, so nothing touches the pool through this task afterwards unless
-/// it pinned it first. (The task stays listed while its callbacks run;
-/// `live_tasks` skips done tasks.)
+/// `task/mod.rs`), its group's count, then the list and the pool's count,
+/// and a shutdown check if needed. The pool's count comes last: a task
+/// counted as done lets shutdown finish, so nothing touches the pool
+/// through this task afterwards unless it pinned it first. (The task stays
+/// listed while its callbacks run; `live_tasks` skips done tasks.)
 ///
 /// # Safety
 /// The caller made the task final (`now` is the state it made) and holds a
@@ -291,6 +465,8 @@ unsafe fn finish(ptr: NonNull<Header>, pool: &Pool, now: Snapshot) {
     let header = unsafe { ptr.as_ref() };
     // SAFETY: the caller holds a reference.
     unsafe { run_callbacks(ptr, pool, now) };
+    // SAFETY: the caller made the task final; not counted yet.
+    unsafe { end_in_group(header, now, who(pool, pool.own_worker()), pool) };
     let mut pinned = None;
     pool.tasks.remove(header, now.lifecycle(), || {
         // Shutdown has begun and this count may be the last one. A worker
@@ -298,7 +474,7 @@ unsafe fn finish(ptr: NonNull<Header>, pool: &Pool, now: Snapshot) {
         // thread checks below, which needs the pool alive.
         if !pool.is_own_worker() {
             // SAFETY: not counted yet, so the pool is alive (caller's duty).
-            pinned = Some(unsafe { pin_pool(header) });
+            pinned = Some(unsafe { pin_pool(header, pool) });
         }
     });
     // Counted before shutdown began: shutdown's own check sees it, and the
@@ -321,8 +497,11 @@ unsafe fn finish(ptr: NonNull<Header>, pool: &Pool, now: Snapshot) {
 /// As `finish`, and the caller's reference (the scheduler's) moves to the
 /// batch.
 unsafe fn finish_on_worker(ptr: NonNull<Header>, pool: &Pool, w: &WorkerThread, now: Snapshot) {
-    // SAFETY: the caller holds a reference.
-    unsafe { run_callbacks(ptr, pool, now) };
+    // SAFETY: the caller holds a reference, made it final; not counted.
+    unsafe {
+        run_callbacks(ptr, pool, now);
+        end_in_group(ptr.as_ref(), now, Who::Worker(w.index), pool);
+    }
     pool.counters.add_owned(w.index, end_counter(now));
     // SAFETY: the caller's reference moves into the batch's `TaskRef`.
     w.defer_unlist(unsafe { TaskRef::from_raw(ptr) });
@@ -346,8 +525,11 @@ unsafe fn finish_own(
     now: Snapshot,
     drop_observable: bool,
 ) {
-    // SAFETY: the caller holds a reference.
-    unsafe { run_callbacks(ptr, pool, now) };
+    // SAFETY: the caller holds a reference, made it final; not counted.
+    unsafe {
+        run_callbacks(ptr, pool, now);
+        end_in_group(ptr.as_ref(), now, Who::Worker(w.index), pool);
+    }
     // SAFETY: as above; `w` is the table's owner, and this thread.
     unsafe { pool.tasks.remove_own(ptr.as_ref()) };
     pool.counters.add_owned(w.index, end_counter(now));
@@ -408,25 +590,24 @@ unsafe fn wake(ptr: NonNull<Header>) {
 /// # Safety
 /// The task must not yet be counted as done by its pool.
 unsafe fn with_pool<R>(header: &Header, f: impl FnOnce(&Pool) -> R) -> R {
-    if let Some(worker) = context::with_here(Here::worker) {
-        if std::ptr::eq(Arc::as_ptr(&worker.pool).cast(), header.owner) {
-            return f(&worker.pool);
-        }
+    // SAFETY: forwarded to the caller.
+    let pool = unsafe { pool_of(header) };
+    if pool.is_own_worker() {
+        return f(pool);
     }
     // SAFETY: forwarded to the caller.
-    let pool = unsafe { pin_pool(header) };
-    f(&pool)
+    let pinned = unsafe { pin_pool(header, pool) };
+    f(&pinned)
 }
 
-/// A counted reference to the task's pool.
+/// A counted reference to `pool`, the task's pool.
 ///
 /// # Safety
 /// The task must not yet be counted as done by its pool.
-unsafe fn pin_pool(header: &Header) -> Arc<Pool> {
-    let pool = header.owner.cast::<Pool>();
-    // SAFETY: `owner` came from `Arc::as_ptr` of the pool's `Arc`
-    // (`allocate`), which is alive while the task is not counted as done
-    // (caller's duty).
+unsafe fn pin_pool(_header: &Header, pool: &Pool) -> Arc<Pool> {
+    let pool = pool as *const Pool;
+    // SAFETY: a pool lives in the `Arc` the runtime made (`Pool::new`),
+    // alive while the task is not counted as done (caller's duty).
     unsafe {
         Arc::increment_strong_count(pool);
         Arc::from_raw(pool)

@@ -17,7 +17,7 @@ use std::cell::UnsafeCell;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
 
-use super::context::{self, Here};
+use super::context::{self, Here, Scope};
 use super::harness;
 use super::latch::{Latch, Waiter};
 use super::pool::Pool;
@@ -31,6 +31,15 @@ pub(crate) struct JobVtable {
     /// Runs the job; called once per push, with the running thread's
     /// [`Here`] (which the caller has at hand: no thread-local look-up).
     pub(crate) execute: unsafe fn(NonNull<()>, &Here),
+}
+
+/// How every job that is not a task begins: its vtable, then the scope it
+/// works for (the task that made it, that task's group, the isolation it
+/// was made in), which a filtered wait reads (`wait.rs`).
+#[repr(C)]
+pub(crate) struct JobHead {
+    pub(crate) vtable: &'static JobVtable,
+    pub(crate) scope: Scope,
 }
 
 /// The lowest bit of a [`JobRef`] to a task's header (headers, like every
@@ -47,8 +56,8 @@ unsafe impl Send for JobRef {}
 
 impl JobRef {
     /// # Safety
-    /// `job` must start with a `&'static JobVtable` whose `execute(job)` is
-    /// sound to call exactly once, on any worker thread.
+    /// `job` must start with a [`JobHead`] whose `execute(job)` is sound to
+    /// call exactly once, on any worker thread.
     pub(crate) unsafe fn new<J>(job: NonNull<J>) -> JobRef {
         debug_assert!(job.as_ptr() as usize & TASK == 0);
         JobRef(job.cast())
@@ -64,6 +73,23 @@ impl JobRef {
 
     pub(crate) fn is(&self, other: &JobRef) -> bool {
         self.0 == other.0
+    }
+
+    /// The task this job runs, if it is a task.
+    pub(crate) fn as_task(&self) -> Option<NonNull<Header>> {
+        let ptr = self.0.as_ptr();
+        // SAFETY: `task` tagged a non-null header.
+        (ptr as usize & TASK != 0)
+            .then(|| unsafe { NonNull::new_unchecked(ptr.cast::<u8>().wrapping_sub(TASK).cast()) })
+    }
+
+    /// The head of a job that is not a task.
+    ///
+    /// # Safety
+    /// The job is queued (so alive) and not a task.
+    pub(crate) unsafe fn head(&self) -> &JobHead {
+        // SAFETY: every non-task job starts with its head (`new`).
+        unsafe { &*self.0.as_ptr().cast::<JobHead>() }
     }
 
     /// Runs the job on this thread, whose [`Here`] is `here`.
@@ -99,14 +125,13 @@ impl Item for JobRef {
 /// A job on its owner's stack; the owner does not return before it ran.
 #[repr(C)]
 struct StackJob<F, R> {
-    /// First, as a `JobRef` requires.
-    job: &'static JobVtable,
+    /// First, as a `JobRef` requires. Its scope is whom the owner works
+    /// for, so that `current_task()`, `cancel_requested()`, spawns' groups
+    /// and isolation inside `b` are the same on any thread.
+    head: JobHead,
     f: UnsafeCell<Option<F>>,
     result: UnsafeCell<Option<Result<R, Box<dyn Any + Send>>>>,
     latch: Latch,
-    /// The task the owner runs on behalf of, so `current_task()` and
-    /// `cancel_requested()` inside `b` answer for it on any thread.
-    task: Option<NonNull<Header>>,
 }
 
 impl<F, R> StackJob<F, R>
@@ -116,11 +141,13 @@ where
 {
     fn new(f: F, waiter: Waiter) -> Self {
         StackJob {
-            job: &Self::JOB,
+            head: JobHead {
+                vtable: &Self::JOB,
+                scope: context::with_here(Here::scope),
+            },
             f: UnsafeCell::new(Some(f)),
             result: UnsafeCell::new(None),
             latch: Latch::new(waiter),
-            task: context::current_task_ptr(),
         }
     }
 
@@ -129,7 +156,7 @@ where
     };
 
     fn as_job_ref(&self) -> JobRef {
-        // SAFETY: `self` starts with `&Self::JOB`; the owner keeps it alive
+        // SAFETY: `self` starts with its head; the owner keeps it alive
         // until the latch is set or it popped the job back; `execute` runs at
         // most once (one pop).
         unsafe { JobRef::new(NonNull::from(self)) }
@@ -144,8 +171,8 @@ where
         // until the latch is set.
         let f = unsafe { (*this.f.get()).take() }.expect("stack job ran twice");
         // A join half is not a task's run: a `wsrt_await` in it is dropped.
-        let (result, _await) =
-            here.with_task(this.task, || panic::catch_unwind(AssertUnwindSafe(f)));
+        let (result, _request) =
+            here.with_scope(this.head.scope, || panic::catch_unwind(AssertUnwindSafe(f)));
         // SAFETY: as above.
         unsafe { *this.result.get() = Some(result) };
         // SAFETY: `this` is alive until the latch is set; not touched after.

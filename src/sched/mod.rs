@@ -8,6 +8,7 @@
 
 pub(crate) mod context;
 pub(crate) mod fork;
+pub(crate) mod group;
 pub(crate) mod harness;
 pub(crate) mod job;
 pub(crate) mod lanes;
@@ -18,6 +19,7 @@ pub(crate) mod shutdown;
 pub(crate) mod sleep;
 pub(crate) mod stats;
 mod steal;
+pub(crate) mod timer;
 pub(crate) mod tuning;
 pub(crate) mod wait;
 pub(crate) mod worker;

@@ -3,26 +3,30 @@
 //! injector), the sleepers, the live-task list and the counters — and the
 //! paths that queue work on it: spawning and scheduling.
 
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicU8};
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, Thread};
+use std::time::Instant;
 
 use crossbeam_deque::Injector;
 
 use super::context;
 use super::fork;
+use super::group::GroupCore;
 use super::harness;
 use super::job::JobRef;
 use super::lanes::{Lanes, OwnLane};
 use super::shutdown::RUNNING;
 use super::sleep::Sleep;
-use super::stats::{Counter, Counters};
+use super::stats::{Counter, Counters, Who};
+use super::timer::Timer;
 use super::worker::WorkerThread;
 use crate::sync::deque::{Stealer, Worker};
 use crate::task::list::TaskList;
-use crate::task::raw::{self, Header};
-use crate::task::{Body, TaskRef};
+use crate::task::raw::{self, Header, Spawn};
+use crate::task::state::SpawnKind;
+use crate::task::{Body, Once, Task, TaskRef};
 
 /// What a worker thread calls with its index when it starts (before its
 /// first job) or stops (after its last).
@@ -35,6 +39,17 @@ pub(crate) struct PoolOptions {
     pub(crate) steer_wakeups: bool,
     pub(crate) on_thread_start: Option<ThreadHook>,
     pub(crate) on_thread_stop: Option<ThreadHook>,
+    /// The prefix of its threads' names.
+    pub(crate) thread_name: String,
+}
+
+/// Where a spawn goes, beyond its pool.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Into<'a> {
+    /// Its group; `None`: the spawning task's, if it runs on this pool.
+    pub(crate) group: Option<&'a Arc<GroupCore>>,
+    /// Its group's cancel leaves it alone.
+    pub(crate) shielded: bool,
 }
 
 /// State shared by a runtime, its workers and its tasks.
@@ -58,6 +73,15 @@ pub(crate) struct Pool {
     pub(crate) options: PoolOptions,
     /// The process's fork count when the pool started (`fork.rs`).
     forks: u64,
+    /// Sleeping tasks and group deadlines (`timer.rs`).
+    pub(crate) timer: Arc<Timer>,
+    /// Threads in a group wait now, and those of them parked
+    /// (`notify_group_waiters`).
+    group_waiters: AtomicUsize,
+    group_parked: Mutex<Vec<Thread>>,
+    /// Groups no handle holds any more, kept until their tasks are done
+    /// (`group.rs`, "Lifetime").
+    orphans: Mutex<Vec<Arc<GroupCore>>>,
 }
 
 impl Pool {
@@ -80,6 +104,10 @@ impl Pool {
             threads: Mutex::new(Vec::with_capacity(n)),
             options,
             forks: fork::forks(),
+            timer: Arc::new(Timer::default()),
+            group_waiters: AtomicUsize::new(0),
+            group_parked: Mutex::new(Vec::new()),
+            orphans: Mutex::new(Vec::new()),
         });
         let workers = locals
             .into_iter()
@@ -95,6 +123,94 @@ impl Pool {
 
     pub(crate) fn is_own_worker(&self) -> bool {
         WorkerThread::current_of(self).is_some()
+    }
+
+    /// This thread's worker, if it is one of this pool's.
+    pub(crate) fn own_worker(&self) -> Option<&'static WorkerThread> {
+        WorkerThread::current_of(self)
+    }
+
+    /// The lane this thread claimed on this pool, if it has one.
+    pub(crate) fn lane_of_this_thread(&self) -> Option<usize> {
+        context::with_here(|h| h.lane()).and_then(|l| self.lanes.index_of(l))
+    }
+
+    /// True if a yield on this thread goes on its own deque rather than
+    /// behind other work: in an isolated wait, which takes nothing from
+    /// elsewhere (`wait.rs`).
+    pub(crate) fn yields_stay_local(&self) -> bool {
+        context::with_here(|h| h.isolation() != 0)
+    }
+
+    /// The timer, for its thread.
+    pub(crate) fn timer_handle(&self) -> Arc<Timer> {
+        self.timer.clone()
+    }
+
+    /// A thread begins a group wait: ends of grouped tasks wake it from now
+    /// on. `SeqCst`: against `notify_group_waiters`' load (`group.rs`).
+    pub(crate) fn enter_group_wait(&self) {
+        self.group_waiters.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn leave_group_wait(&self) {
+        self.group_waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Parks this thread (in a group wait) until a grouped task ends, or
+    /// `deadline`, unless `done()` is already true once it is listed.
+    pub(crate) fn park_for_group(&self, done: impl Fn() -> bool, deadline: Option<Instant>) {
+        lock(&self.group_parked).push(std::thread::current());
+        if !done() {
+            match deadline {
+                None => std::thread::park(),
+                Some(d) => std::thread::park_timeout(d.saturating_duration_since(Instant::now())),
+            }
+        }
+        let me = std::thread::current().id();
+        let mut parked = lock(&self.group_parked);
+        if let Some(i) = parked.iter().position(|t| t.id() == me) {
+            parked.swap_remove(i);
+        }
+    }
+
+    /// After a grouped task's end was counted (`SeqCst`): wakes the threads
+    /// in group waits, if any. One load when there are none.
+    pub(crate) fn notify_group_waiters(&self) {
+        if self.group_waiters.load(Ordering::SeqCst) != 0 {
+            for thread in lock(&self.group_parked).iter() {
+                thread.unpark();
+            }
+        }
+    }
+
+    /// Keeps a group no handle holds any more until its tasks are done.
+    pub(crate) fn adopt_orphan(&self, group: Arc<GroupCore>) {
+        lock(&self.orphans).push(group);
+        self.reap_orphans();
+    }
+
+    /// Lets go of the orphaned groups whose tasks are all done.
+    pub(crate) fn reap_orphans(&self) {
+        let reaped: Vec<Arc<GroupCore>> = {
+            let mut orphans = lock(&self.orphans);
+            if orphans.is_empty() {
+                return;
+            }
+            let (quiet, live) = std::mem::take(&mut *orphans)
+                .into_iter()
+                .partition(|g| g.is_quiet());
+            *orphans = live;
+            quiet
+        };
+        // Dropped outside the lock: a group's drop may drop its parent.
+        drop(reaped);
+    }
+
+    /// The runtime is gone and no task is live: every orphan goes.
+    pub(crate) fn drop_orphans(&self) {
+        let orphans = std::mem::take(&mut *lock(&self.orphans));
+        drop(orphans);
     }
 
     /// True in a child process that inherited this pool from its parent
@@ -167,25 +283,67 @@ impl Pool {
         tag: B::Tag,
         handle: bool,
         name: Option<&str>,
+        into: Into<'_>,
     ) -> Result<Option<TaskRef>, B> {
-        // One thread-local look-up for the worker, the id and, outside the
-        // pool, the thread's lane (`lanes::OwnLane`).
-        let (here, lane, id) = context::with_here(|h| (h.worker_of(self), h.lane(), h.next_id()));
+        // One thread-local look-up for the worker, the id, the spawning
+        // task's group and isolation, and, outside the pool, the thread's
+        // lane (`lanes::OwnLane`).
+        let (here, lane, id, current_group, isolation) = context::with_here(|h| {
+            let here = h.worker_of(self);
+            let isolation = if here.is_some() { h.isolation() } else { 0 };
+            (here, h.lane(), h.next_id(), h.group(), isolation)
+        });
         match here {
             Some(w) if !self.admit(w) => return Err(body),
             None if self.is_forked() => return Err(body),
             _ => {}
         }
-        let refs = 1 + u64::from(handle);
-        let ptr = match here {
-            // Listed in the worker's own shard.
-            Some(w) => harness::allocate(w.here().heap(), body, tag, id, self, refs, w.shard),
-            // Spread over the outside shards by id.
-            None => {
-                let shard = self.tasks.outside_shard(id);
-                harness::allocate(None, body, tag, id, self, refs, shard)
+        // The group: the one asked for, else the spawning task's if it
+        // runs on this pool.
+        let group: *const GroupCore = match into.group {
+            Some(group) => Arc::as_ptr(group),
+            // SAFETY: the running task's group is alive while it runs
+            // (`harness.rs`), and this thread runs it.
+            None if !current_group.is_null()
+                && ptr::eq(
+                    Arc::as_ptr(&unsafe { &*current_group }.pool),
+                    Arc::as_ptr(self),
+                ) =>
+            {
+                current_group
             }
+            None => ptr::null(),
         };
+        let shard = match here {
+            // Listed in the worker's own shard.
+            Some(w) => w.shard,
+            // Spread over the outside shards by id.
+            None => self.tasks.outside_shard(id),
+        };
+        // Only a task in a worker's table has room for a tag (`raw::Next`).
+        let isolation = if self.tasks.is_table(shard) {
+            isolation
+        } else {
+            0
+        };
+        let spawn = Spawn {
+            id,
+            owner: if group.is_null() {
+                Arc::as_ptr(self).cast()
+            } else {
+                group.cast()
+            },
+            refs: 1 + u64::from(handle),
+            shard,
+            kind: SpawnKind {
+                grouped: !group.is_null(),
+                shielded: into.shielded && !group.is_null(),
+                isolated: isolation != 0,
+            },
+            isolation,
+        };
+        let heap = here.and_then(|w| w.here().heap());
+        let ptr = harness::allocate(heap, body, tag, spawn);
         // SAFETY: just allocated; we hold its references.
         let header = unsafe { ptr.as_ref() };
         if let Some(name) = name {
@@ -198,6 +356,19 @@ impl Pool {
             // SAFETY: neither listed nor queued: every reference is ours.
             return Err(unsafe { raw::unspawn::<B>(ptr) });
         }
+        if !group.is_null() {
+            // Admitted: counted in its group before it is queued, so before
+            // it can end (its end is counted after).
+            let who = match here {
+                Some(w) => Who::Worker(w.index),
+                None => lane
+                    .and_then(|l| self.lanes.index_of(l))
+                    .map_or(Who::Other, Who::Lane),
+            };
+            // SAFETY: the group is alive: a handle of the caller's, or the
+            // running task's (above).
+            unsafe { &*group }.count(who, Counter::Spawned);
+        }
         let task = handle.then(|| {
             // SAFETY: one of the initial references is the handle's.
             unsafe { TaskRef::from_raw(ptr) }
@@ -206,15 +377,47 @@ impl Pool {
         Ok(task)
     }
 
+    /// Spawns `body`, into `into`, with a handle. Refused (shutdown): a task
+    /// already CANCELLED, the body dropped unrun.
+    pub(crate) fn spawn_task<B: Body<Tag = ()>>(
+        self: &Arc<Self>,
+        body: B,
+        into: Into<'_>,
+    ) -> Task<B::Output> {
+        match self.spawn_body(body, (), true, None, into) {
+            // SAFETY: the body's output type is `B::Output`.
+            Ok(Some(raw)) => unsafe { Task::from_task_ref(raw) },
+            Ok(None) => unreachable!("asked for a handle"),
+            Err(refused) => {
+                drop(refused);
+                let body: Once<fn() -> B::Output> = Once(None);
+                // SAFETY: the body's output type is `B::Output`.
+                unsafe { Task::from_task_ref(self.cancelled_task(body, ())) }
+            }
+        }
+    }
+
     /// A task that was refused at spawn: CANCELLED, never ran, in no list.
     /// Its pool pointer is never dereferenced (the task is done).
     pub(crate) fn cancelled_task<B: Body>(self: &Arc<Self>, body: B, tag: B::Tag) -> TaskRef {
-        let id = context::with_here(context::Here::next_id);
-        let ptr: NonNull<Header> = harness::allocate(None, body, tag, id, self, 1, 0);
+        let spawn = Spawn {
+            id: context::with_here(context::Here::next_id),
+            owner: Arc::as_ptr(self).cast(),
+            refs: 1,
+            shard: 0,
+            kind: SpawnKind::default(),
+            isolation: 0,
+        };
+        let ptr: NonNull<Header> = harness::allocate(None, body, tag, spawn);
         // SAFETY: we hold the only reference; never scheduled.
         unsafe {
             raw::cancel_unscheduled(ptr);
             TaskRef::from_raw(ptr)
         }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Nothing under these locks panics; poison cannot happen.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

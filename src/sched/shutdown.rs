@@ -96,6 +96,9 @@ impl Pool {
         *self.stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
         self.stopped_cv.notify_all();
         self.sleep.notify_all();
+        // No task is live: nothing is left to wake. The timer thread exits
+        // (`Runtime`'s drop joins it; this may run on that thread itself).
+        self.timer.halt();
     }
 
     /// Moves the mode forward to `mode`'s (STOPPED stays STOPPED) and, for

@@ -34,7 +34,18 @@ const N: usize = 10;
 pub(crate) struct Slot([AtomicU64; N]);
 
 pub(crate) struct Counters {
+    /// One per worker, then one per lane (if any), then the shared one.
     slots: Box<[CachePadded<Slot>]>,
+    workers: usize,
+}
+
+/// The slot a thread counts in: its worker's, its lane's (written only by
+/// the lane's owner), or the shared one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Who {
+    Worker(usize),
+    Lane(usize),
+    Other,
 }
 
 /// A snapshot of a runtime's counters (`wsrt_stats` in C).
@@ -72,11 +83,43 @@ pub struct Stats {
 
 impl Counters {
     pub(crate) fn new(workers: usize) -> Counters {
+        Counters::with_lanes(workers, 0)
+    }
+
+    /// Counters with a slot for each of `lanes` lanes too (a group's: the
+    /// threads outside the pool that spawn into it count without an atomic
+    /// read-modify-write).
+    pub(crate) fn with_lanes(workers: usize, lanes: usize) -> Counters {
         Counters {
-            slots: (0..=workers)
+            slots: (0..=workers + lanes)
                 .map(|_| CachePadded::new(Slot(std::array::from_fn(|_| AtomicU64::new(0)))))
                 .collect(),
+            workers,
         }
+    }
+
+    /// Adds one from `who`; `order` is the store's for a slot of its own
+    /// (`Release`, or `SeqCst` where a waiter must not miss it), and a
+    /// shared slot's read-modify-write is `SeqCst`.
+    pub(crate) fn add(&self, who: Who, c: Counter, order: Ordering) {
+        let slot = match who {
+            Who::Worker(i) => i,
+            Who::Lane(j) if self.workers + j < self.slots.len() - 1 => self.workers + j,
+            _ => {
+                self.external(c).fetch_add(1, Ordering::SeqCst);
+                return;
+            }
+        };
+        let cell = &self.slots[slot].0[c as usize];
+        cell.store(cell.load(Ordering::Relaxed) + 1, order);
+    }
+
+    /// The sum of every slot's count of `c` (`SeqCst` loads).
+    pub(crate) fn total(&self, c: Counter) -> u64 {
+        self.slots
+            .iter()
+            .map(|s| s.0[c as usize].load(Ordering::SeqCst))
+            .sum()
     }
 
     /// Adds one from the worker that owns slot `worker`. `Release`, so a
@@ -102,11 +145,7 @@ impl Counters {
     }
 
     fn sum(&self, c: Counter, tasks: &TaskList) -> u64 {
-        let here: u64 = self
-            .slots
-            .iter()
-            .map(|s| s.0[c as usize].load(Ordering::SeqCst))
-            .sum();
+        let here = self.total(c);
         let listed = match c {
             Counter::Spawned => tasks.count(Tally::Spawned),
             Counter::Succeeded => tasks.count(Tally::Ended(TaskState::Succeeded)),

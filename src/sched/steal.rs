@@ -22,6 +22,12 @@ impl WorkerThread {
         self.steal_from(true)
     }
 
+    /// A job from any queue but this worker's own, in the find order (a
+    /// batch may come onto this worker's deque with it).
+    pub(super) fn steal_any(&self) -> Option<JobRef> {
+        self.steal()
+    }
+
     /// The tasks a lane keeps behind are fair game from here on.
     pub(super) fn end_lane_streak(&self) {
         self.lane_streak.set(0);

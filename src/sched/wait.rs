@@ -1,40 +1,85 @@
-//! Waiting for a task: on a worker, by running other jobs meanwhile (a
-//! helping wait, as rayon's); elsewhere, by parking the thread until the
-//! task's done-callback unparks it.
+//! Waiting: for a task, for any or all of several, for a group.
 //!
-//! A helping wait runs jobs in the worker's find order, spins briefly when
-//! there is nothing to run (what it waits for is usually a stolen half
-//! that ends within microseconds), and only then sleeps; whoever completes
-//! what it waits for unparks it. What it runs may be any queued job of the
-//! pool.
+//! Rules every wait keeps (`docs/api.md`, "Waiting"):
+//!
+//! - **A finite timeout is kept.** A wait with a deadline never runs a
+//!   task: any task could outlast it. It parks (a worker first wakes a
+//!   sleeper to take its own queued work) until what it waits for is done
+//!   or the deadline passes.
+//! - **A wait without a deadline helps.** On a worker it runs other jobs
+//!   meanwhile (rayon's helping wait), so a task waiting for its children
+//!   needs no second worker; elsewhere it parks.
+//! - **Isolation.** An isolated wait for task `t` (and every wait nested
+//!   in it, on its thread) runs only `t` and what was spawned inside the
+//!   isolated wait: such tasks carry its isolation tag (oneTBB's
+//!   `isolate`), such jobs their scope's. A task holding a lock while it
+//!   waits is then never handed a task that takes the same lock (rayon
+//!   #592). A group wait runs only tasks of the group and the groups below.
+//!   A filtered wait takes jobs from every queue, runs what it may, and
+//!   puts the others back on the injector, where other workers find them.
+//! - **No wait for oneself.** A wait that can only finish after the task
+//!   that waits is refused ([`Waited::OnItself`]).
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crossbeam_utils::Backoff;
 
 use super::context;
+use super::group::GroupCore;
+use super::job::JobRef;
+use super::pool::Pool;
 use super::worker::WorkerThread;
-use crate::task::id;
-use crate::task::{Callback, TaskRef, Waited};
+use crate::task::raw::{self, Header};
+use crate::task::{id, Callback, TaskRef, Waited};
 
 /// `TaskRef::wait_until` (the task vtable's `wait`): until `task` is done
-/// or `deadline` passes; inside the task itself it returns at once.
+/// or `deadline` passes. In an isolated wait's scope, the help is
+/// filtered as the isolated wait's.
 pub(crate) fn wait(task: &TaskRef, deadline: Option<Instant>) -> Waited {
-    // One thread-local access for both questions (a call in libwsrt.so).
-    let (worker, current) = context::with_here(|h| (h.worker(), h.task()));
-    if current == Some(task.as_ptr()) {
-        return Waited::OnItself;
-    }
-    if id::inherited(task.id()) && !task.is_done() {
-        return Waited::Forked;
-    }
-    if deadline.is_some_and(|d| Instant::now() >= d) {
-        return Waited::TimedOut;
-    }
-    let done = match worker {
-        Some(worker) => worker.wait_for_task(task, deadline),
-        None => block_until(task, deadline),
+    let (worker, isolation) = match precheck(task) {
+        Ok(found) => found,
+        Err(waited) => return waited,
     };
+    let done = match (worker, deadline) {
+        (Some(worker), None) if isolation != 0 => {
+            let filter = Filter::Isolated {
+                tag: isolation,
+                tasks: &[task],
+            };
+            worker.help_filtered(&filter, || task.is_done())
+        }
+        (Some(worker), None) => worker.wait_for_task(task),
+        (worker, deadline) => block_until(task, worker, deadline),
+    };
+    waited(done)
+}
+
+/// `TaskRef::wait_isolated`: as [`wait`], running only `task` and what is
+/// spawned inside this wait (module docs).
+pub(crate) fn wait_isolated(task: &TaskRef, deadline: Option<Instant>) -> Waited {
+    let (worker, _) = match precheck(task) {
+        Ok(found) => found,
+        Err(waited) => return waited,
+    };
+    let done = match (worker, deadline) {
+        (Some(worker), None) => {
+            // The tag: the awaited task's id, unique in the process.
+            let tag = task.id();
+            let filter = Filter::Isolated {
+                tag,
+                tasks: &[task],
+            };
+            worker
+                .here()
+                .with_isolation(tag, || worker.help_filtered(&filter, || task.is_done()))
+        }
+        (worker, deadline) => block_until(task, worker, deadline),
+    };
+    waited(done)
+}
+
+fn waited(done: bool) -> Waited {
     if done {
         Waited::Done
     } else {
@@ -42,8 +87,34 @@ pub(crate) fn wait(task: &TaskRef, deadline: Option<Instant>) -> Waited {
     }
 }
 
-/// Parks this thread (not a worker) until `task` is done or `deadline`.
-fn block_until(task: &TaskRef, deadline: Option<Instant>) -> bool {
+/// What every task wait checks first: the task itself waiting
+/// (`OnItself`), a task of a runtime inherited through `fork()`
+/// (`Forked`). Else this thread's worker, if any, and its isolation tag.
+fn precheck(task: &TaskRef) -> Result<(Option<&'static WorkerThread>, u64), Waited> {
+    // One thread-local access for every question (a call in libwsrt.so).
+    let (worker, current, isolation) =
+        context::with_here(|h| (h.worker(), h.task(), h.isolation()));
+    if current == Some(task.as_ptr()) {
+        return Err(Waited::OnItself);
+    }
+    if id::inherited(task.id()) && !task.is_done() {
+        return Err(Waited::Forked);
+    }
+    Ok((worker, isolation))
+}
+
+/// Parks this thread until `task` is done or `deadline`, running nothing.
+/// A worker first lets a sleeper take the jobs it has queued.
+fn block_until(task: &TaskRef, worker: Option<&WorkerThread>, deadline: Option<Instant>) -> bool {
+    if task.is_done() {
+        return true;
+    }
+    if deadline.is_some_and(|d| Instant::now() >= d) {
+        return false;
+    }
+    if let Some(worker) = worker {
+        worker.share_queued();
+    }
     let key = match task.add_callback(Callback::Unpark(std::thread::current())) {
         Ok(key) => key,
         Err(_) => return true,
@@ -65,6 +136,203 @@ fn block_until(task: &TaskRef, deadline: Option<Instant>) -> bool {
         }
     }
 }
+
+/// `wait_any`: until one of `tasks` is done (`Ok` with the first done, in
+/// the order given) or `deadline`. On a worker without a deadline it
+/// helps. `OnItself` if every one is the calling task.
+pub(crate) fn wait_any(tasks: &[&TaskRef], deadline: Option<Instant>) -> Result<usize, Waited> {
+    let first_done = || tasks.iter().position(|t| t.is_done());
+    if let Some(i) = first_done() {
+        return Ok(i);
+    }
+    let (worker, current, isolation) =
+        context::with_here(|h| (h.worker(), h.task(), h.isolation()));
+    if !tasks.is_empty() && tasks.iter().all(|t| Some(t.as_ptr()) == current) {
+        return Err(Waited::OnItself);
+    }
+    if tasks.iter().all(|t| id::inherited(t.id())) {
+        return Err(Waited::Forked);
+    }
+    let done = || first_done().is_some();
+    match (worker, deadline) {
+        (Some(worker), None) if isolation == 0 => {
+            let mut keys = Vec::new();
+            worker.help_until(done, || unpark_on_any(tasks, &mut keys), None);
+            remove_unparks(tasks, &keys);
+        }
+        (Some(worker), None) => {
+            let filter = Filter::Isolated {
+                tag: isolation,
+                tasks,
+            };
+            worker.help_filtered(&filter, done);
+        }
+        (worker, deadline) => {
+            if let Some(worker) = worker {
+                worker.share_queued();
+            }
+            let mut keys = Vec::new();
+            if unpark_on_any(tasks, &mut keys) {
+                while !done() {
+                    match deadline {
+                        None => std::thread::park(),
+                        Some(d) => {
+                            let now = Instant::now();
+                            if now >= d {
+                                break;
+                            }
+                            std::thread::park_timeout(d - now);
+                        }
+                    }
+                }
+            }
+            remove_unparks(tasks, &keys);
+        }
+    }
+    first_done().ok_or(Waited::TimedOut)
+}
+
+/// Arranges for this thread to be unparked when any of `tasks` is done,
+/// with the key of each entry in `keys`; false if one already is.
+fn unpark_on_any(tasks: &[&TaskRef], keys: &mut Vec<Option<u64>>) -> bool {
+    for t in tasks {
+        let key = t
+            .add_callback(Callback::Unpark(std::thread::current()))
+            .ok();
+        keys.push(key);
+        if key.is_none() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Takes back the entries of [`unpark_on_any`] from the tasks not done
+/// (a task waited for again and again must not collect them).
+fn remove_unparks(tasks: &[&TaskRef], keys: &[Option<u64>]) {
+    for (t, key) in tasks.iter().zip(keys) {
+        if let Some(key) = key {
+            t.remove_callback_key(*key);
+        }
+    }
+}
+
+/// `wait_all`: until every one of `tasks` is done, or `deadline`.
+/// `OnItself` if one of them is the calling task.
+pub(crate) fn wait_all(tasks: &[&TaskRef], deadline: Option<Instant>) -> Waited {
+    let current = context::current_task_ptr();
+    if tasks
+        .iter()
+        .any(|t| Some(t.as_ptr()) == current && !t.is_done())
+    {
+        return Waited::OnItself;
+    }
+    for task in tasks {
+        match wait(task, deadline) {
+            Waited::Done => {}
+            other => return other,
+        }
+    }
+    Waited::Done
+}
+
+/// `Group::wait`: until every task of `group` and of the groups below it
+/// is done, or `deadline`. `OnItself` inside a task of one of them.
+pub(crate) fn wait_group(group: &Arc<GroupCore>, deadline: Option<Instant>) -> Waited {
+    let pool = &group.pool;
+    if pool.is_forked() && !group.subtree_is_quiet() {
+        return Waited::Forked;
+    }
+    let (worker, current) = context::with_here(|h| (h.worker_of(pool), h.group()));
+    // SAFETY: the running task's group is alive while it runs.
+    if !current.is_null() && unsafe { &*current }.is_in(group) {
+        return Waited::OnItself;
+    }
+    let done = || group.subtree_is_quiet();
+    if done() {
+        return Waited::Done;
+    }
+    pool.enter_group_wait();
+    let finished = match (worker, deadline) {
+        (Some(worker), None) => worker.help_filtered(&Filter::Group(group), done),
+        (worker, deadline) => {
+            if let Some(worker) = worker {
+                worker.share_queued();
+            }
+            loop {
+                if done() {
+                    break true;
+                }
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    break false;
+                }
+                pool.park_for_group(done, deadline);
+            }
+        }
+    };
+    pool.leave_group_wait();
+    waited(finished)
+}
+
+/// Which jobs a filtered wait may run (module docs).
+enum Filter<'a> {
+    /// `tasks` (those waited for), and what carries the isolation tag
+    /// `tag`.
+    Isolated { tag: u64, tasks: &'a [&'a TaskRef] },
+    /// The tasks of this group and of the groups below it, and the jobs of
+    /// such tasks.
+    Group(&'a Arc<GroupCore>),
+}
+
+impl Filter<'_> {
+    /// True if the wait may run `job`. Reads only what a queued job keeps
+    /// alive: a task's word and links, a job's head; a group is compared by
+    /// address, never read (it may be gone if its task is done).
+    fn allows(&self, job: &JobRef, subtree: &[Arc<GroupCore>]) -> bool {
+        match (self, job.as_task()) {
+            (Filter::Isolated { tag, tasks }, Some(t)) => {
+                // SAFETY: a queued task holds a reference (the queue's).
+                tasks.iter().any(|w| w.as_ptr() == t) || unsafe { raw::isolation_tag(t) } == *tag
+            }
+            (Filter::Isolated { tag, .. }, None) => {
+                // SAFETY: a queued job is alive and not a task.
+                unsafe { job.head() }.scope.isolation == *tag
+            }
+            (Filter::Group(_), Some(t)) => {
+                // SAFETY: as above.
+                let header: &Header = unsafe { t.as_ref() };
+                header.state.load().is_grouped() && in_subtree(header.owner.cast(), subtree)
+            }
+            (Filter::Group(_), None) => {
+                // SAFETY: as above.
+                in_subtree(unsafe { job.head() }.scope.group, subtree)
+            }
+        }
+    }
+
+    /// The groups whose tasks a group filter allows, held for the scan.
+    fn subtree(&self) -> Vec<Arc<GroupCore>> {
+        let Filter::Group(group) = self else {
+            return Vec::new();
+        };
+        let mut all = vec![Arc::clone(group)];
+        let mut i = 0;
+        while i < all.len() {
+            let children = all[i].children_alive();
+            all.extend(children);
+            i += 1;
+        }
+        all
+    }
+}
+
+fn in_subtree(group: *const GroupCore, subtree: &[Arc<GroupCore>]) -> bool {
+    !group.is_null() && subtree.iter().any(|g| std::ptr::eq(Arc::as_ptr(g), group))
+}
+
+/// The longest a filtered wait sleeps before it looks again for jobs it
+/// may run that others queued meanwhile.
+const FILTERED_LOOK_AGAIN: Duration = Duration::from_millis(2);
 
 impl WorkerThread {
     /// Runs jobs until `done()` is true (or `deadline` passes; returns
@@ -112,23 +380,117 @@ impl WorkerThread {
         }
     }
 
-    /// [`wait`] on a worker: help until the task is done.
-    pub(crate) fn wait_for_task(&self, task: &TaskRef, deadline: Option<Instant>) -> bool {
-        let mut key = None;
-        let done = self.help_until(
+    /// [`wait`] on a worker, without a deadline: help until the task is
+    /// done.
+    pub(crate) fn wait_for_task(&self, task: &TaskRef) -> bool {
+        self.help_until(
             || task.is_done(),
-            || match task.add_callback(Callback::Unpark(std::thread::current())) {
-                Ok(k) => {
-                    key = Some(k);
-                    true
-                }
-                Err(_) => false,
+            || {
+                task.add_callback(Callback::Unpark(std::thread::current()))
+                    .is_ok()
             },
-            deadline,
-        );
-        if let (false, Some(key)) = (done, key) {
-            task.remove_callback_key(key);
+            None,
+        )
+    }
+
+    /// Runs the jobs `filter` allows until `done()` (module docs). Jobs it
+    /// may not run go back on the injector once it has looked everywhere;
+    /// with nothing to run, it parks, and looks again after a while, or at
+    /// once when what it waits for ends (a group's end, or the task's).
+    fn help_filtered(&self, filter: &Filter<'_>, done: impl Fn() -> bool) -> bool {
+        let pool = &*self.pool;
+        let here = self.here();
+        let mut aside: Vec<JobRef> = Vec::new();
+        let mut pause = Duration::from_micros(50);
+        let backoff = Backoff::new();
+        loop {
+            if done() {
+                break;
+            }
+            let subtree = filter.subtree();
+            if let Some(job) = self.find_allowed(filter, &subtree, &mut aside) {
+                self.give_back(&mut aside);
+                job.execute(here);
+                backoff.reset();
+                pause = Duration::from_micros(50);
+                continue;
+            }
+            self.give_back(&mut aside);
+            if !backoff.is_completed() {
+                backoff.snooze();
+                continue;
+            }
+            match filter {
+                Filter::Isolated { tasks, .. } => {
+                    let keys: Vec<_> = tasks
+                        .iter()
+                        .map(|t| {
+                            t.add_callback(Callback::Unpark(std::thread::current()))
+                                .ok()
+                        })
+                        .collect();
+                    if !done() {
+                        std::thread::park_timeout(pause);
+                    }
+                    for (t, key) in tasks.iter().zip(keys) {
+                        if let Some(key) = key {
+                            t.remove_callback_key(key);
+                        }
+                    }
+                }
+                Filter::Group(_) => pool.park_for_group(&done, Some(Instant::now() + pause)),
+            }
+            pause = (pause * 2).min(FILTERED_LOOK_AGAIN);
         }
-        done
+        self.give_back(&mut aside);
+        true
+    }
+
+    /// The next job `filter` allows, from this worker's deque, then from
+    /// elsewhere (a steal puts its batch on this deque, looked at next);
+    /// what it may not run goes to `aside`. At most one steal's worth per
+    /// call, so that jobs put aside are not taken again and again.
+    fn find_allowed(
+        &self,
+        filter: &Filter<'_>,
+        subtree: &[Arc<GroupCore>],
+        aside: &mut Vec<JobRef>,
+    ) -> Option<JobRef> {
+        let mut stole = false;
+        loop {
+            let job = match self.local.pop() {
+                Some(job) => job,
+                None if stole => return None,
+                None => {
+                    stole = true;
+                    self.steal_any()?
+                }
+            };
+            if filter.allows(&job, subtree) {
+                return Some(job);
+            }
+            aside.push(job);
+        }
+    }
+
+    /// Jobs a filtered wait may not run, back on the injector, where any
+    /// worker finds them.
+    fn give_back(&self, aside: &mut Vec<JobRef>) {
+        if aside.is_empty() {
+            return;
+        }
+        let pool: &Pool = &self.pool;
+        for job in aside.drain(..) {
+            pool.injector.push(job);
+        }
+        pool.sleep.notify_from_worker();
+    }
+
+    /// A worker about to park for a finite wait lets a sleeper take what
+    /// it has queued (it will not run it meanwhile).
+    pub(crate) fn share_queued(&self) {
+        if self.local.len() != 0 {
+            self.pool.sleep.notify_from_worker();
+        }
     }
 }

@@ -202,6 +202,10 @@ impl WorkerThread {
         self.pool.sleep.register(self.index);
         self.call_hook(self.pool.options.on_thread_start.as_ref());
         self.main_loop();
+        // No task is live once the loop ends: every group kept for its
+        // tasks goes (else a `Runtime` dropped on its own worker, which
+        // joins nothing, would leave them holding the pool).
+        self.pool.reap_orphans();
         self.release_kept();
         self.call_hook(self.pool.options.on_thread_stop.as_ref());
         context::with_here(|h| {

@@ -104,3 +104,36 @@ where
         Step::Ready(f())
     }
 }
+
+/// What a closure spawned with `spawn_cancellable` returns to end its task
+/// CANCELLED (asyncio's `CancelledError`), typically once it saw
+/// [`crate::cancel_requested`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cancelled;
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("cancelled")
+    }
+}
+
+impl std::error::Error for Cancelled {}
+
+/// A closure run once that may end its task CANCELLED.
+pub(crate) struct Cancellable<F>(pub(crate) Option<F>);
+
+impl<F, T> Body for Cancellable<F>
+where
+    F: FnOnce() -> Result<T, Cancelled> + Send + 'static,
+    T: Send + 'static,
+{
+    type Output = T;
+    type Tag = ();
+    fn run(&mut self, _tag: &(), _task: NonNull<()>) -> Step<T> {
+        let f = self.0.take().expect("a one-shot task ran twice");
+        match f() {
+            Ok(value) => Step::Ready(value),
+            Err(Cancelled) => Step::Cancelled,
+        }
+    }
+}

@@ -5,6 +5,7 @@
 
 use std::ffi::c_void;
 use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::body::{Body, BodyKind, Step};
 use super::handle::TaskRef;
@@ -35,11 +36,14 @@ unsafe impl Sync for SendPtr {}
 pub(crate) struct CResult {
     value: SendPtr,
     drop: Option<CDropFn>,
+    /// Handed to a caller of `wsrt_task_join`, who owns it from then on:
+    /// `drop` is not called.
+    taken: AtomicBool,
 }
 
 impl Drop for CResult {
     fn drop(&mut self) {
-        if let Some(drop_result) = self.drop {
+        if let Some(drop_result) = self.drop.filter(|_| !*self.taken.get_mut()) {
             // SAFETY: the output is dropped once, with the last reference.
             unsafe { drop_result(self.value.0) };
         }
@@ -80,6 +84,7 @@ impl Body for CTask {
         call(self.func, arg).map(|value| CResult {
             value,
             drop: self.result_drop,
+            taken: AtomicBool::new(false),
         })
     }
 
@@ -156,5 +161,24 @@ pub(crate) fn result_of(task: &TaskRef) -> Option<*mut c_void> {
         Some(value) => Some(value.0),
         // SAFETY: as above.
         None => unsafe { raw::output_of::<CTask>(task.as_ptr()) }.map(|r| r.value.0),
+    }
+}
+
+/// Like [`result_of`], handing the result over to the caller: the task's
+/// `result_drop` will not be called for it (`wsrt_task_join`).
+pub(crate) fn take_result(task: &TaskRef) -> Option<*mut c_void> {
+    if task.state() != super::TaskState::Succeeded {
+        return None;
+    }
+    // SAFETY: as `result_of`.
+    match unsafe { raw::output_of::<CPlainTask>(task.as_ptr()) } {
+        Some(value) => Some(value.0),
+        // SAFETY: as above.
+        None => unsafe { raw::output_of::<CTask>(task.as_ptr()) }.map(|r| {
+            // Relaxed: the caller's release of its reference (AcqRel on
+            // the count) orders this before the last one's drop.
+            r.taken.store(true, Ordering::Relaxed);
+            r.value.0
+        }),
     }
 }

@@ -87,14 +87,24 @@ impl<T: Send + 'static> Future for Task<T> {
     type Output = Result<T, super::TaskError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if !self.is_done() {
-            let waker = cx.waker().clone();
-            let entry = Callback::Boxed(Box::new(move |_| waker.wake()));
-            if self.add_callback(entry).is_ok() {
-                return Poll::Pending;
+        let this = self.get_mut();
+        if !this.is_done() {
+            // One wake-up entry per handle: this poll's waker replaces the
+            // last one's. If the old entry is gone, it ran: the task is done.
+            let replaced = this
+                .waiting
+                .take()
+                .map_or(true, |key| this.remove_callback_key(key));
+            if replaced {
+                let waker = cx.waker().clone();
+                let entry = Callback::Boxed(Box::new(move |_| waker.wake()));
+                if let Ok(key) = this.add_callback(entry) {
+                    this.waiting = Some(key);
+                    return Poll::Pending;
+                }
+                // Done in the meantime: the entry was handed back.
             }
-            // Done in the meantime: the entry was handed back; fall through.
         }
-        Poll::Ready(self.take())
+        Poll::Ready(this.take())
     }
 }

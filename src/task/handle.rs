@@ -314,6 +314,9 @@ impl fmt::Debug for TaskRef {
 /// task; the value is moved out by the first [`join`](Task::join).
 pub struct Task<T> {
     raw: TaskRef,
+    /// The done-callback that wakes the future awaiting this handle, while
+    /// one is set (`future.rs`): each poll replaces it, a drop takes it back.
+    pub(crate) waiting: Option<u64>,
     _output: PhantomData<fn() -> T>,
 }
 
@@ -329,6 +332,7 @@ impl<T: Send + 'static> Task<T> {
     pub(crate) unsafe fn from_task_ref(raw: TaskRef) -> Task<T> {
         Task {
             raw,
+            waiting: None,
             _output: PhantomData,
         }
     }
@@ -382,6 +386,7 @@ impl<T: Send + 'static> Task<T> {
         self.raw.on_done(move |raw| {
             let typed = ManuallyDrop::new(Task::<T> {
                 raw: TaskRef::from_header(raw.as_ptr()),
+                waiting: None,
                 _output: PhantomData,
             });
             f(&typed)
@@ -405,7 +410,19 @@ impl<T> Clone for Task<T> {
     fn clone(&self) -> Task<T> {
         Task {
             raw: self.raw.clone(),
+            waiting: None,
             _output: PhantomData,
+        }
+    }
+}
+
+impl<T> Drop for Task<T> {
+    fn drop(&mut self) {
+        // A future dropped while it waited (a lost race in a `select`)
+        // takes its wake-up back: a task awaited again and again must not
+        // collect them.
+        if let Some(key) = self.waiting.take() {
+            self.raw.remove_callback_key(key);
         }
     }
 }

@@ -17,7 +17,7 @@ use loom::sync::Arc;
 use loom::thread;
 
 use super::callbacks::{Callback, Extras};
-use super::state::{State, TaskState, ToCancelled, ToNotified, ToRunning, ToSuspended};
+use super::state::{SpawnKind, State, TaskState, ToCancelled, ToNotified, ToRunning, ToSuspended};
 use crate::sync::loom::model;
 
 /// Runs a listed callback the way the finisher does. The models' callbacks
@@ -34,7 +34,7 @@ unsafe extern "C" fn count_c(_task: *mut c_void, user: *mut c_void) {
 
 /// A task the caller has started: RUNNING with `refs` references.
 fn running(refs: u64) -> Arc<State> {
-    let st = State::new(refs, 0);
+    let st = State::new(refs, 0, SpawnKind::default());
     assert!(matches!(
         st.transition_to_running(),
         ToRunning::Run { resumed: false }
@@ -62,7 +62,7 @@ fn counting(st: Arc<State>, runs: Arc<AtomicUsize>) -> Callback {
 #[test]
 fn loom_cancel_races_start_exactly_one_wins() {
     model(|| {
-        let st = Arc::new(State::new(1, 0));
+        let st = Arc::new(State::new(1, 0, SpawnKind::default()));
         let worker = {
             let st = st.clone();
             thread::spawn(move || st.transition_to_running())

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use super::body::{Body, BodyKind, Failure, Step};
 use super::callbacks::Extras;
-use super::state::{State, TaskState, ToCancelled};
+use super::state::{SpawnKind, State, TaskState, ToCancelled};
 use crate::sync::alloc::{self, FreeBatch, Heap};
 
 /// The type-independent part of every task, at offset 0 of its `Cell`.
@@ -32,22 +32,51 @@ pub(crate) struct Header {
 }
 
 /// A task's place in its shard of the live-task list (`list/`, which alone
-/// touches it): its slot in a worker's table (`slot_or_prev`: written by
-/// the worker before the task is listed, read by the thread that unlists
-/// it), or its neighbours in an outside shard's list (touched only under
-/// the shard's lock).
+/// touches it otherwise): its slot in a worker's table (`slot_or_prev`:
+/// written by the worker before the task is listed, read by the thread that
+/// unlists it), or its neighbours in an outside shard's list (touched only
+/// under the shard's lock).
 pub(crate) struct Links {
     pub(crate) slot_or_prev: UnsafeCell<usize>,
-    pub(crate) next: UnsafeCell<*const Header>,
+    pub(crate) next: UnsafeCell<Next>,
+}
+
+/// The second word of [`Links`]: the next task of an outside shard's list;
+/// or, for a task in a worker's table (which has no list neighbours) whose
+/// state word says ISOLATED, the isolation tag it was spawned under
+/// (written at spawn, then only read: [`isolation_tag`]).
+#[derive(Clone, Copy)]
+pub(crate) union Next {
+    pub(crate) task: *const Header,
+    pub(crate) tag: u64,
 }
 
 impl Links {
-    fn new() -> Links {
+    fn new(isolation: u64) -> Links {
         Links {
             slot_or_prev: UnsafeCell::new(0),
-            next: UnsafeCell::new(ptr::null()),
+            next: UnsafeCell::new(if isolation != 0 {
+                Next { tag: isolation }
+            } else {
+                Next { task: ptr::null() }
+            }),
         }
     }
+}
+
+/// The isolation tag of a task spawned inside an isolated wait, or 0.
+///
+/// # Safety
+/// The caller holds a reference to the task.
+pub(crate) unsafe fn isolation_tag(ptr: NonNull<Header>) -> u64 {
+    // SAFETY: the caller's reference keeps the header alive.
+    let header = unsafe { ptr.as_ref() };
+    if !header.state.load().is_isolated() {
+        return 0;
+    }
+    // SAFETY: an ISOLATED task is in a worker's table, where `next` holds
+    // its tag, written before the task was shared and never again.
+    unsafe { (*header.links.next.get()).tag }
 }
 
 /// How a wait for a task ended ([`Schedule::wait`]).
@@ -175,27 +204,38 @@ impl<B: Body> Cell<B> {
     }
 }
 
-/// Allocates a PENDING, scheduled task holding `refs` references, from
-/// `heap` if given (the calling worker's), for scheduler `S`; `owner` is
-/// the scheduler's pointer to its runtime.
-#[allow(clippy::too_many_arguments)]
+/// Where a new task goes and what it is, for [`allocate`].
+pub(crate) struct Spawn {
+    pub(crate) id: u64,
+    /// The scheduler's pointer to its runtime, or to the task's group
+    /// (`kind.grouped`).
+    pub(crate) owner: *const (),
+    pub(crate) refs: u64,
+    /// Its shard of the live-task list.
+    pub(crate) shard: usize,
+    pub(crate) kind: SpawnKind,
+    /// With `kind.isolated`: the isolation tag (non-zero). Only for a task
+    /// listed in a worker's table.
+    pub(crate) isolation: u64,
+}
+
+/// Allocates a PENDING, scheduled task, from `heap` if given (the calling
+/// worker's), for scheduler `S`.
 pub(crate) fn allocate<B: Body, S: Schedule>(
     heap: Option<Heap>,
     body: B,
     tag: B::Tag,
-    id: u64,
-    owner: *const (),
-    refs: u64,
-    shard: usize,
+    spawn: Spawn,
 ) -> NonNull<Header> {
+    debug_assert_eq!(spawn.kind.isolated, spawn.isolation != 0);
     let cell = alloc::boxed_in(heap, || Cell {
         header: Header {
             vtable: &VtableOf::<B, S>::VTABLE,
-            state: State::new(refs, shard),
-            id,
-            owner,
+            state: State::new(spawn.refs, spawn.shard, spawn.kind),
+            id: spawn.id,
+            owner: spawn.owner,
             extras: Extras::new(),
-            links: Links::new(),
+            links: Links::new(spawn.isolation),
         },
         tag,
         stage: UnsafeCell::new(Stage {

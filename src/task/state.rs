@@ -6,12 +6,13 @@
 //! CAS loop whose precondition and effect can be read in one place.
 //!
 //! ```text
-//!  63                    20 19 18  17  16  15    7  6   5   4   3   2..0
-//! +------------------------+-----+---+---+-------+---+---+---+---+-------+
-//! |    reference count     |kind | F | U | shard | T | C | X | S | life  |
-//! +------------------------+-----+---+---+-------+---+---+---+---+-------+
+//!  63             23 22  21  20 19 18  17  16  15    7  6   5   4   3   2..0
+//! +-----------------+---+---+---+-----+---+---+-------+---+---+---+---+------+
+//! | reference count | I | H | G |kind | F | U | shard | T | C | X | S | life |
+//! +-----------------+---+---+---+-----+---+---+-------+---+---+---+---+------+
+//!   I, H, G = ISOLATED, SHIELDED, GROUPED (set at spawn, never changed);
 //!   kind, F, U = the first callback's slot: its kind, SLOT_FULL, SLOT_USED;
-//!   shard = registry shard (immutable), T = TAKEN, C = CALLBACKS,
+//!   shard = task-list shard (immutable), T = TAKEN, C = CALLBACKS,
 //!   X = CANCEL_REQUESTED, S = SCHEDULED, life = TaskState
 //! ```
 //!
@@ -83,7 +84,16 @@ const SLOT_KIND_MASK: u64 = 0b11 << SLOT_KIND_SHIFT;
 /// that a handle used after its last release is caught while its memory
 /// is not reused yet (`ffi::task::borrow`, `ref_inc`).
 const POISONED: u64 = LIFE_MASK;
-const REF_SHIFT: u32 = 20;
+/// The task belongs to a group: its header's `owner` is the group, not
+/// the pool (`sched/group.rs`). Set at spawn, never changed.
+const GROUPED: u64 = 1 << 20;
+/// Its group's cancel leaves it alone (`WSRT_SPAWN_SHIELDED`). Set at
+/// spawn, never changed.
+const SHIELDED: u64 = 1 << 21;
+/// It was spawned inside an isolated wait: its header's `links.next` holds
+/// that wait's isolation tag (`sched/wait.rs`). Set at spawn, never changed.
+const ISOLATED: u64 = 1 << 22;
+const REF_SHIFT: u32 = 23;
 /// One reference in the count.
 const REF_ONE: u64 = 1 << REF_SHIFT;
 const REF_MASK: u64 = !(REF_ONE - 1);
@@ -135,6 +145,18 @@ impl Snapshot {
     }
     pub(crate) fn ref_count(self) -> u64 {
         self.0 >> REF_SHIFT
+    }
+    /// The task belongs to a group (its `owner` is the group).
+    pub(crate) fn is_grouped(self) -> bool {
+        self.0 & GROUPED != 0
+    }
+    /// A group cancel leaves the task alone.
+    pub(crate) fn is_shielded(self) -> bool {
+        self.0 & SHIELDED != 0
+    }
+    /// The task carries an isolation tag (in `links.next`).
+    pub(crate) fn is_isolated(self) -> bool {
+        self.0 & ISOLATED != 0
     }
     fn set_flag(&mut self, flag: u64, on: bool) {
         if on {
@@ -230,18 +252,33 @@ pub(crate) enum ToNotified {
     Nothing,
 }
 
+/// The flags a task is spawned with (set once, never changed).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SpawnKind {
+    /// Its `owner` is a group (`GROUPED`).
+    pub(crate) grouped: bool,
+    /// A group cancel leaves it alone (`SHIELDED`).
+    pub(crate) shielded: bool,
+    /// It carries an isolation tag (`ISOLATED`).
+    pub(crate) isolated: bool,
+}
+
 /// The atomic state word of one task.
 pub(crate) struct State(AtomicU64);
 
 impl State {
     /// A new PENDING, scheduled task with `refs` references, listed in
-    /// registry shard `shard` (< `SHARDS_MAX`).
-    pub(crate) fn new(refs: u64, shard: usize) -> State {
+    /// task-list shard `shard` (< `SHARDS_MAX`), with the flags `kind` sets.
+    pub(crate) fn new(refs: u64, shard: usize, kind: SpawnKind) -> State {
         debug_assert!(shard < SHARDS_MAX);
+        let flags = if kind.grouped { GROUPED } else { 0 }
+            | if kind.shielded { SHIELDED } else { 0 }
+            | if kind.isolated { ISOLATED } else { 0 };
         State(AtomicU64::new(
             TaskState::Pending as u64
                 | SCHEDULED
                 | ((shard as u64) << SHARD_SHIFT)
+                | flags
                 | (refs * REF_ONE),
         ))
     }
@@ -487,7 +524,37 @@ mod tests {
     use super::*;
 
     fn pending() -> State {
-        State::new(2, 5)
+        State::new(2, 5, SpawnKind::default())
+    }
+
+    #[test]
+    fn spawn_flags_stay_through_transitions_and_leave_the_rest_alone() {
+        let kind = SpawnKind {
+            grouped: true,
+            shielded: true,
+            isolated: false,
+        };
+        let st = State::new(1, 7, kind);
+        let s = st.load();
+        assert!(s.is_grouped() && s.is_shielded() && !s.is_isolated());
+        assert_eq!(
+            (s.lifecycle(), s.shard(), s.ref_count()),
+            (TaskState::Pending, 7, 1)
+        );
+        assert!(matches!(st.transition_to_running(), ToRunning::Run { .. }));
+        st.ref_inc();
+        let end = st.transition_to_complete(TaskState::Failed);
+        assert!(end.is_grouped() && end.is_shielded() && !end.is_isolated());
+        assert_eq!(end.ref_count(), 2);
+        let isolated = State::new(
+            1,
+            0,
+            SpawnKind {
+                isolated: true,
+                ..SpawnKind::default()
+            },
+        );
+        assert!(isolated.load().is_isolated() && !isolated.load().is_grouped());
     }
 
     #[test]

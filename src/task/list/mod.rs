@@ -33,7 +33,7 @@ use crossbeam_utils::CachePadded;
 
 use self::table::Table;
 use super::handle::TaskRef;
-use super::raw::Header;
+use super::raw::{Header, Next};
 use super::state::{TaskState, SHARDS_MAX};
 use crate::sync::spin_lock::SpinLock;
 
@@ -323,7 +323,7 @@ impl TaskList {
                     while let Some(header) = unsafe { p.as_ref() } {
                         f(header);
                         // SAFETY: as above.
-                        p = unsafe { *header.links.next.get() };
+                        p = unsafe { (*header.links.next.get()).task };
                     }
                 }
             }
@@ -361,7 +361,7 @@ impl TaskList {
         // listed task is alive (module docs).
         unsafe {
             *links.slot_or_prev.get() = 0;
-            *links.next.get() = *head;
+            *links.next.get() = Next { task: *head };
             if let Some(old) = head.as_ref() {
                 *old.links.slot_or_prev.get() = address;
             }
@@ -384,9 +384,9 @@ impl TaskList {
                 // SAFETY: as in `link`.
                 unsafe {
                     let prev = *links.slot_or_prev.get() as *const Header;
-                    let next = *links.next.get();
+                    let next = (*links.next.get()).task;
                     match prev.as_ref() {
-                        Some(p) => *p.links.next.get() = next,
+                        Some(p) => *p.links.next.get() = Next { task: next },
                         None => *head = next,
                     }
                     if let Some(n) = next.as_ref() {
