@@ -462,8 +462,11 @@ enum wsrt_status wsrt_group_set_deadline(struct wsrt_group *g, int64_t timeout_n
 enum wsrt_status wsrt_group_wait(struct wsrt_group *g, int64_t timeout_ns);
 
 /**
- * Copies the counts of `g` (not of the groups below it) to `*out`.
- * Errors: `WSRT_ERR_NULL`. Thread-safe.
+ * Copies the counts of `g` (not of the groups below it) to `*out`: a
+ * snapshot. A task's end is counted just after its state is final, so a
+ * `wsrt_task_wait` may return a moment before its task is counted; once
+ * `wsrt_group_wait` returns, every end is. Errors: `WSRT_ERR_NULL`.
+ * Thread-safe.
  */
 enum wsrt_status wsrt_group_stats(const struct wsrt_group *g, struct wsrt_group_counts *out);
 
@@ -779,8 +782,10 @@ enum wsrt_status wsrt_task_wait(struct wsrt_task *t, int64_t timeout_ns);
  * wait, never another queued task: a task that holds a lock while it
  * waits is never handed one that takes the same lock (the deadlock of
  * rayon issue #592; oneTBB's `isolate`). Waits nested inside it are
- * isolated the same way. Tasks it leaves alone stay queued for other
- * workers. Outside the pool it is `wsrt_task_wait`.
+ * isolated the same way, and so is `t`'s own run, on whichever worker
+ * runs it (a helping wait inside `t` is never handed a task from outside
+ * either). Tasks it leaves alone stay queued for other workers. Outside
+ * the pool it waits as `wsrt_task_wait` does, `t` isolated all the same.
  *
  * Same returns as `wsrt_task_wait`. Thread-safe.
  */

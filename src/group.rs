@@ -236,7 +236,10 @@ impl Group {
         }
     }
 
-    /// The group's own counts (not those of the groups below it).
+    /// The group's own counts (not those of the groups below it): a
+    /// snapshot. A task's end is counted just after its state is final, so
+    /// a task wait may return a moment before it is counted; once
+    /// [`wait`](Self::wait) returns, every end is.
     pub fn stats(&self) -> GroupStats {
         self.core.stats()
     }

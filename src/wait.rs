@@ -82,7 +82,9 @@ impl TaskRef {
     /// another queued task: a task that holds a lock while it waits is
     /// never handed one that takes the same lock (rayon issue #592;
     /// oneTBB's `isolate`). Waits nested inside it are isolated the same
-    /// way. Outside the pool it is [`wait`](TaskRef::wait).
+    /// way, and so is this task's own run, on whichever worker runs it.
+    /// Outside the pool it waits as [`wait`](TaskRef::wait) does, the task
+    /// isolated all the same.
     ///
     /// ```
     /// use std::sync::{Arc, Mutex};

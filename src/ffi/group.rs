@@ -179,8 +179,11 @@ pub extern "C" fn wsrt_group_wait(g: *mut wsrt_group, timeout_ns: i64) -> wsrt_s
     }
 }
 
-/// Copies the counts of `g` (not of the groups below it) to `*out`.
-/// Errors: `WSRT_ERR_NULL`. Thread-safe.
+/// Copies the counts of `g` (not of the groups below it) to `*out`: a
+/// snapshot. A task's end is counted just after its state is final, so a
+/// `wsrt_task_wait` may return a moment before its task is counted; once
+/// `wsrt_group_wait` returns, every end is. Errors: `WSRT_ERR_NULL`.
+/// Thread-safe.
 #[no_mangle]
 pub extern "C" fn wsrt_group_stats(
     g: *const wsrt_group,

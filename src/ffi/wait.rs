@@ -61,8 +61,10 @@ pub extern "C" fn wsrt_task_wait(t: *mut wsrt_task, timeout_ns: i64) -> wsrt_sta
 /// wait, never another queued task: a task that holds a lock while it
 /// waits is never handed one that takes the same lock (the deadlock of
 /// rayon issue #592; oneTBB's `isolate`). Waits nested inside it are
-/// isolated the same way. Tasks it leaves alone stay queued for other
-/// workers. Outside the pool it is `wsrt_task_wait`.
+/// isolated the same way, and so is `t`'s own run, on whichever worker
+/// runs it (a helping wait inside `t` is never handed a task from outside
+/// either). Tasks it leaves alone stay queued for other workers. Outside
+/// the pool it waits as `wsrt_task_wait` does, `t` isolated all the same.
 ///
 /// Same returns as `wsrt_task_wait`. Thread-safe.
 #[no_mangle]
@@ -113,10 +115,9 @@ pub extern "C" fn wsrt_task_join(
         }
         match task.state() {
             TaskState::Succeeded => {
-                let value = c_body::take_result(&task).unwrap_or(ptr::null_mut());
                 // SAFETY: the caller promises a non-NULL `result` is writable.
                 if let Some(out) = unsafe { result.as_mut() } {
-                    *out = value;
+                    *out = c_body::take_result(&task).unwrap_or(ptr::null_mut());
                 }
                 WSRT_OK
             }

@@ -158,6 +158,27 @@ impl Here {
         self.isolation.get()
     }
 
+    /// The isolation tag of a wait on this thread: the scope's, or, if an
+    /// isolated wait began to wait for the running task after its run
+    /// began (its ISOLATION_ROOT flag), the task's id, kept for the rest
+    /// of the run (spawns then carry it too).
+    pub(crate) fn wait_isolation(&self) -> u64 {
+        let tag = self.isolation.get();
+        if tag != 0 {
+            return tag;
+        }
+        let Some(task) = self.task.get() else {
+            return 0;
+        };
+        // SAFETY: the running task is alive while it runs on this thread.
+        let header = unsafe { task.as_ref() };
+        if !header.state.load().is_isolation_root() {
+            return 0;
+        }
+        self.isolation.set(header.id);
+        header.id
+    }
+
     /// Runs `f` with `isolation` as this thread's isolation tag, then puts
     /// the previous one back (also if `f` unwinds).
     pub(crate) fn with_isolation<R>(&self, isolation: u64, f: impl FnOnce() -> R) -> R {

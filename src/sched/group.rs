@@ -140,9 +140,11 @@ impl GroupCore {
     }
 
     /// Cancels the parked tasks of this group and the groups below: the
-    /// live-task list's walk, only when one of them ever parked a task. A
-    /// task's group is compared by address with the subtree's, which this
-    /// holds: a group not in it is never read (it may be gone).
+    /// live-task list's walk, only when one of them ever parked a task.
+    /// The pending tasks it meets end too (their bodies go now rather than
+    /// when a worker pops them). A task's group is compared by address
+    /// with the subtree's, which this holds: a group not in it is never
+    /// read (it may be gone).
     fn cancel_parked(self: &Arc<Self>) {
         if self.pool.is_forked() {
             return;

@@ -162,7 +162,11 @@ pub(crate) unsafe fn run(ptr: NonNull<Header>, cx: &Here) {
     let scope = Scope {
         task: Some(ptr),
         group: group.map_or(std::ptr::null(), |g| g as *const GroupCore),
-        isolation: if flags.is_isolated() {
+        isolation: if flags.is_isolation_root() {
+            // An isolated wait waits for it: its whole run is isolated
+            // with that wait's tag, on whichever worker runs it.
+            header.id
+        } else if flags.is_isolated() {
             // SAFETY: the queue's reference (now ours) keeps the task.
             unsafe { raw::isolation_tag(ptr) }
         } else {
@@ -279,6 +283,14 @@ unsafe fn suspend(
     let me = guarded.then(|| TaskRef::clone(&ManuallyDrop::new(TaskRef::from_header(ptr))));
     let reschedule = matches!(park, Park::Yield);
     let who = who(pool, here);
+    // A grouped task about to park says so first (a store-then-load
+    // against a group cancel, `group.rs`): a cancel that then misses the
+    // flag below finds the task in its walk, so a task seen SUSPENDED is
+    // CANCELLED by the time the cancel returns.
+    let watched = group.filter(|_| !reschedule && !header.state.load().is_shielded());
+    if let Some(group) = watched {
+        group.note_parked();
+    }
     match header.state.transition_to_suspended(reschedule) {
         ToSuspended::Reschedule => {
             count_suspend(pool, here, group, who);
@@ -309,14 +321,11 @@ unsafe fn suspend(
                 }
                 Park::Yield | Park::Wake => {}
             }
-            if let Some(group) = group {
-                if !header.state.load().is_shielded() {
-                    // Store-then-load against a group cancel (`group.rs`):
-                    // either it finds this task parked, or we see its flag.
-                    group.note_parked();
-                    if group.is_cancelled() {
-                        let _ = me().cancel();
-                    }
+            if let Some(group) = watched {
+                // Either the cancel's walk finds this task parked, or we
+                // see its flag here (after our note).
+                if group.is_cancelled() {
+                    let _ = me().cancel();
                 }
             }
         }

@@ -62,6 +62,11 @@ pub(crate) fn wait_isolated(task: &TaskRef, deadline: Option<Instant>) -> Waited
         Ok(found) => found,
         Err(waited) => return waited,
     };
+    // The task's own run is isolated with the wait's tag too, wherever it
+    // runs: a helping wait of its own on another worker could otherwise be
+    // handed a task that blocks on what this waiter holds, and this wait
+    // would never end.
+    task.header().state.mark_isolation_root();
     let done = match (worker, deadline) {
         (Some(worker), None) => {
             // The tag: the awaited task's id, unique in the process.
@@ -93,7 +98,7 @@ fn waited(done: bool) -> Waited {
 fn precheck(task: &TaskRef) -> Result<(Option<&'static WorkerThread>, u64), Waited> {
     // One thread-local access for every question (a call in libwsrt.so).
     let (worker, current, isolation) =
-        context::with_here(|h| (h.worker(), h.task(), h.isolation()));
+        context::with_here(|h| (h.worker(), h.task(), h.wait_isolation()));
     if current == Some(task.as_ptr()) {
         return Err(Waited::OnItself);
     }
@@ -146,7 +151,7 @@ pub(crate) fn wait_any(tasks: &[&TaskRef], deadline: Option<Instant>) -> Result<
         return Ok(i);
     }
     let (worker, current, isolation) =
-        context::with_here(|h| (h.worker(), h.task(), h.isolation()));
+        context::with_here(|h| (h.worker(), h.task(), h.wait_isolation()));
     if !tasks.is_empty() && tasks.iter().all(|t| Some(t.as_ptr()) == current) {
         return Err(Waited::OnItself);
     }

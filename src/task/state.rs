@@ -93,7 +93,11 @@ const SHIELDED: u64 = 1 << 21;
 /// It was spawned inside an isolated wait: its header's `links.next` holds
 /// that wait's isolation tag (`sched/wait.rs`). Set at spawn, never changed.
 const ISOLATED: u64 = 1 << 22;
-const REF_SHIFT: u32 = 23;
+/// An isolated wait waits for it: while it runs, its own waits are
+/// isolated with its id as their tag, and its spawns carry that tag
+/// (`sched/wait.rs`). Set once, by the first isolated wait; never cleared.
+const ISOLATION_ROOT: u64 = 1 << 23;
+const REF_SHIFT: u32 = 24;
 /// One reference in the count.
 const REF_ONE: u64 = 1 << REF_SHIFT;
 const REF_MASK: u64 = !(REF_ONE - 1);
@@ -157,6 +161,10 @@ impl Snapshot {
     /// The task carries an isolation tag (in `links.next`).
     pub(crate) fn is_isolated(self) -> bool {
         self.0 & ISOLATED != 0
+    }
+    /// An isolated wait waits for the task.
+    pub(crate) fn is_isolation_root(self) -> bool {
+        self.0 & ISOLATION_ROOT != 0
     }
     fn set_flag(&mut self, flag: u64, on: bool) {
         if on {
@@ -409,6 +417,21 @@ impl State {
         match result {
             Ok(s) if s.lifecycle() == TaskState::Suspended => ToNotified::Schedule,
             _ => ToNotified::Nothing,
+        }
+    }
+
+    /// Marks the task as waited for by an isolated wait (once; nothing on
+    /// a done task). Its runner sees the flag when it wins RUNNING, or, if
+    /// it already runs, at its next wait (`sched/context.rs`).
+    pub(crate) fn mark_isolation_root(&self) {
+        if !self.load().is_isolation_root() {
+            let _ = self.fetch_update(|mut s| {
+                if s.is_done() {
+                    return Err(());
+                }
+                s.set_flag(ISOLATION_ROOT, true);
+                Ok(s)
+            });
         }
     }
 
