@@ -149,6 +149,77 @@ void names_and_moves() {
   CHECK(other.spawn([] { return 2; }).get() == 2);
 }
 
+void groups_wait_when_they_go() {
+  wsrt::Runtime rt(2);
+  std::atomic<int> ran{0};
+  std::vector<wsrt::Task<int>> tasks;
+  {
+    wsrt::Group g(rt);
+    for (int i = 0; i < 8; i++) {
+      tasks.push_back(g.spawn([&ran, t = Tracked(i)] {
+        ++ran;
+        return t.value;
+      }));
+    }
+  }  // the destructor waited: every task is done
+  CHECK(ran == 8);
+  for (auto &t : tasks) CHECK(t.done());
+  CHECK(tasks[3].get() == 3);
+
+  // A cancelled group: queued tasks end CANCELLED without running; a
+  // shielded one runs; get() throws CancelledError.
+  wsrt::Runtime one(1);
+  Gate gate;
+  auto blocker = one.spawn([&gate] { gate.hold(); });
+  gate.wait_entered();
+  wsrt::Group g(one, WSRT_GROUP_CANCEL_ON_FAILURE);
+  wsrt::Group below(g, 0);
+  auto plain = below.spawn([] { return 1; });
+  auto shielded = g.spawn_shielded([] { return 2; });
+  CHECK(g.cancel());
+  CHECK(!g.cancel());
+  CHECK(below.cancelled());
+  gate.release();
+  CHECK(g.wait());
+  CHECK(shielded.get() == 2);
+  bool threw = false;
+  try {
+    plain.get();
+  } catch (const wsrt::CancelledError &) {
+    threw = true;
+  }
+  CHECK(threw);
+  wsrt_group_counts c = below.stats();
+  CHECK(c.cancelled == 1 && c.spawned == 1);
+
+  // A deadline, through std::chrono: a task that runs until asked.
+  wsrt::Group timed(rt);
+  std::atomic<bool> started{false};
+  auto spinner = timed.spawn([&started] {
+    started = true;
+    while (!wsrt_cancel_requested()) {
+    }
+    return 0;
+  });
+  while (!started) {
+  }
+  timed.set_deadline(std::chrono::milliseconds(10));
+  CHECK(timed.wait());
+  CHECK(timed.cancelled());
+  CHECK(spinner.get() == 0);
+  blocker.get();
+
+  // Runtime options.
+  wsrt_runtime_opts opts{};
+  opts.workers = 2;
+  opts.thread_name = "hpp";
+  wsrt::Runtime named(opts);
+  CHECK(named.workers() == 2);
+  auto isolated = named.spawn([] { return 5; });
+  CHECK(isolated.wait_isolated());
+  CHECK(isolated.get() == 5);
+}
+
 }  // namespace
 
 int main() {
@@ -156,6 +227,7 @@ int main() {
   exceptions();
   callbacks_in_order();
   names_and_moves();
+  groups_wait_when_they_go();
   CHECK(live == 0);
   std::puts("hpp: ok");
   return 0;
