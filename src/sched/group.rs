@@ -10,7 +10,9 @@
 //! checks it after parking. Only tasks already parked (SUSPENDED in no
 //! queue: awaiting, sleeping) are looked for, in the live-task list, and
 //! only if the group ever had one (`has_parked`, a store-then-load against
-//! the parking task's: one of the two sees the other).
+//! the parking task's: one of the two sees the other). [`CancelFlags`]
+//! holds the two flags and that handshake (and is what the loom models of
+//! `sched/loom_tests.rs` drive).
 //!
 //! Counts are kept per thread, as the pool's are: a worker's slot, a
 //! lane's (its thread's), or a shared one. A task's end is counted with a
@@ -24,7 +26,7 @@
 //! pool keeps it in its orphans until its tasks are done
 //! ([`Pool::reap_orphans`]).
 
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -32,6 +34,67 @@ use super::pool::Pool;
 use super::stats::{Counter, Counters, Who};
 use super::timer::Alarm;
 use super::tuning::LANES;
+use crate::sync::loom::atomic as shim;
+
+/// A group's cancel flag and its "a task parked" flag: the handshake
+/// between a cancel and a task that parks (module docs), on the loom
+/// shim's atomics so that the models can check it.
+///
+/// Each side stores its own flag, then a `SeqCst` fence, then loads the
+/// other's (a store-then-load, Dekker's): a parking task notes it parks
+/// ([`note_parked`](Self::note_parked)) before its state word says
+/// SUSPENDED and reads [`is_cancelled`](Self::is_cancelled) after; a
+/// cancel sets the flag ([`cancel`](Self::cancel)), then reads whether
+/// any task ever parked. At least one of the two sees the other's store,
+/// so either the parked task cancels itself or the cancel looks for it.
+pub(crate) struct CancelFlags {
+    cancelled: shim::AtomicBool,
+    /// A task of the group parked (suspended in no queue) at least once.
+    has_parked: shim::AtomicBool,
+}
+
+/// What [`CancelFlags::cancel`] found.
+#[must_use]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Cancel {
+    /// This call set the flag (false: it was set already).
+    pub(crate) won: bool,
+    /// A task of the group ever parked: the canceller must look for the
+    /// parked ones (the live-task walk).
+    pub(crate) walk: bool,
+}
+
+impl CancelFlags {
+    pub(crate) fn new() -> CancelFlags {
+        CancelFlags {
+            cancelled: shim::AtomicBool::new(false),
+            has_parked: shim::AtomicBool::new(false),
+        }
+    }
+
+    /// Sets the flag, then (after a `SeqCst` fence, against
+    /// `note_parked`'s) reads whether a task ever parked.
+    pub(crate) fn cancel(&self) -> Cancel {
+        let won = !self.cancelled.swap(true, shim::Ordering::SeqCst);
+        shim::fence(shim::Ordering::SeqCst);
+        let walk = self.has_parked.load(shim::Ordering::SeqCst);
+        Cancel { won, walk }
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        // SeqCst: ordered with the parking task's flag (type docs).
+        self.cancelled.load(shim::Ordering::SeqCst)
+    }
+
+    /// A task is about to park: noted before its state word says
+    /// SUSPENDED, and before it reads `is_cancelled` (type docs).
+    pub(crate) fn note_parked(&self) {
+        if !self.has_parked.load(shim::Ordering::Relaxed) {
+            self.has_parked.store(true, shim::Ordering::SeqCst);
+        }
+        shim::fence(shim::Ordering::SeqCst);
+    }
+}
 
 /// The first task that fails cancels the group.
 pub(crate) const CANCEL_ON_FAILURE: u32 = 1;
@@ -42,9 +105,7 @@ pub(crate) struct GroupCore {
     /// The groups made below this one (alive or not).
     children: Mutex<Vec<Weak<GroupCore>>>,
     flags: u32,
-    cancelled: AtomicBool,
-    /// A task of this group parked (suspended in no queue) at least once.
-    has_parked: AtomicBool,
+    cancel_flags: CancelFlags,
     counters: Counters,
     /// Bumped by every `set_deadline`: a timer entry of another generation
     /// is stale.
@@ -83,8 +144,7 @@ impl GroupCore {
             parent: parent.cloned(),
             children: Mutex::new(Vec::new()),
             flags,
-            cancelled: AtomicBool::new(false),
-            has_parked: AtomicBool::new(false),
+            cancel_flags: CancelFlags::new(),
             counters: Counters::with_lanes(pool.workers(), LANES),
             deadline_generation: AtomicU64::new(0),
             handles: AtomicUsize::new(1),
@@ -96,15 +156,15 @@ impl GroupCore {
             // Under the lock a cancel of the parent takes to reach the
             // children: either it sees this one, or this sees its flag.
             if parent.is_cancelled() {
-                group.cancelled.store(true, Ordering::SeqCst);
+                // No task of the new group has parked: nothing to walk.
+                let _ = group.cancel_flags.cancel();
             }
         }
         group
     }
 
     pub(crate) fn is_cancelled(&self) -> bool {
-        // SeqCst: ordered with the parking task's flag (module docs).
-        self.cancelled.load(Ordering::SeqCst)
+        self.cancel_flags.is_cancelled()
     }
 
     pub(crate) fn cancels_on_failure(&self) -> bool {
@@ -115,25 +175,26 @@ impl GroupCore {
     /// already cancelled. Pending tasks end when a worker reaches them,
     /// running ones are asked, parked ones end here.
     pub(crate) fn cancel(self: &Arc<Self>) -> bool {
-        if self.cancelled.swap(true, Ordering::SeqCst) {
+        // Store-then-load against a parking task (`CancelFlags`): our flag
+        // is stored, now we look for parked tasks.
+        let Cancel { won, walk } = self.cancel_flags.cancel();
+        if !won {
             return false;
         }
-        let mut parked = self.has_parked.load(Ordering::SeqCst);
+        let mut parked = walk;
         for child in self.children_alive() {
             child.cancel_below(&mut parked);
         }
-        // Store-then-load against a parking task (`note_parked`): our flag
-        // is stored, now we look for parked tasks.
-        fence(Ordering::SeqCst);
-        if parked || self.has_parked.load(Ordering::SeqCst) {
+        if parked {
             self.cancel_parked();
         }
         true
     }
 
+    /// A group below a cancelled one: cancelled too (already or not), and
+    /// its parked tasks looked for by the walk of the group cancelled.
     fn cancel_below(self: &Arc<Self>, parked: &mut bool) {
-        self.cancelled.store(true, Ordering::SeqCst);
-        *parked |= self.has_parked.load(Ordering::SeqCst);
+        *parked |= self.cancel_flags.cancel().walk;
         for child in self.children_alive() {
             child.cancel_below(parked);
         }
@@ -173,10 +234,7 @@ impl GroupCore {
     /// A task of this group is parking: noted before it looks at the
     /// cancel flag (module docs).
     pub(crate) fn note_parked(&self) {
-        if !self.has_parked.load(Ordering::Relaxed) {
-            self.has_parked.store(true, Ordering::SeqCst);
-        }
-        fence(Ordering::SeqCst);
+        self.cancel_flags.note_parked();
     }
 
     /// True if this group is `ancestor` or below it.

@@ -13,6 +13,8 @@ pub(crate) mod harness;
 pub(crate) mod job;
 pub(crate) mod lanes;
 pub(crate) mod latch;
+#[cfg(all(test, loom))]
+mod loom_tests;
 pub(crate) mod placement;
 pub(crate) mod pool;
 pub(crate) mod shutdown;

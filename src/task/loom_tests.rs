@@ -9,9 +9,11 @@
 //!
 //! (`.ci/run` does; its own target dir keeps the normal build cached).
 
+use std::collections::BTreeSet;
 use std::ffi::c_void;
 use std::ptr;
 
+use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
@@ -300,4 +302,124 @@ fn loom_output_is_taken_by_one_joiner() {
         let mine = st.take_output();
         assert!(mine ^ other.join().unwrap());
     });
+}
+
+/// A sleeping task (SUSPENDED, parked) is woken by the timer
+/// (`Alarm::Wake(TaskRef)` fires `wake()`, then drops its reference) and
+/// by another waker at once, while a handle cancels it
+/// (`loom_cancel_races_wake_of_a_suspended_task` races one wake against
+/// the cancel; this adds the second waker, the run of the woken task and
+/// the reference counts). A wake that schedules it hands the parked
+/// task's reference to a queue, and the worker that pops it (here the
+/// waking thread, from its own deque) runs it. Exactly one of {scheduled
+/// once, then run; cancelled} happens: never scheduled twice, never
+/// scheduled after the cancel, and every reference taken is given back
+/// once.
+#[test]
+fn loom_timer_and_a_waker_race_a_cancel_of_a_sleeping_task() {
+    /// The wake-up (`harness::wake`), by a holder of a reference, which it
+    /// then drops; if it scheduled the task, the run (`harness::run`) with
+    /// the queue's reference. The body, in a loom cell, is the stage the
+    /// runner owns once it wins RUNNING.
+    fn wake_then_run(st: &State, body: &UnsafeCell<bool>) -> (ToNotified, Option<ToRunning>) {
+        let woken = st.transition_to_notified();
+        let ran = (woken == ToNotified::Schedule).then(|| {
+            let run = st.transition_to_running();
+            if run == (ToRunning::Run { resumed: true }) {
+                // SAFETY: loom checks that this thread owns the stage.
+                let had = body.with_mut(|b| unsafe { std::mem::replace(&mut *b, false) });
+                assert!(had, "ran a body already dropped");
+                let _ = st.transition_to_complete(TaskState::Succeeded);
+            }
+            assert!(
+                !st.ref_dec(),
+                "a reference dropped twice: the queue's was the last"
+            );
+            run
+        });
+        assert!(
+            !st.ref_dec(),
+            "a reference dropped twice: the waker's was the last"
+        );
+        (woken, ran)
+    }
+
+    let outcomes = [
+        "cancelled parked, before any wake",
+        "cancelled queued, found done by its worker",
+        "asked while it ran",
+        "cancelled after its end",
+    ];
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(BTreeSet::new()));
+    let seen_in_model = seen.clone();
+    model(move || {
+        // The handle's, the scheduler's, the timer entry's, the waker's.
+        let st = running(4);
+        let body = Arc::new(UnsafeCell::new(true));
+        assert_eq!(st.transition_to_suspended(false), ToSuspended::Parked);
+        let wakers = [(); 2].map(|()| {
+            let (st, body) = (st.clone(), body.clone());
+            thread::spawn(move || wake_then_run(&st, &body))
+        });
+        let cancel = st.transition_to_cancelled();
+        if let ToCancelled::Cancelled { was, parked, .. } = cancel {
+            assert_eq!(was, TaskState::Suspended);
+            // SAFETY: loom checks that this thread owns the stage.
+            let had = body.with_mut(|b| unsafe { std::mem::replace(&mut *b, false) });
+            assert!(had, "dropped a body already run");
+            if parked {
+                assert!(
+                    !st.ref_dec(),
+                    "a reference dropped twice: the parked task's was the last"
+                );
+            }
+        }
+        let [timer, waker] = wakers.map(|w| w.join().unwrap());
+        let runs: Vec<&ToRunning> = [&timer.1, &waker.1].into_iter().flatten().collect();
+        assert!(runs.len() <= 1, "scheduled twice: {timer:?} {waker:?}");
+        let ran = runs.first() == Some(&&ToRunning::Run { resumed: true });
+        let s = st.load();
+        let outcome = match cancel {
+            ToCancelled::Cancelled { parked, .. } => {
+                // Before any wake (nothing to schedule after it), or after
+                // one, whose worker then finds it done.
+                assert_eq!(runs.is_empty(), parked, "{timer:?} {waker:?}");
+                assert!(!ran);
+                assert_eq!(s.lifecycle(), TaskState::Cancelled);
+                if parked {
+                    outcomes[0]
+                } else {
+                    outcomes[1]
+                }
+            }
+            // Woken and started first: the cancel only asked, or came
+            // after the end.
+            ToCancelled::Requested | ToCancelled::AlreadyDone => {
+                assert!(ran, "{cancel:?} {timer:?} {waker:?}");
+                assert_eq!(s.lifecycle(), TaskState::Succeeded);
+                if cancel == ToCancelled::Requested {
+                    outcomes[2]
+                } else {
+                    outcomes[3]
+                }
+            }
+        };
+        // SAFETY: the joins ordered every write before this read.
+        assert!(
+            !body.with(|b| unsafe { *b }),
+            "the body was neither run nor dropped"
+        );
+        assert!(!s.is_scheduled(), "a done task left scheduled: {s:?}");
+        assert_eq!(s.ref_count(), 1, "only the handle's is left: {s:?}");
+        assert!(st.ref_dec());
+        seen_in_model.lock().unwrap().insert(outcome);
+    });
+    // Every path was taken by some execution (or nothing checked it).
+    let seen = seen.lock().unwrap();
+    for outcome in outcomes {
+        assert!(
+            seen.contains(outcome),
+            "never reached {outcome:?}: {seen:?}"
+        );
+    }
 }
