@@ -163,8 +163,19 @@ impl GroupCore {
         group
     }
 
+    /// True once this group or a group above it was cancelled. A cancel
+    /// sets the flags of the groups below one after the other: the walk up
+    /// sees it at once (a task spawned into a child after its parent's
+    /// cancel was seen never runs). Groups are rarely deep.
     pub(crate) fn is_cancelled(&self) -> bool {
-        self.cancel_flags.is_cancelled()
+        let mut group = Some(self);
+        while let Some(g) = group {
+            if g.cancel_flags.is_cancelled() {
+                return true;
+            }
+            group = g.parent.as_deref();
+        }
+        false
     }
 
     pub(crate) fn cancels_on_failure(&self) -> bool {

@@ -4,7 +4,7 @@
 //! paths that queue work on it: spawning and scheduling.
 
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{JoinHandle, Thread};
 use std::time::Instant;
@@ -78,6 +78,10 @@ pub(crate) struct Pool {
     /// Threads in a group wait now, and those of them parked
     /// (`notify_group_waiters`).
     group_waiters: AtomicUsize,
+    /// A parked group waiter asks for a wake-up: the next grouped end
+    /// takes the flag and wakes the parked waiters, the ends after it only
+    /// load it (`park_for_group`).
+    group_wake_wanted: AtomicBool,
     group_parked: Mutex<Vec<Thread>>,
     /// Groups no handle holds any more, kept until their tasks are done
     /// (`group.rs`, "Lifetime").
@@ -106,6 +110,7 @@ impl Pool {
             forks: fork::forks(),
             timer: Arc::new(Timer::default()),
             group_waiters: AtomicUsize::new(0),
+            group_wake_wanted: AtomicBool::new(false),
             group_parked: Mutex::new(Vec::new()),
             orphans: Mutex::new(Vec::new()),
         });
@@ -161,6 +166,11 @@ impl Pool {
     /// `deadline`, unless `done()` is already true once it is listed.
     pub(crate) fn park_for_group(&self, done: impl Fn() -> bool, deadline: Option<Instant>) {
         lock(&self.group_parked).push(std::thread::current());
+        // Store-then-load against an end (`notify_group_waiters`): either
+        // the finisher sees the flag and wakes us, or `done()` sees its
+        // end.
+        self.group_wake_wanted.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
         if !done() {
             match deadline {
                 None => std::thread::park(),
@@ -175,9 +185,14 @@ impl Pool {
     }
 
     /// After a grouped task's end was counted (`SeqCst`): wakes the threads
-    /// in group waits, if any. One load when there are none.
+    /// parked in group waits if one asked since the last wake-up. One load
+    /// when nobody waits, two while a woken waiter has not parked again:
+    /// the ends of a large group do not each take the lock.
     pub(crate) fn notify_group_waiters(&self) {
-        if self.group_waiters.load(Ordering::SeqCst) != 0 {
+        if self.group_waiters.load(Ordering::SeqCst) != 0
+            && self.group_wake_wanted.load(Ordering::SeqCst)
+            && self.group_wake_wanted.swap(false, Ordering::SeqCst)
+        {
             for thread in lock(&self.group_parked).iter() {
                 thread.unpark();
             }
