@@ -1,7 +1,7 @@
 //! Cancellation: asyncio's rules, and that a closure is dropped exactly once.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::{mpsc, Arc, Barrier};
 
 use wsrt::{Runtime, TaskError, TaskState};
 
@@ -143,4 +143,56 @@ fn cancel_races_start_and_exactly_one_wins() {
     assert_eq!(ran.load(Ordering::SeqCst) + cancelled_pending, N);
     assert_eq!(stats.cancelled as usize, cancelled_pending);
     assert_eq!(stats.succeeded as usize + cancelled_pending, N);
+}
+
+/// Signals that its drop began, then blocks until released.
+struct SlowDrop {
+    entered: mpsc::Sender<()>,
+    release: Arc<Barrier>,
+}
+impl Drop for SlowDrop {
+    fn drop(&mut self) {
+        self.entered.send(()).unwrap();
+        self.release.wait();
+    }
+}
+
+#[test]
+fn a_cancelled_task_is_done_only_after_its_closure_was_dropped() {
+    let busy = busy_runtime();
+    let (entered_tx, entered) = mpsc::channel();
+    let release = Arc::new(Barrier::new(2));
+    let guard = SlowDrop {
+        entered: entered_tx,
+        release: release.clone(),
+    };
+    let t = busy.rt.spawn(move || {
+        let _guard = &guard;
+    });
+    let canceller = {
+        let t = t.clone();
+        std::thread::spawn(move || t.cancel())
+    };
+    entered.recv().unwrap();
+    // The closure is being dropped on the canceller's thread: the task is
+    // not done yet, so a wait would wait, and a callback added now runs
+    // after the drop, not before.
+    assert!(!t.is_done());
+    assert!(!t.wait_timeout(std::time::Duration::ZERO));
+    let ran_at = Arc::new(AtomicUsize::new(0));
+    let r = ran_at.clone();
+    t.on_done(move |_| {
+        r.store(1, Ordering::SeqCst);
+    });
+    assert_eq!(
+        ran_at.load(Ordering::SeqCst),
+        0,
+        "a callback ran before the drop ended"
+    );
+    release.wait();
+    assert!(canceller.join().unwrap());
+    assert_eq!(t.state(), TaskState::Cancelled);
+    assert_eq!(ran_at.load(Ordering::SeqCst), 1);
+    busy.release.wait();
+    busy.blocker.join().unwrap();
 }

@@ -242,7 +242,11 @@ pub extern "C" fn wsrt_task_cancel_requested(t: *const wsrt_task) -> bool {
 ///
 /// Done task: returns false, changes nothing. PENDING or SUSPENDED: returns
 /// true and the task is CANCELLED before this returns; its function is not
-/// called (again), its `arg_drop` and done-callbacks run on this thread.
+/// called (again), its `arg_drop` and done-callbacks run on this thread,
+/// in that order: the task is not done until its `arg_drop` has returned,
+/// so a wait, or a callback added meanwhile, comes after it. Another
+/// thread's cancel of the same task at that moment returns false once the
+/// task is CANCELLED.
 /// RUNNING: returns true and sets the cancel-requested flag; the function
 /// decides. False for NULL, and for a task of a runtime inherited through
 /// `fork()` (in the child nothing of it can change). Thread-safe.

@@ -45,6 +45,10 @@ pub(crate) struct Here {
     lane: Cell<Option<OwnLane>>,
     /// The ids this thread gives the tasks it spawns (`task/id.rs`).
     ids: Ids,
+    /// The task whose cancel this thread is finishing (dropping its body),
+    /// if any: a cancel of it from its own `arg_drop` must not wait for
+    /// itself (`harness::cancel`).
+    cancelling: Cell<*const Header>,
 }
 
 /// What a task's run asked to be suspended for, recorded on its thread
@@ -89,6 +93,7 @@ thread_local! {
             heap: Cell::new(None),
             lane: Cell::new(None),
             ids: Ids::new(),
+            cancelling: Cell::new(ptr::null()),
         }
     };
 }
@@ -275,6 +280,24 @@ pub(crate) fn request_sleep(until: Option<Instant>) -> bool {
         drop(take(h.request.replace(request)));
         true
     })
+}
+
+/// Runs `f` (the drop of a claimed task's body) noting that this thread
+/// finishes `task`'s cancel.
+pub(crate) fn finishing_cancel_of<R>(task: NonNull<Header>, f: impl FnOnce() -> R) -> R {
+    struct Restore(*const Header);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            HERE.with(|h| h.cancelling.set(self.0));
+        }
+    }
+    let _restore = Restore(HERE.with(|h| h.cancelling.replace(task.as_ptr())));
+    f()
+}
+
+/// True if this thread is finishing `task`'s cancel ([`finishing_cancel_of`]).
+pub(crate) fn is_finishing_cancel_of(task: NonNull<Header>) -> bool {
+    HERE.with(|h| ptr::eq(h.cancelling.get(), task.as_ptr()))
 }
 
 /// In a child after `fork()` (`fork.rs`): this thread is no worker and runs

@@ -23,7 +23,7 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::context::{Here, Scope, Suspension};
+use super::context::{self, Here, Scope, Suspension};
 use super::group::GroupCore;
 use super::job::JobRef;
 use super::pool::Pool;
@@ -329,10 +329,12 @@ unsafe fn suspend(
                 }
             }
         }
-        ToSuspended::Cancelled(now) => {
-            // A cancel request arrived while it ran: it ends here.
+        ToSuspended::Cancelled => {
+            // A cancel request arrived while it ran: it ends here, its
+            // body dropped before anyone can see it done.
             // SAFETY: we still own the stage.
             unsafe { (header.vtable.drop_body)(ptr) };
+            let now = header.state.transition_to_complete(TaskState::Cancelled);
             // SAFETY: we made the task final and hold a reference.
             unsafe { finish(ptr, pool, now) };
             // SAFETY: the scheduler's reference is ours to drop.
@@ -375,10 +377,20 @@ unsafe fn cancel(ptr: NonNull<Header>) -> bool {
         return false;
     }
     match header.state.transition_to_cancelled() {
-        ToCancelled::AlreadyDone => false,
+        ToCancelled::AlreadyDone => {
+            // Done, or another cancel claimed it and is dropping its body:
+            // wait for that one, so that a cancel that returns sees the
+            // task final (unless it is that drop, on this thread, which
+            // cancels its own task).
+            if header.state.load().is_claimed() && !context::is_finishing_cancel_of(ptr) {
+                let task = ManuallyDrop::new(TaskRef::from_header(ptr));
+                wait::block_until(&task, None, None);
+            }
+            false
+        }
         ToCancelled::Requested => true,
-        ToCancelled::Cancelled { was, parked, now } => {
-            // The task is final but not yet counted as done, so its pool
+        ToCancelled::Claimed { was, parked, now } => {
+            // The task is claimed, not yet counted as done, so its pool
             // cannot have finished shutting down nor its group been
             // reaped: both are alive until `finish` counts the task.
             // SAFETY: see above.
@@ -391,7 +403,9 @@ unsafe fn cancel(ptr: NonNull<Header>) -> bool {
                 }
             }
             // SAFETY: winning the transition gave us the stage.
-            unsafe { (header.vtable.drop_body)(ptr) };
+            context::finishing_cancel_of(ptr, || unsafe { (header.vtable.drop_body)(ptr) });
+            // Final only now: whoever sees it done sees its `arg_drop` run.
+            let now = header.state.finish_cancel();
             // SAFETY: we made the task final and hold a reference.
             unsafe { finish(ptr, pool, now) };
             if parked {
@@ -411,17 +425,18 @@ unsafe fn cancel(ptr: NonNull<Header>) -> bool {
 unsafe fn cancel_queued(ptr: NonNull<Header>, pool: &Pool, here: Option<&WorkerThread>) {
     // SAFETY: the caller's reference keeps the header alive.
     let header = unsafe { ptr.as_ref() };
-    if let ToCancelled::Cancelled { was, parked, now } = header.state.transition_to_cancelled() {
+    if let ToCancelled::Claimed { was, parked, now } = header.state.transition_to_cancelled() {
         debug_assert!(!parked, "a queued task is scheduled, not parked");
         if was == TaskState::Suspended {
             pool.count_at(here, Counter::Unsuspends);
-            // SAFETY: final, not counted done: the group is alive.
+            // SAFETY: claimed, not counted done: the group is alive.
             if let Some(group) = unsafe { group_of(header, now) } {
                 group.count(who(pool, here), Counter::Unsuspends);
             }
         }
         // SAFETY: winning the transition gave us the stage.
-        unsafe { (header.vtable.drop_body)(ptr) };
+        context::finishing_cancel_of(ptr, || unsafe { (header.vtable.drop_body)(ptr) });
+        let now = header.state.finish_cancel();
         // SAFETY: we made the task final and hold a reference.
         unsafe { finish(ptr, pool, now) };
     }

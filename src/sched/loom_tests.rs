@@ -114,16 +114,27 @@ impl Task {
     }
 }
 
-/// `harness::cancel` (`TaskRef::cancel`): whoever wins PENDING/SUSPENDED
-/// → CANCELLED owns the stage and drops the body, and, if the task was
-/// parked, the scheduler's reference it kept.
+/// `harness::cancel` (`TaskRef::cancel`): whoever claims a PENDING or
+/// SUSPENDED task owns the stage, drops the body, makes it CANCELLED, and,
+/// if the task was parked, drops the scheduler's reference it kept.
+/// A cancel that finds the task claimed by another waits until that one
+/// made it final (`harness::cancel` parks; here, a loom yield loop).
 fn cancel(task: &Task) -> ToCancelled {
     let result = task.state.transition_to_cancelled();
-    if let ToCancelled::Cancelled { parked, .. } = result {
-        task.end_body(Stage::Dropped);
-        if parked {
-            task.drop_ref();
+    match result {
+        ToCancelled::Claimed { parked, .. } => {
+            task.end_body(Stage::Dropped);
+            let _ = task.state.finish_cancel();
+            if parked {
+                task.drop_ref();
+            }
         }
+        ToCancelled::AlreadyDone => {
+            while task.state.load().is_claimed() {
+                thread::yield_now();
+            }
+        }
+        ToCancelled::Requested => {}
     }
     result
 }
@@ -157,15 +168,16 @@ fn park(task: &Task, flags: &CancelFlags) -> &'static str {
             // flag (after the note).
             if !flags.is_cancelled() {
                 "parked, flag not seen"
-            } else if let ToCancelled::Cancelled { .. } = cancel(task) {
+            } else if let ToCancelled::Claimed { .. } = cancel(task) {
                 "parked, then cancelled itself"
             } else {
                 "parked, flag seen after the walk cancelled it"
             }
         }
-        ToSuspended::Cancelled(_) => {
-            // The walk asked while it ran: it ends here.
+        ToSuspended::Cancelled => {
+            // The walk asked while it ran: it ends here, the body first.
             task.end_body(Stage::Dropped);
+            let _ = task.state.transition_to_complete(TaskState::Cancelled);
             task.drop_ref();
             "cancelled at its suspend (the walk asked)"
         }

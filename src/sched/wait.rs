@@ -110,7 +110,11 @@ fn precheck(task: &TaskRef) -> Result<(Option<&'static WorkerThread>, u64), Wait
 
 /// Parks this thread until `task` is done or `deadline`, running nothing.
 /// A worker first lets a sleeper take the jobs it has queued.
-fn block_until(task: &TaskRef, worker: Option<&WorkerThread>, deadline: Option<Instant>) -> bool {
+pub(crate) fn block_until(
+    task: &TaskRef,
+    worker: Option<&WorkerThread>,
+    deadline: Option<Instant>,
+) -> bool {
     if task.is_done() {
         return true;
     }

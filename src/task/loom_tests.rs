@@ -77,9 +77,11 @@ fn loom_cancel_races_start_exactly_one_wins() {
                 assert_eq!(s.lifecycle(), TaskState::Running);
                 assert!(s.is_cancel_requested());
             }
-            (ToRunning::Done, ToCancelled::Cancelled { was, .. }) => {
+            (ToRunning::Done, ToCancelled::Claimed { was, .. }) => {
                 assert_eq!(was, TaskState::Pending);
-                assert_eq!(st.load().lifecycle(), TaskState::Cancelled);
+                // Claimed: not done until the canceller makes it final.
+                assert!(!st.load().is_done());
+                assert_eq!(st.finish_cancel().lifecycle(), TaskState::Cancelled);
             }
             (run, cancel) => panic!("both or neither won: {run:?} {cancel:?}"),
         }
@@ -101,7 +103,7 @@ fn loom_cancel_races_complete() {
         match cancel {
             ToCancelled::Requested => assert!(s.is_cancel_requested()),
             ToCancelled::AlreadyDone => assert!(!s.is_cancel_requested()),
-            ToCancelled::Cancelled { .. } => panic!("cancelled a running task"),
+            ToCancelled::Claimed { .. } => panic!("cancelled a running task"),
         }
     });
 }
@@ -277,16 +279,17 @@ fn loom_cancel_races_wake_of_a_suspended_task() {
         let woken = waker.join().unwrap();
         assert!(matches!(
             cancel,
-            ToCancelled::Cancelled {
+            ToCancelled::Claimed {
                 was: TaskState::Suspended,
                 ..
             }
         ));
         if woken == ToNotified::Schedule {
-            // Queued before the cancel: the worker that pops it finds it done.
+            // Queued before the cancel: the worker that pops it finds it
+            // claimed (and leaves it to the canceller).
             assert_eq!(st.transition_to_running(), ToRunning::Done);
         }
-        assert_eq!(st.load().lifecycle(), TaskState::Cancelled);
+        assert_eq!(st.finish_cancel().lifecycle(), TaskState::Cancelled);
     });
 }
 
@@ -362,11 +365,13 @@ fn loom_timer_and_a_waker_race_a_cancel_of_a_sleeping_task() {
             thread::spawn(move || wake_then_run(&st, &body))
         });
         let cancel = st.transition_to_cancelled();
-        if let ToCancelled::Cancelled { was, parked, .. } = cancel {
+        if let ToCancelled::Claimed { was, parked, .. } = cancel {
             assert_eq!(was, TaskState::Suspended);
             // SAFETY: loom checks that this thread owns the stage.
             let had = body.with_mut(|b| unsafe { std::mem::replace(&mut *b, false) });
             assert!(had, "dropped a body already run");
+            // Final only once the body is gone (its `arg_drop` ran).
+            let _ = st.finish_cancel();
             if parked {
                 assert!(
                     !st.ref_dec(),
@@ -380,7 +385,7 @@ fn loom_timer_and_a_waker_race_a_cancel_of_a_sleeping_task() {
         let ran = runs.first() == Some(&&ToRunning::Run { resumed: true });
         let s = st.load();
         let outcome = match cancel {
-            ToCancelled::Cancelled { parked, .. } => {
+            ToCancelled::Claimed { parked, .. } => {
                 // Before any wake (nothing to schedule after it), or after
                 // one, whose worker then finds it done.
                 assert_eq!(runs.is_empty(), parked, "{timer:?} {waker:?}");

@@ -310,13 +310,14 @@ unsafe fn run<B: Body>(ptr: NonNull<Header>) -> Ran {
 pub(crate) unsafe fn cancel_unscheduled(ptr: NonNull<Header>) {
     // SAFETY: the caller's reference keeps the header alive.
     let header = unsafe { ptr.as_ref() };
-    let cancelled = matches!(
+    let claimed = matches!(
         header.state.transition_to_cancelled(),
-        ToCancelled::Cancelled { .. }
+        ToCancelled::Claimed { .. }
     );
-    debug_assert!(cancelled);
+    debug_assert!(claimed);
     // SAFETY: nobody else can reach the task; we own the stage.
     unsafe { (header.vtable.drop_body)(ptr) };
+    let _ = header.state.finish_cancel();
 }
 
 /// [`Schedule::cancel`], through the task's vtable.

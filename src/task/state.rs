@@ -6,10 +6,11 @@
 //! CAS loop whose precondition and effect can be read in one place.
 //!
 //! ```text
-//!  63             23 22  21  20 19 18  17  16  15    7  6   5   4   3   2..0
-//! +-----------------+---+---+---+-----+---+---+-------+---+---+---+---+------+
-//! | reference count | I | H | G |kind | F | U | shard | T | C | X | S | life |
-//! +-----------------+---+---+---+-----+---+---+-------+---+---+---+---+------+
+//!  63             25  24  23  22  21  20 19 18  17  16  15    7  6   5   4   3   2..0
+//! +-----------------+---+---+---+---+---+-----+---+---+-------+---+---+---+---+------+
+//! | reference count | K | R | I | H | G |kind | F | U | shard | T | C | X | S | life |
+//! +-----------------+---+---+---+---+---+-----+---+---+-------+---+---+---+---+------+
+//!   K = CLAIMED (a cancel owns the stage), R = ISOLATION_ROOT;
 //!   I, H, G = ISOLATED, SHIELDED, GROUPED (set at spawn, never changed);
 //!   kind, F, U = the first callback's slot: its kind, SLOT_FULL, SLOT_USED;
 //!   shard = task-list shard (immutable), T = TAKEN, C = CALLBACKS,
@@ -97,7 +98,12 @@ const ISOLATED: u64 = 1 << 22;
 /// isolated with its id as their tag, and its spawns carry that tag
 /// (`sched/wait.rs`). Set once, by the first isolated wait; never cleared.
 const ISOLATION_ROOT: u64 = 1 << 23;
-const REF_SHIFT: u32 = 24;
+/// A cancel won the stage of a PENDING or SUSPENDED task: nobody runs or
+/// wakes it any more, and it is not done until the canceller has dropped
+/// its body (so its `arg_drop` comes before anything that sees it done:
+/// a wait, a done-callback). Cleared when it is made final.
+const CLAIMED: u64 = 1 << 24;
+const REF_SHIFT: u32 = 25;
 /// One reference in the count.
 const REF_ONE: u64 = 1 << REF_SHIFT;
 const REF_MASK: u64 = !(REF_ONE - 1);
@@ -166,6 +172,10 @@ impl Snapshot {
     pub(crate) fn is_isolation_root(self) -> bool {
         self.0 & ISOLATION_ROOT != 0
     }
+    /// A cancel owns the task's stage and will make it final.
+    pub(crate) fn is_claimed(self) -> bool {
+        self.0 & CLAIMED != 0
+    }
     fn set_flag(&mut self, flag: u64, on: bool) {
         if on {
             self.0 |= flag;
@@ -211,19 +221,21 @@ pub(crate) enum ToSuspended {
     Parked,
     /// SUSPENDED and scheduled: the caller pushes the task back on a queue.
     Reschedule,
-    /// A cancel was requested while it ran: the task is now CANCELLED and the
-    /// caller still owns the stage, to finish it.
-    Cancelled(Snapshot),
+    /// A cancel was requested while it ran: the task stays RUNNING and the
+    /// caller, which still owns the stage, drops the body and then ends it
+    /// CANCELLED (`transition_to_complete`).
+    Cancelled,
 }
 
 /// Result of [`State::transition_to_cancelled`].
 #[must_use]
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum ToCancelled {
-    /// It was PENDING or SUSPENDED (`was`) and is CANCELLED now; the caller
-    /// owns the stage and must finish the task (drop the closure, run
-    /// callbacks).
-    Cancelled {
+    /// It was PENDING or SUSPENDED (`was`) and is CLAIMED now: no one runs
+    /// or wakes it any more, and it is not done yet. The caller owns the
+    /// stage: it drops the body, then makes the task final
+    /// ([`State::finish_cancel`]) and finishes it (callbacks).
+    Claimed {
         was: TaskState,
         /// It was SUSPENDED and unscheduled: the caller now also owns the
         /// scheduler reference the parked task kept.
@@ -232,7 +244,7 @@ pub(crate) enum ToCancelled {
     },
     /// It is running: the request flag is set, the function decides.
     Requested,
-    /// It was already done; nothing changed.
+    /// It was already done, or another cancel claimed it; nothing changed.
     AlreadyDone,
 }
 
@@ -320,7 +332,7 @@ impl State {
     pub(crate) fn transition_to_running(&self) -> ToRunning {
         let mut resumed = false;
         let result = self.fetch_update(|mut s| {
-            if s.is_done() {
+            if s.is_done() || s.is_claimed() {
                 return Err(());
             }
             debug_assert!(s.is_scheduled(), "ran an unscheduled task: {s:?}");
@@ -343,24 +355,25 @@ impl State {
     /// again right away (a plain yield); otherwise the task waits for a wake.
     /// A pending cancel request ends the task CANCELLED instead.
     pub(crate) fn transition_to_suspended(&self, reschedule: bool) -> ToSuspended {
-        let next = self
-            .fetch_update::<()>(|mut s| {
-                debug_assert_eq!(s.lifecycle(), TaskState::Running);
-                if s.is_cancel_requested() {
-                    s.set_lifecycle(TaskState::Cancelled);
-                    s.set_scheduled(false);
-                } else {
-                    s.set_lifecycle(TaskState::Suspended);
-                    if reschedule {
-                        s.set_scheduled(true);
-                    }
+        let next = self.fetch_update::<()>(|mut s| {
+            debug_assert_eq!(s.lifecycle(), TaskState::Running);
+            if s.is_cancel_requested() {
+                // Stays RUNNING: the runner drops the body, then ends
+                // it (`transition_to_complete`).
+                return Err(());
+            } else {
+                s.set_lifecycle(TaskState::Suspended);
+                if reschedule {
+                    s.set_scheduled(true);
                 }
-                Ok(s)
-            })
-            .unwrap_or_else(|()| unreachable!());
-        if next.is_done() {
-            ToSuspended::Cancelled(next)
-        } else if next.is_scheduled() {
+            }
+            Ok(s)
+        });
+        let next = match next {
+            Ok(next) => next,
+            Err(()) => return ToSuspended::Cancelled,
+        };
+        if next.is_scheduled() {
             ToSuspended::Reschedule
         } else {
             ToSuspended::Parked
@@ -385,10 +398,11 @@ impl State {
         let mut was = TaskState::Pending;
         let mut parked = false;
         let result = self.fetch_update(|mut s| match s.lifecycle() {
+            _ if s.is_claimed() => Err(()),
             life @ (TaskState::Pending | TaskState::Suspended) => {
                 was = life;
                 parked = life == TaskState::Suspended && !s.is_scheduled();
-                s.set_lifecycle(TaskState::Cancelled);
+                s.set_flag(CLAIMED, true);
                 s.set_scheduled(false);
                 Ok(s)
             }
@@ -399,16 +413,29 @@ impl State {
             _ => Err(()),
         });
         match result {
-            Ok(now) if now.is_done() => ToCancelled::Cancelled { was, parked, now },
+            Ok(now) if now.is_claimed() => ToCancelled::Claimed { was, parked, now },
             Ok(_) => ToCancelled::Requested,
             Err(()) => ToCancelled::AlreadyDone,
         }
     }
 
+    /// After [`transition_to_cancelled`](Self::transition_to_cancelled)
+    /// claimed the task and its body was dropped: CANCELLED, final. Returns
+    /// the final word (its callbacks are the ones to run).
+    pub(crate) fn finish_cancel(&self) -> Snapshot {
+        self.fetch_update::<()>(|mut s| {
+            debug_assert!(s.is_claimed(), "finished a cancel never claimed: {s:?}");
+            s.set_flag(CLAIMED, false);
+            s.set_lifecycle(TaskState::Cancelled);
+            Ok(s)
+        })
+        .unwrap_or_else(|()| unreachable!())
+    }
+
     /// A wake-up (an awaited task finished, or a `Waker` fired).
     pub(crate) fn transition_to_notified(&self) -> ToNotified {
         let result = self.fetch_update(|mut s| {
-            if s.is_done() || s.is_scheduled() {
+            if s.is_done() || s.is_scheduled() || s.is_claimed() {
                 return Err(());
             }
             s.set_scheduled(true);
@@ -617,12 +644,19 @@ mod tests {
     }
 
     #[test]
-    fn cancel_pending_is_immediate_and_wins_over_start() {
+    fn cancel_pending_claims_it_then_makes_it_final_and_wins_over_start() {
         let st = pending();
         assert!(
-            matches!(st.transition_to_cancelled(), ToCancelled::Cancelled { was: TaskState::Pending, parked: false, now } if now.lifecycle() == TaskState::Cancelled)
+            matches!(st.transition_to_cancelled(), ToCancelled::Claimed { was: TaskState::Pending, parked: false, now } if now.lifecycle() == TaskState::Pending && now.is_claimed())
         );
+        // Claimed: not done, never run, never woken, not cancelled twice.
+        assert!(!st.load().is_done());
         assert_eq!(st.transition_to_running(), ToRunning::Done);
+        assert_eq!(st.transition_to_notified(), ToNotified::Nothing);
+        assert_eq!(st.transition_to_cancelled(), ToCancelled::AlreadyDone);
+        let now = st.finish_cancel();
+        assert_eq!(now.lifecycle(), TaskState::Cancelled);
+        assert!(!now.is_claimed());
         assert_eq!(st.transition_to_cancelled(), ToCancelled::AlreadyDone);
     }
 
@@ -693,8 +727,9 @@ mod tests {
         let st = pending();
         assert!(matches!(
             st.transition_to_cancelled(),
-            ToCancelled::Cancelled { .. }
+            ToCancelled::Claimed { .. }
         ));
+        let _ = st.finish_cancel();
         assert_eq!(st.transition_to_notified(), ToNotified::Nothing);
         assert_eq!(st.load().lifecycle(), TaskState::Cancelled);
     }
@@ -706,7 +741,7 @@ mod tests {
         assert_eq!(st.transition_to_suspended(false), ToSuspended::Parked);
         assert!(matches!(
             st.transition_to_cancelled(),
-            ToCancelled::Cancelled {
+            ToCancelled::Claimed {
                 was: TaskState::Suspended,
                 parked: true,
                 ..
@@ -720,9 +755,11 @@ mod tests {
         let st = pending();
         assert!(matches!(st.transition_to_running(), ToRunning::Run { .. }));
         assert_eq!(st.transition_to_cancelled(), ToCancelled::Requested);
-        assert!(
-            matches!(st.transition_to_suspended(true), ToSuspended::Cancelled(s) if s.lifecycle() == TaskState::Cancelled)
-        );
+        // It stays RUNNING: the runner drops the body, then ends it.
+        assert_eq!(st.transition_to_suspended(true), ToSuspended::Cancelled);
+        assert_eq!(st.load().lifecycle(), TaskState::Running);
+        let now = st.transition_to_complete(TaskState::Cancelled);
+        assert_eq!(now.lifecycle(), TaskState::Cancelled);
     }
 
     #[test]
@@ -730,9 +767,13 @@ mod tests {
         let st = pending();
         assert!(st.set_callbacks());
         assert!(st.load().has_callbacks());
-        assert!(
-            matches!(st.transition_to_cancelled(), ToCancelled::Cancelled { now, .. } if now.has_callbacks())
-        );
+        assert!(matches!(
+            st.transition_to_cancelled(),
+            ToCancelled::Claimed { .. }
+        ));
+        // While claimed a callback may still be added: the final word has it.
+        assert!(st.set_callbacks());
+        assert!(st.finish_cancel().has_callbacks());
         assert!(!st.set_callbacks());
     }
 
@@ -788,18 +829,22 @@ mod tests {
     fn a_done_task_refuses_the_slot_and_its_finisher_keeps_a_published_entry() {
         // Done first: the adder keeps its entry.
         let st = pending();
-        assert!(
-            matches!(st.transition_to_cancelled(), ToCancelled::Cancelled { now, .. } if now.slot().is_none())
-        );
+        assert!(matches!(
+            st.transition_to_cancelled(),
+            ToCancelled::Claimed { .. }
+        ));
+        assert_eq!(st.finish_cancel().slot(), None);
         assert_eq!(st.publish_slot(1), PublishSlot::Done);
         assert_eq!(st.load().slot(), None);
 
         // Published, then done: the final state carries it, removal fails.
         let st = pending();
         assert_eq!(st.publish_slot(3), PublishSlot::Published);
-        assert!(
-            matches!(st.transition_to_cancelled(), ToCancelled::Cancelled { now, .. } if now.slot() == Some(3))
-        );
+        assert!(matches!(
+            st.transition_to_cancelled(),
+            ToCancelled::Claimed { .. }
+        ));
+        assert_eq!(st.finish_cancel().slot(), Some(3));
         assert!(!st.unpublish_slot());
         assert_eq!(st.publish_slot(0), PublishSlot::Done);
     }
