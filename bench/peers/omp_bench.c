@@ -1,7 +1,8 @@
 /*
  * OpenMP tasks (gcc -fopenmp, libgomp) on the BENCH.md workloads, as a peer
  * for bench/src/main.rs. One thread per CPU; the "main thread" is the one
- * running the `single` block. Usage and output format: common.h.
+ * running the `single` block (oversubscribed: as many threads as it is told).
+ * Usage and output format: common.h.
  *
  * Not here: spawn_wait, cancel, callbacks (no task handles in OpenMP) and
  * memory (libgomp runs tasks at once instead of queueing more than about
@@ -18,7 +19,9 @@ static void add_one(void) {
     g_hits.v++;
 }
 
-static int threads(void) { return (int)num_cpus(); }
+static int g_threads; /* 0: one thread per CPU (oversubscribed sets more) */
+
+static int threads(void) { return g_threads ? g_threads : (int)num_cpus(); }
 
 /* detached N: the single thread creates N tasks; the barrier waits for them. */
 static void w_detached(const long *p) {
@@ -60,6 +63,13 @@ static void w_fib(const long *p) {
 
 static void w_fib_cutoff(const long *p) {
     run_fib_cutoff(p[0], p[1], fib_parallel);
+}
+
+/* oversubscribed N CUTOFF THREADS: fib_cutoff in a parallel region of THREADS threads. */
+static void w_oversubscribed(const long *p) {
+    g_threads = (int)p[2];
+    run_fib_cutoff(p[0], p[1], fib_parallel);
+    g_threads = 0;
 }
 
 /* nested CHILDREN LEAVES: root task -> children tasks -> leaf tasks, each level waits. */
@@ -156,6 +166,7 @@ static void w_wake_latency(const long *p) {
 int main(int argc, char **argv) {
     static const struct workload table[] = {
         {"detached", w_detached}, {"fib", w_fib},       {"fib_cutoff", w_fib_cutoff},
+        {"oversubscribed", w_oversubscribed},
         {"nested", w_nested},     {"idle_cpu", w_idle_cpu}, {"bursty", w_bursty},
         {"wake_latency", w_wake_latency},
     };

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <vector>
 
+#include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/task_arena.h>
 #include <oneapi/tbb/task_group.h>
 
@@ -50,6 +51,26 @@ static void w_fib(const long *p) {
 
 static void w_fib_cutoff(const long *p) {
     run_fib_cutoff(p[0], p[1], fib_task);
+}
+
+/* oversubscribed N CUTOFF THREADS: fib_cutoff in an arena of THREADS threads (the
+ * main thread one of them; global_control lets TBB make more workers than CPUs). */
+static tbb::task_arena *g_arena;
+
+static uint64_t fib_in_arena(long n) {
+    uint64_t r = 0;
+    g_arena->execute([&] { r = fib_task(n); });
+    return r;
+}
+
+static void w_oversubscribed(const long *p) {
+    int threads = (int)p[2];
+    tbb::global_control limit(tbb::global_control::max_allowed_parallelism, (size_t)threads);
+    tbb::task_arena arena(threads);
+    arena.initialize();
+    g_arena = &arena;
+    run_fib_cutoff(p[0], p[1], fib_in_arena);
+    g_arena = nullptr;
 }
 
 template <typename F>
@@ -137,6 +158,7 @@ static void w_memory(const long *p) {
 int main(int argc, char **argv) {
     static const struct workload table[] = {
         {"detached", w_detached}, {"fib", w_fib},           {"fib_cutoff", w_fib_cutoff},
+        {"oversubscribed", w_oversubscribed},
         {"nested", w_nested},     {"idle_cpu", w_idle_cpu}, {"bursty", w_bursty},
         {"wake_latency", w_wake_latency}, {"memory", w_memory},
     };

@@ -1,7 +1,8 @@
 /*
  * wsrt through its C ABI: the BENCH.md workloads, for bench/src/main.rs.
  * Built by build.sh against include/wsrt.h and target/release/libwsrt.so.
- * Usage and output format: common.h. Every runtime has one worker per CPU.
+ * Usage and output format: common.h. Every runtime has one worker per CPU
+ * (oversubscribed: as many as it is told).
  */
 #include "common.h"
 
@@ -21,12 +22,15 @@ static struct { ALONE atomic_ulong v; } g_hits;      /* what the tiny tasks incr
 static struct { ALONE atomic_ulong v; } g_drops;     /* arg_drop calls */
 static struct { ALONE atomic_ulong v; } g_callbacks; /* done-callback calls */
 
-static void rt_start(void) {
-    CHECK(wsrt_runtime_new(0, &g_rt));
+/* A runtime of `workers` threads (0: one per CPU), counters reset. */
+static void rt_start_of(size_t workers) {
+    CHECK(wsrt_runtime_new(workers, &g_rt));
     atomic_store(&g_hits.v, 0);
     atomic_store(&g_drops.v, 0);
     atomic_store(&g_callbacks.v, 0);
 }
+
+static void rt_start(void) { rt_start_of(0); }
 
 static void rt_free(void) {
     CHECK(wsrt_runtime_free(g_rt));
@@ -51,13 +55,15 @@ static void wait_release(wsrt_task *t) {
     wsrt_task_release(t);
 }
 
-/* Spawns n tasks with handles, then waits for and releases each. */
-static void spawn_and_wait(long n, wsrt_task_fn fn) {
+/* Spawns n tasks with handles (and `opts`), then waits for and releases each. */
+static void spawn_and_wait_opts(long n, wsrt_task_fn fn, const wsrt_spawn_opts *opts) {
     wsrt_task **h = xmalloc((size_t)n * sizeof *h);
-    for (long i = 0; i < n; i++) h[i] = spawn_handle(fn, NULL, NULL);
+    for (long i = 0; i < n; i++) h[i] = spawn_handle(fn, NULL, opts);
     for (long i = 0; i < n; i++) wait_release(h[i]);
     free(h);
 }
+
+static void spawn_and_wait(long n, wsrt_task_fn fn) { spawn_and_wait_opts(n, fn, NULL); }
 
 /* Waits (without spinning) until the counter reaches n. */
 static void wait_count(atomic_ulong *c, unsigned long n) {
@@ -170,6 +176,13 @@ static void w_fib_cutoff(const long *p) {
     rt_free();
 }
 
+/* oversubscribed N CUTOFF WORKERS: fib_cutoff on a runtime of WORKERS threads. */
+static void w_oversubscribed(const long *p) {
+    rt_start_of((size_t)p[2]);
+    run_fib_cutoff(p[0], p[1], fib_parallel);
+    rt_free();
+}
+
 /* nested CHILDREN LEAVES: a root task spawns children, each spawns leaves (handles). */
 static long g_children, g_leaves;
 
@@ -228,6 +241,49 @@ static void w_cancel(const long *p) {
     free(h);
 }
 
+/* group_cancel N: every worker blocked; N tasks (with arg_drop) spawned into one
+ * group without handles, one group cancel, the gate opened, the group's wait (the
+ * workers end the cancelled tasks as they pop them). Every task must end CANCELLED. */
+static void w_group_cancel(const long *p) {
+    long n = p[0];
+    static char arg; /* a non-NULL arg for arg_drop */
+    rt_start();
+    wsrt_group *g = NULL;
+    CHECK(wsrt_group_new(g_rt, NULL, 0, &g));
+    wsrt_spawn_opts opts = {0};
+    opts.arg_drop = count_drop;
+    opts.group = g;
+    block_workers();
+    for (long i = 0; i < n; i++) CHECK(wsrt_spawn(g_rt, add_one, &arg, &opts, NULL));
+    uint64_t t0 = now_ns(); /* the cancel and the wait (the cancel row times spawn + cancel) */
+    int first = wsrt_group_cancel(g);
+    open_gate();
+    CHECK(wsrt_group_wait(g, -1));
+    uint64_t t1 = now_ns();
+    /* Once the wait returned every end is counted, each arg_drop before its end. */
+    wsrt_group_counts c;
+    CHECK(wsrt_group_stats(g, &c));
+    unsigned long drops = atomic_load(&g_drops.v);
+    wsrt_group_release(g);
+    rt_free();
+    report("ns=%llu count=%ld ok=%d drops=%lu cancelled=%llu ran=%lu", (unsigned long long)(t1 - t0), n,
+           first && (long)c.spawned == n && (long)c.cancelled == n && (long)drops == n &&
+               atomic_load(&g_hits.v) == 0,
+           drops, (unsigned long long)c.cancelled, atomic_load(&g_hits.v));
+}
+
+/* Reports a run of `measured` (ns, *ok) paired with a spawn_wait run right before
+ * or after it (the order alternates with *runs) in this process: the target is
+ * the ratio of the two, and this host changes speed between processes. */
+static void report_paired_with_spawn_wait(long n, uint64_t (*measured)(long, int *), long *runs) {
+    int first = (*runs)++ % 2 == 0, ok_m, ok_sw;
+    uint64_t sw = first ? spawn_wait_run(n, &ok_sw) : 0;
+    uint64_t m = measured(n, &ok_m);
+    if (!first) sw = spawn_wait_run(n, &ok_sw);
+    report("ns=%llu count=%ld spawn_wait_ns=%llu ok=%d", (unsigned long long)m, n,
+           (unsigned long long)sw, ok_m && ok_sw);
+}
+
 /* callbacks N: spawn_wait with one done-callback added to each task. */
 static void on_done(wsrt_task *t, void *user) {
     (void)t;
@@ -251,18 +307,36 @@ static uint64_t callbacks_run(long n, int *ok) {
     return t1 - t0;
 }
 
-/* Each run also measures spawn_wait, right before or after (the order
- * alternates), in this process: the target is the ratio of the two, and
- * this host changes speed between processes. */
+/* Each run also measures spawn_wait, right before or after. */
 static void w_callbacks(const long *p) {
     static long runs;
-    long n = p[0];
-    int first = runs++ % 2 == 0, ok_cb, ok_sw;
-    uint64_t sw = first ? spawn_wait_run(n, &ok_sw) : 0;
-    uint64_t cb = callbacks_run(n, &ok_cb);
-    if (!first) sw = spawn_wait_run(n, &ok_sw);
-    report("ns=%llu count=%ld spawn_wait_ns=%llu ok=%d", (unsigned long long)cb, n,
-           (unsigned long long)sw, ok_cb && ok_sw);
+    report_paired_with_spawn_wait(p[0], callbacks_run, &runs);
+}
+
+/* grouped_spawn N: spawn_wait with every task spawned into one group. */
+static uint64_t grouped_spawn_run(long n, int *ok) {
+    rt_start();
+    wsrt_group *g = NULL;
+    CHECK(wsrt_group_new(g_rt, NULL, 0, &g));
+    wsrt_spawn_opts opts = {0};
+    opts.group = g;
+    uint64_t t0 = now_ns();
+    spawn_and_wait_opts(n, add_one, &opts);
+    uint64_t t1 = now_ns();
+    /* A task wait may return a moment before its task's end is counted. */
+    CHECK(wsrt_group_wait(g, -1));
+    wsrt_group_counts c;
+    CHECK(wsrt_group_stats(g, &c));
+    *ok = (long)atomic_load(&g_hits.v) == n && (long)c.spawned == n && (long)c.succeeded == n;
+    wsrt_group_release(g);
+    rt_free();
+    return t1 - t0;
+}
+
+/* Each run also measures spawn_wait, right before or after, as callbacks does. */
+static void w_grouped_spawn(const long *p) {
+    static long runs;
+    report_paired_with_spawn_wait(p[0], grouped_spawn_run, &runs);
 }
 
 /* idle_cpu MILLIS SETTLE_MS: one task, then the runtime sits idle; CPU time of the process. */
@@ -316,6 +390,73 @@ static void w_wake_latency(const long *p) {
     free(lat);
 }
 
+/* timers N SHORTEST_US LONGEST_US: N tasks, each sleeping once (wsrt_sleep) for a
+ * time spread over [SHORTEST, LONGEST) µs, spawned at once with handles, then each
+ * waited; CPU time of the process over the run, and lateness (wake - deadline). */
+static long g_timer_n, g_timer_lo_us, g_timer_hi_us;
+static int64_t *g_deadline; /* per task: 0 before its first call */
+static int64_t *g_late;     /* per task: INT64_MIN until it woke */
+
+/* Task i's sleep: as timer_duration in bench/src/systems.rs (spread evenly, the
+ * order scrambled by a multiplicative step so that deadlines do not come in
+ * spawn order). */
+static int64_t timer_ns(long i) {
+    uint64_t n = (uint64_t)g_timer_n, k = (uint64_t)i * 7919u % n;
+    return (int64_t)((uint64_t)g_timer_lo_us * 1000u + k * (uint64_t)(g_timer_hi_us - g_timer_lo_us) * 1000u / n);
+}
+
+/* First call: sleep; second call (after the time): note the lateness, done. */
+static int32_t timer_task(void *arg, void **result) {
+    (void)result;
+    long i = (long)(intptr_t)arg;
+    if (g_deadline[i] == 0) {
+        int64_t d = timer_ns(i);
+        g_deadline[i] = (int64_t)now_ns() + d;
+        return wsrt_sleep(d);
+    }
+    g_late[i] = (int64_t)now_ns() - g_deadline[i];
+    atomic_fetch_add_explicit(&g_hits.v, 1, memory_order_relaxed);
+    return WSRT_TASK_OK;
+}
+
+static void w_timers(const long *p) {
+    long n = p[0];
+    g_timer_n = n;
+    g_timer_lo_us = p[1];
+    g_timer_hi_us = p[2];
+    g_deadline = xmalloc((size_t)n * sizeof *g_deadline);
+    g_late = xmalloc((size_t)n * sizeof *g_late);
+    for (long i = 0; i < n; i++) {
+        g_deadline[i] = 0;
+        g_late[i] = INT64_MIN;
+    }
+    wsrt_task **h = xmalloc((size_t)n * sizeof *h);
+    rt_start();
+    double c0 = cpu_seconds();
+    uint64_t t0 = now_ns();
+    for (long i = 0; i < n; i++) h[i] = spawn_handle(timer_task, (void *)(intptr_t)i, NULL);
+    for (long i = 0; i < n; i++) wait_release(h[i]);
+    double c1 = cpu_seconds();
+    uint64_t t1 = now_ns();
+    rt_free();
+    /* A sleep that ended before its deadline fails the check. */
+    long woke = 0, early = 0;
+    uint64_t *late = xmalloc((size_t)n * sizeof *late);
+    for (long i = 0; i < n; i++) {
+        woke += g_late[i] != INT64_MIN;
+        early += g_late[i] != INT64_MIN && g_late[i] < 0;
+        late[i] = g_late[i] > 0 ? (uint64_t)g_late[i] : 0;
+    }
+    qsort(late, (size_t)n, sizeof *late, cmp_u64);
+    report("cpu_s=%.6f wall_s=%.6f p50_us=%.3f p99_us=%.3f count=%ld early=%ld ok=%d", c1 - c0,
+           (t1 - t0) / 1e9, late[n / 2] / 1e3, late[n * 99 / 100] / 1e3, n, early,
+           woke == n && early == 0 && (long)atomic_load(&g_hits.v) == n);
+    free(late);
+    free(h);
+    free(g_late);
+    free(g_deadline);
+}
+
 /* memory N: RSS growth for N pending tasks with handles (run in a fresh process). */
 static void w_memory(const long *p) {
     long n = p[0];
@@ -334,10 +475,14 @@ static void w_memory(const long *p) {
 
 int main(int argc, char **argv) {
     static const struct workload table[] = {
-        {"spawn_wait", w_spawn_wait}, {"detached", w_detached},   {"fib", w_fib},
-        {"fib_cutoff", w_fib_cutoff}, {"nested", w_nested},       {"cancel", w_cancel},
-        {"callbacks", w_callbacks},   {"idle_cpu", w_idle_cpu},   {"bursty", w_bursty},
-        {"wake_latency", w_wake_latency}, {"memory", w_memory},
+        {"spawn_wait", w_spawn_wait},     {"detached", w_detached},
+        {"fib", w_fib},                   {"fib_cutoff", w_fib_cutoff},
+        {"oversubscribed", w_oversubscribed}, {"nested", w_nested},
+        {"cancel", w_cancel},             {"group_cancel", w_group_cancel},
+        {"callbacks", w_callbacks},       {"grouped_spawn", w_grouped_spawn},
+        {"idle_cpu", w_idle_cpu},         {"bursty", w_bursty},
+        {"wake_latency", w_wake_latency}, {"timers", w_timers},
+        {"memory", w_memory},
     };
     return peers_main(argc, argv, table, sizeof table / sizeof table[0]);
 }

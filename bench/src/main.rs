@@ -120,11 +120,13 @@ pub struct Sizes {
     pub runs: Runs,
     /// Measured runs of a short workload (`Workload::short`).
     pub short_runs: usize,
-    /// spawn_wait, detached, cancel, callbacks.
+    /// spawn_wait, detached, cancel, group_cancel, callbacks, grouped_spawn.
     pub tasks: u64,
     pub fib: u64,
     /// (n, sequential below)
     pub fib_cutoff: (u64, u64),
+    /// fib_cutoff with more workers than CPUs: (n, sequential below, workers)
+    pub oversubscribed: (u64, u64, u64),
     /// (children, leaves per child)
     pub nested: (u64, u64),
     pub idle_ms: u64,
@@ -134,6 +136,8 @@ pub struct Sizes {
     pub bursty: (u64, u64, u64),
     /// (samples, gap µs)
     pub wake: (u64, u64),
+    /// (tasks, shortest sleep µs, longest sleep µs)
+    pub timers: (u64, u64, u64),
     pub memory: u64,
 }
 
@@ -150,11 +154,13 @@ impl Sizes {
             tasks: 500_000,
             fib: 30,
             fib_cutoff: (35, 20),
+            oversubscribed: (35, 20, 16),
             nested: (1_000, 500),
             idle_ms: 300,
             idle_settle_ms: 100,
             bursty: (100, 100, 1_000),
             wake: (1_000, 100),
+            timers: (100_000, 1_000, 10_000),
             memory: 500_000,
         }
     }
@@ -195,11 +201,13 @@ impl Sizes {
             tasks: 1_000_000,
             fib: 30,
             fib_cutoff: (35, 20),
+            oversubscribed: (35, 20, 16),
             nested: (1_000, 1_000),
             idle_ms: 2_000,
             idle_settle_ms: 100,
             bursty: (200, 100, 1_000),
             wake: (10_000, 100),
+            timers: (100_000, 1_000, 10_000),
             memory: 1_000_000,
         }
     }
@@ -225,6 +233,9 @@ enum Against {
     System(Sys),
     /// The best (lowest) figure among these peers on the same row.
     BestOf(&'static [Sys]),
+    /// The same system's figure on another row (of another workload: n/a
+    /// unless that one ran too).
+    OwnRow(&'static str),
 }
 
 #[derive(Clone, Copy)]
@@ -272,8 +283,8 @@ fn per_task(s: &Sample) -> Option<f64> {
     Some(s.get("ns")? / s.get("count")?)
 }
 
-/// A callbacks run over the spawn_wait run measured next to it, in the
-/// same process (`systems::callbacks_wsrt`).
+/// A callbacks (grouped_spawn) run over the spawn_wait run measured next
+/// to it, in the same process (`systems::paired_with_spawn_wait`).
 fn over_spawn_wait(s: &Sample) -> Option<f64> {
     Some(s.get("ns")? / s.get("spawn_wait_ns")?)
 }
@@ -285,6 +296,10 @@ fn speedup(s: &Sample) -> Option<f64> {
 /// CPU milliseconds per 2 s of idling (quick mode idles less and scales).
 fn idle_ms_per_2s(s: &Sample) -> Option<f64> {
     Some(s.get("cpu_s")? * 2.0 / s.get("wall_s")? * 1e3)
+}
+
+fn cpu_s(s: &Sample) -> Option<f64> {
+    s.get("cpu_s")
 }
 
 fn cpu_per_wall(s: &Sample) -> Option<f64> {
@@ -422,6 +437,32 @@ fn workloads() -> Vec<Workload> {
             targets: &both!("fib_cutoff", Against::Absolute, Bound::AtLeast(1.85)),
         },
         Workload {
+            name: "oversubscribed",
+            what: "fib_cutoff with more threads than CPUs (rayon, wsrt: that many workers; TBB: global_control + task_arena of that many, the main thread one of them; OpenMP: num_threads); speedup over sequential fib, paired in each run",
+            rows: &[Row {
+                label: "oversubscribed",
+                unit: "x",
+                value: speedup,
+            }],
+            rust: &[
+                (Rayon, oversubscribed_rayon),
+                (WsrtRust, oversubscribed_wsrt),
+            ],
+            external: &[Tbb, Omp, WsrtC],
+            params: |s| {
+                let (n, cutoff, workers) = s.oversubscribed;
+                vec![n, cutoff, workers]
+            },
+            short: false,
+            host_bound: true,
+            fresh_process: false,
+            targets: &both!(
+                "oversubscribed",
+                Against::OwnRow("fib_cutoff"),
+                Bound::AtLeast(0.9)
+            ),
+        },
+        Workload {
             name: "nested",
             what: "a root task spawns children, each spawns leaves, every level waits (tokio, wsrt: handles; rayon: nested scope spawns; TBB: nested task_groups; OpenMP: tasks + taskwait)",
             rows: &[ns_row!("nested")],
@@ -454,6 +495,22 @@ fn workloads() -> Vec<Workload> {
             targets: &both!("cancel", Against::Absolute, Bound::AtMost(100.0)),
         },
         Workload {
+            name: "group_cancel",
+            what: "every worker blocked, tasks with a drop-counted argument spawned into one group (C: no handles; Rust: Group::spawn, each handle dropped at once), one group cancel, the workers let go, the group's wait (the workers end the cancelled tasks as they pop them); every task must end CANCELLED",
+            rows: &[ns_row!("group_cancel")],
+            rust: &[(WsrtRust, group_cancel_wsrt)],
+            external: &[WsrtC],
+            params: |s| vec![s.tasks],
+            short: true,
+            host_bound: true,
+            fresh_process: false,
+            targets: &both!(
+                "group_cancel",
+                Against::OwnRow("cancel"),
+                Bound::AtMost(0.5)
+            ),
+        },
+        Workload {
             name: "callbacks",
             what: "spawn_wait with one done-callback per task (wsrt: on_done / wsrt_task_add_done_callback); each run paired with a spawn_wait run in the same process, the order alternating, for the ratio",
             rows: &[
@@ -474,6 +531,29 @@ fn workloads() -> Vec<Workload> {
                 "callbacks/spawn_wait",
                 Against::Absolute,
                 Bound::AtMost(1.2)
+            ),
+        },
+        Workload {
+            name: "grouped_spawn",
+            what: "spawn_wait with every task spawned into one group (Group::spawn / wsrt_spawn_opts.group); each run paired with a spawn_wait run in the same process, the order alternating, for the ratio",
+            rows: &[
+                ns_row!("grouped_spawn"),
+                Row {
+                    label: "grouped_spawn/spawn_wait",
+                    unit: "x",
+                    value: over_spawn_wait,
+                },
+            ],
+            rust: &[(WsrtRust, grouped_spawn_wsrt)],
+            external: &[WsrtC],
+            params: |s| vec![s.tasks],
+            short: true,
+            host_bound: true,
+            fresh_process: false,
+            targets: &both!(
+                "grouped_spawn/spawn_wait",
+                Against::Absolute,
+                Bound::AtMost(1.1)
             ),
         },
         Workload {
@@ -550,6 +630,59 @@ fn workloads() -> Vec<Workload> {
                 Against::System(Tokio),
                 Bound::AtMost(1.0)
             ),
+        },
+        Workload {
+            name: "timers",
+            what: "tasks that each sleep once, 1–10 ms (spread, in scrambled order), all spawned at once with handles, then each waited (tokio: tokio::time::sleep; wsrt: wsrt::sleep in spawn_async / a C task returning wsrt_sleep(ns), then WSRT_TASK_OK when called again); CPU seconds of the process over the run, and lateness (wake − deadline) over the run's tasks",
+            rows: &[
+                Row {
+                    label: "timers cpu",
+                    unit: "s",
+                    value: cpu_s,
+                },
+                Row {
+                    label: "timers late p50",
+                    unit: "µs",
+                    value: p50,
+                },
+                Row {
+                    label: "timers late p99",
+                    unit: "µs",
+                    value: p99,
+                },
+            ],
+            rust: &[(Tokio, timers_tokio), (WsrtRust, timers_wsrt)],
+            external: &[WsrtC],
+            params: |s| vec![s.timers.0, s.timers.1, s.timers.2],
+            short: true,
+            host_bound: true,
+            fresh_process: false,
+            targets: &[
+                Target {
+                    row: "timers cpu",
+                    subject: WsrtRust,
+                    against: Against::System(Tokio),
+                    bound: Bound::AtMost(1.0),
+                },
+                Target {
+                    row: "timers cpu",
+                    subject: WsrtC,
+                    against: Against::System(Tokio),
+                    bound: Bound::AtMost(1.0),
+                },
+                Target {
+                    row: "timers late p99",
+                    subject: WsrtRust,
+                    against: Against::System(Tokio),
+                    bound: Bound::AtMost(1.0),
+                },
+                Target {
+                    row: "timers late p99",
+                    subject: WsrtC,
+                    against: Against::System(Tokio),
+                    bound: Bound::AtMost(1.0),
+                },
+            ],
         },
         Workload {
             name: "memory",
@@ -865,6 +998,10 @@ fn verdict(t: &Target, medians: &BTreeMap<(&str, Sys), f64>) -> Verdict {
             };
             (name, best.map(|b| b.1))
         }
+        Against::OwnRow(row) => (
+            format!("{}/{} {row}", t.subject.short(), t.subject.short()),
+            medians.get(&(row, t.subject)).copied(),
+        ),
     };
     let ratio = subject.zip(reference).map(|(s, r)| s / r);
     let met = ratio.map(|r| if at_most { r <= bound } else { r >= bound });
@@ -1299,14 +1436,23 @@ fn child(sizes: &Sizes, workload: &str, system: &str, once: bool) -> ! {
 /// Building this binary builds the wsrt library too (a dependency whose
 /// crate types include cdylib), but cargo leaves its libwsrt.so in
 /// target/<profile>/deps/: only a package named on the command line gets
-/// its files in target/<profile>/. If libwsrt.so is missing there, it is
-/// built first.
+/// its files in target/<profile>/. If libwsrt.so is missing there, or
+/// older than deps/libwsrt.so (this binary's build of the library: the one
+/// in target/<profile>/ was left by an earlier build, and may lack
+/// functions the C program calls), it is built first.
 fn build_peers(lib_dir: &Path, peers_dir: &Path) {
     // This crate is bench/ in the workspace; the library is the root package.
     let bench_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let root = bench_dir.parent().expect("bench/ has a parent");
     let profile_is_release = lib_dir.file_name().is_some_and(|n| n == "release");
-    if !lib_dir.join("libwsrt.so").is_file() && profile_is_release {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let lib = lib_dir.join("libwsrt.so");
+    let stale = match (modified(&lib), modified(&lib_dir.join("deps/libwsrt.so"))) {
+        (None, _) => true,
+        (Some(lib), Some(built)) => built > lib,
+        (Some(_), None) => false,
+    };
+    if stale && profile_is_release {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         // `-p wsrt-bench` (which has no library) only makes cargo resolve
         // features as for this binary, so that its build of wsrt is reused
@@ -1323,8 +1469,8 @@ fn build_peers(lib_dir: &Path, peers_dir: &Path) {
             args.push("--no-default-features");
         }
         eprintln!(
-            "{} missing: {cargo} {}",
-            lib_dir.join("libwsrt.so").display(),
+            "{} missing or older than deps/libwsrt.so: {cargo} {}",
+            lib.display(),
             args.join(" ")
         );
         let _ = std::process::Command::new(cargo)

@@ -6,8 +6,8 @@
 
 use std::hint::black_box;
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
@@ -41,8 +41,12 @@ fn cores() -> usize {
 }
 
 fn wsrt_rt() -> wsrt::Runtime {
+    wsrt_rt_of(cores())
+}
+
+fn wsrt_rt_of(workers: usize) -> wsrt::Runtime {
     wsrt::Runtime::builder()
-        .workers(cores())
+        .workers(workers)
         .build()
         .expect("wsrt runtime")
 }
@@ -55,8 +59,12 @@ fn tokio_rt() -> tokio::runtime::Runtime {
 }
 
 fn rayon_pool() -> rayon::ThreadPool {
+    rayon_pool_of(cores())
+}
+
+fn rayon_pool_of(threads: usize) -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new()
-        .num_threads(cores())
+        .num_threads(threads)
         .build()
         .expect("rayon pool")
 }
@@ -244,6 +252,22 @@ pub fn fib_cutoff_rayon(sz: &Sizes) -> Sample {
     fib_cutoff_run(n, |n| pool.install(|| fib_rayon(n, cutoff)))
 }
 
+// ---- oversubscribed: fib_cutoff with more workers than CPUs ----
+
+pub fn oversubscribed_wsrt(sz: &Sizes) -> Sample {
+    let (n, cutoff, workers) = sz.oversubscribed;
+    let rt = wsrt_rt_of(workers as usize);
+    fib_cutoff_run(n, |n| {
+        rt.spawn(move || fib_wsrt(n, cutoff)).join().expect("fib")
+    })
+}
+
+pub fn oversubscribed_rayon(sz: &Sizes) -> Sample {
+    let (n, cutoff, workers) = sz.oversubscribed;
+    let pool = rayon_pool_of(workers as usize);
+    fib_cutoff_run(n, |n| pool.install(|| fib_rayon(n, cutoff)))
+}
+
 // ---- nested: a root task spawns children, each spawns leaves; every level waits ----
 
 fn nested_sample(sz: &Sizes, start: Instant) -> Sample {
@@ -388,6 +412,49 @@ pub fn cancel_tokio(sz: &Sizes) -> Sample {
         .set("drops_at_cancel", drops_at_cancel as f64)
 }
 
+// ---- group_cancel: N tasks of one group behind busy workers, one group cancel ----
+
+/// Timed: the cancel and the group's wait, in which the workers (let go
+/// after the cancel) end each cancelled task as they pop it: a group
+/// cancel walks no task (src/sched/group.rs). The spawns are not timed
+/// (the `cancel` row times a spawn and a cancel per task).
+pub fn group_cancel_wsrt(sz: &Sizes) -> Sample {
+    let rt = wsrt_rt();
+    reset();
+    let gate = Arc::new(Gate::default());
+    gate.occupy(rt.workers(), |g| {
+        rt.spawn_detached(move || g.block());
+    });
+    let group = rt.group();
+    let n = sz.tasks;
+    for _ in 0..n {
+        let counted = Counted;
+        // Group::spawn always makes a handle: dropped at once (the C
+        // program spawns without one).
+        drop(group.spawn(move || {
+            let _counted = counted;
+            hit();
+        }));
+    }
+    let start = Instant::now();
+    let first = group.cancel();
+    gate.release();
+    group.wait();
+    let elapsed = start.elapsed();
+    // Once the wait returned, every end is counted (and each closure was
+    // dropped before its end was).
+    let stats = group.stats();
+    let drops = DROPS.load(SeqCst);
+    drop(rt);
+    Sample::timed(
+        elapsed,
+        n,
+        first && stats.spawned == n && stats.cancelled == n && drops == n && hits() == 0,
+    )
+    .set("drops", drops as f64)
+    .set("cancelled", stats.cancelled as f64)
+}
+
 // ---- callbacks: spawn_wait with one done-callback per task ----
 
 /// Each run measures callbacks and, in the same process right before or
@@ -396,11 +463,17 @@ pub fn cancel_tokio(sz: &Sizes) -> Sample {
 /// process at 41 ns a task, the next at 55).
 pub fn callbacks_wsrt(sz: &Sizes) -> Sample {
     static RUNS: AtomicU64 = AtomicU64::new(0);
-    let spawn_wait_first = RUNS.fetch_add(1, Relaxed) % 2 == 0;
+    paired_with_spawn_wait(sz, &RUNS, callbacks_only_wsrt)
+}
+
+/// A run of `measured` and a spawn_wait run next to it, in this process;
+/// spawn_wait first in every other call (`runs` counts them).
+fn paired_with_spawn_wait(sz: &Sizes, runs: &AtomicU64, measured: fn(&Sizes) -> Sample) -> Sample {
+    let spawn_wait_first = runs.fetch_add(1, Relaxed) % 2 == 0;
     let before = spawn_wait_first.then(|| spawn_wait_wsrt(sz));
-    let callbacks = callbacks_only_wsrt(sz);
+    let sample = measured(sz);
     let reference = before.unwrap_or_else(|| spawn_wait_wsrt(sz));
-    callbacks.paired_with("spawn_wait_ns", &reference)
+    sample.paired_with("spawn_wait_ns", &reference)
 }
 
 fn callbacks_only_wsrt(sz: &Sizes) -> Sample {
@@ -424,6 +497,35 @@ fn callbacks_only_wsrt(sz: &Sizes) -> Sample {
     // A callback may still be running on a worker after join returned.
     wait_until(|| CALLBACKS.load(SeqCst) >= n);
     Sample::timed(elapsed, n, hits() == n && CALLBACKS.load(SeqCst) == n)
+}
+
+// ---- grouped_spawn: spawn_wait with every task in one group ----
+
+/// Paired with spawn_wait in the same process, as callbacks is.
+pub fn grouped_spawn_wsrt(sz: &Sizes) -> Sample {
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    paired_with_spawn_wait(sz, &RUNS, grouped_spawn_only_wsrt)
+}
+
+fn grouped_spawn_only_wsrt(sz: &Sizes) -> Sample {
+    let rt = wsrt_rt();
+    reset();
+    let group = rt.group();
+    let n = sz.tasks;
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..n).map(|_| group.spawn(hit)).collect();
+    for t in tasks {
+        t.join().expect("task");
+    }
+    let elapsed = start.elapsed();
+    // A join may return a moment before its task's end is counted.
+    group.wait();
+    let stats = group.stats();
+    Sample::timed(
+        elapsed,
+        n,
+        hits() == n && stats.spawned == n && stats.succeeded == n,
+    )
 }
 
 // ---- idle_cpu: one task, then the pool sits idle; CPU time of the process ----
@@ -554,6 +656,111 @@ pub fn wake_tokio(sz: &Sizes) -> Sample {
 pub fn wake_rayon(sz: &Sizes) -> Sample {
     let pool = rayon_pool();
     wake_run(sz, || pool.spawn(stamp))
+}
+
+// ---- timers: N tasks that each sleep once, 1–10 ms; CPU time and lateness ----
+
+/// How long task `i` of the `sz.timers` tasks sleeps: spread evenly over
+/// [shortest, longest), in an order scrambled by a multiplicative step (a
+/// permutation of 0..n when n is not a multiple of 7919), so that
+/// deadlines do not come in spawn order. wsrt_bench.c's timer_ns is the
+/// same.
+fn timer_duration(sz: &Sizes, i: u64) -> Duration {
+    let (n, lo_us, hi_us) = sz.timers;
+    let k = i * 7919 % n;
+    Duration::from_nanos(lo_us * 1_000 + k * (hi_us - lo_us) * 1_000 / n)
+}
+
+/// Each task's lateness (wake − deadline, ns): one slot per task, made
+/// once per process (every run has the same number of tasks).
+fn lateness_slots(n: u64) -> &'static [AtomicI64] {
+    static SLOTS: OnceLock<Vec<AtomicI64>> = OnceLock::new();
+    let slots = SLOTS.get_or_init(|| (0..n).map(|_| AtomicI64::new(0)).collect());
+    assert_eq!(slots.len() as u64, n, "one timers size per process");
+    slots
+}
+
+/// The deadline of a sleep of `d` starting now, before the sleep itself
+/// takes the time (its own deadline is then at or after this one).
+fn deadline_ns(d: Duration) -> i64 {
+    (now_ns() + d.as_nanos() as u64) as i64
+}
+
+/// `run` spawns the tasks (task `i` sleeps `timer_duration(sz, i)` once,
+/// then stores its lateness in `slots[i]` and hits) and waits for all.
+fn timers_run(sz: &Sizes, run: impl FnOnce(&'static [AtomicI64])) -> Sample {
+    let n = sz.timers.0;
+    let slots = lateness_slots(n);
+    for s in slots {
+        s.store(i64::MIN, SeqCst);
+    }
+    reset();
+    let (c0, t0) = (cpu_seconds(), Instant::now());
+    run(slots);
+    let (c1, t1) = (cpu_seconds(), Instant::now());
+    let late: Vec<i64> = slots.iter().map(|s| s.load(SeqCst)).collect();
+    let woke = late.iter().filter(|&&l| l != i64::MIN).count() as u64;
+    // A sleep that ended before its deadline fails the check.
+    let early = late.iter().filter(|&&l| l != i64::MIN && l < 0).count() as u64;
+    let mut late: Vec<u64> = late.iter().map(|&l| l.max(0) as u64).collect();
+    Sample::new()
+        .set("cpu_s", c1 - c0)
+        .set("wall_s", (t1 - t0).as_secs_f64())
+        .set("p50_us", percentile(&mut late, 50) as f64 / 1e3)
+        .set("p99_us", percentile(&mut late, 99) as f64 / 1e3)
+        .set("count", n as f64)
+        .set("early", early as f64)
+        .set(
+            "ok",
+            f64::from(u8::from(woke == n && early == 0 && hits() == n)),
+        )
+}
+
+pub fn timers_wsrt(sz: &Sizes) -> Sample {
+    let rt = wsrt_rt();
+    timers_run(sz, |slots| {
+        let tasks: Vec<_> = (0..sz.timers.0)
+            .map(|i| {
+                let d = timer_duration(sz, i);
+                rt.spawn_async(async move {
+                    let deadline = deadline_ns(d);
+                    wsrt::sleep(d).await;
+                    slots[i as usize].store(now_ns() as i64 - deadline, Relaxed);
+                    hit();
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.join().expect("timer task");
+        }
+    })
+}
+
+pub fn timers_tokio(sz: &Sizes) -> Sample {
+    // tokio_rt() without the time driver, which the other workloads do not use.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores())
+        .enable_time()
+        .build()
+        .expect("tokio runtime");
+    timers_run(sz, |slots| {
+        let tasks: Vec<_> = (0..sz.timers.0)
+            .map(|i| {
+                let d = timer_duration(sz, i);
+                rt.spawn(async move {
+                    let deadline = deadline_ns(d);
+                    tokio::time::sleep(d).await;
+                    slots[i as usize].store(now_ns() as i64 - deadline, Relaxed);
+                    hit();
+                })
+            })
+            .collect();
+        rt.block_on(async {
+            for t in tasks {
+                t.await.expect("timer task");
+            }
+        });
+    })
 }
 
 // ---- memory: RSS growth for N pending tasks (run in a fresh child process) ----
