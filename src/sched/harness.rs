@@ -94,6 +94,23 @@ unsafe fn pool_of<'a>(header: &Header) -> &'a Pool {
     }
 }
 
+/// The isolation tag of a task whose run is isolated (`has_isolation`).
+///
+/// # Safety
+/// The caller holds a reference to the task.
+#[cold]
+unsafe fn tag_of(ptr: NonNull<Header>, flags: Snapshot) -> u64 {
+    if flags.is_isolation_root() {
+        // An isolated wait waits for it: its whole run is isolated with
+        // that wait's tag (its id), on whichever worker runs it.
+        // SAFETY: the caller's reference keeps the header alive.
+        unsafe { ptr.as_ref() }.id
+    } else {
+        // SAFETY: forwarded; ISOLATED: its links hold the tag.
+        unsafe { raw::isolation_tag(ptr) }
+    }
+}
+
 /// Where a thread counts in a group: its worker's slot, its lane's, or the
 /// shared one.
 fn who(pool: &Pool, here: Option<&WorkerThread>) -> Who {
@@ -138,11 +155,11 @@ pub(crate) unsafe fn run(ptr: NonNull<Header>, cx: &Here) {
     // SAFETY: we won RUNNING: the task is live, and stays so until we end
     // it (a cancel now only asks), so its group is alive.
     let group = unsafe { group_of(header, flags) };
-    let who = who(pool, here);
+    let who = || who(pool, here);
     if resumed {
         pool.count_at(here, Counter::Unsuspends);
         if let Some(group) = group {
-            group.count(who, Counter::Unsuspends);
+            group.count(who(), Counter::Unsuspends);
         }
     }
     if group.is_some_and(|g| !flags.is_shielded() && g.is_cancelled()) {
@@ -157,18 +174,14 @@ pub(crate) unsafe fn run(ptr: NonNull<Header>, cx: &Here) {
     }
     pool.count_at(here, Counter::RunsStarted);
     if let Some(group) = group {
-        group.count(who, Counter::RunsStarted);
+        group.count(who(), Counter::RunsStarted);
     }
     let scope = Scope {
         task: Some(ptr),
         group: group.map_or(std::ptr::null(), |g| g as *const GroupCore),
-        isolation: if flags.is_isolation_root() {
-            // An isolated wait waits for it: its whole run is isolated
-            // with that wait's tag, on whichever worker runs it.
-            header.id
-        } else if flags.is_isolated() {
+        isolation: if flags.has_isolation() {
             // SAFETY: the queue's reference (now ours) keeps the task.
-            unsafe { raw::isolation_tag(ptr) }
+            unsafe { tag_of(ptr, flags) }
         } else {
             // A task from outside an isolated wait run inside one (the
             // awaited task itself) lends its spawns the wait's tag.
@@ -180,7 +193,7 @@ pub(crate) unsafe fn run(ptr: NonNull<Header>, cx: &Here) {
     let (ran, request) = cx.with_scope(scope, || unsafe { (header.vtable.run)(ptr) });
     pool.count_at(here, Counter::RunsEnded);
     if let Some(group) = group {
-        group.count(who, Counter::RunsEnded);
+        group.count(who(), Counter::RunsEnded);
     }
     let (end, drop_observable) = match ran {
         Ran::Done {
@@ -224,6 +237,7 @@ pub(crate) unsafe fn run(ptr: NonNull<Header>, cx: &Here) {
 /// # Safety
 /// The caller made the task final (`now`) and owns the scheduler's
 /// reference; `here` is the worker of `pool` running it.
+#[inline(always)]
 unsafe fn complete(
     ptr: NonNull<Header>,
     pool: &Pool,
@@ -448,7 +462,16 @@ unsafe fn cancel_queued(ptr: NonNull<Header>, pool: &Pool, here: Option<&WorkerT
 ///
 /// # Safety
 /// The task is final (`now`) and not counted done.
-unsafe fn end_in_group(header: &Header, now: Snapshot, who: Who, pool: &Pool) {
+#[inline]
+unsafe fn end_in_group(header: &Header, now: Snapshot, who: impl FnOnce() -> Who, pool: &Pool) {
+    if now.is_grouped() {
+        // SAFETY: forwarded.
+        unsafe { end_in_group_of(header, now, who(), pool) };
+    }
+}
+
+#[cold]
+unsafe fn end_in_group_of(header: &Header, now: Snapshot, who: Who, pool: &Pool) {
     // SAFETY: final, not counted done: the group is alive.
     let Some(group) = (unsafe { group_of(header, now) }) else {
         return;
@@ -490,7 +513,7 @@ unsafe fn finish(ptr: NonNull<Header>, pool: &Pool, now: Snapshot) {
     // SAFETY: the caller holds a reference.
     unsafe { run_callbacks(ptr, pool, now) };
     // SAFETY: the caller made the task final; not counted yet.
-    unsafe { end_in_group(header, now, who(pool, pool.own_worker()), pool) };
+    unsafe { end_in_group(header, now, || who(pool, pool.own_worker()), pool) };
     let mut pinned = None;
     pool.tasks.remove(header, now.lifecycle(), || {
         // Shutdown has begun and this count may be the last one. A worker
@@ -524,7 +547,7 @@ unsafe fn finish_on_worker(ptr: NonNull<Header>, pool: &Pool, w: &WorkerThread, 
     // SAFETY: the caller holds a reference, made it final; not counted.
     unsafe {
         run_callbacks(ptr, pool, now);
-        end_in_group(ptr.as_ref(), now, Who::Worker(w.index), pool);
+        end_in_group(ptr.as_ref(), now, || Who::Worker(w.index), pool);
     }
     pool.counters.add_owned(w.index, end_counter(now));
     // SAFETY: the caller's reference moves into the batch's `TaskRef`.
@@ -552,7 +575,7 @@ unsafe fn finish_own(
     // SAFETY: the caller holds a reference, made it final; not counted.
     unsafe {
         run_callbacks(ptr, pool, now);
-        end_in_group(ptr.as_ref(), now, Who::Worker(w.index), pool);
+        end_in_group(ptr.as_ref(), now, || Who::Worker(w.index), pool);
     }
     // SAFETY: as above; `w` is the table's owner, and this thread.
     unsafe { pool.tasks.remove_own(ptr.as_ref()) };

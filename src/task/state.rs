@@ -168,6 +168,10 @@ impl Snapshot {
     pub(crate) fn is_isolated(self) -> bool {
         self.0 & ISOLATED != 0
     }
+    /// ISOLATED or ISOLATION_ROOT: its run has an isolation tag of its own.
+    pub(crate) fn has_isolation(self) -> bool {
+        self.0 & (ISOLATED | ISOLATION_ROOT) != 0
+    }
     /// An isolated wait waits for the task.
     pub(crate) fn is_isolation_root(self) -> bool {
         self.0 & ISOLATION_ROOT != 0
