@@ -106,6 +106,10 @@ fn run_with(exe: &Path, args: &[&Path]) {
         _ => Command::new(exe),
     };
     cmd.args(args);
+    // cargo runs this test with LD_LIBRARY_PATH naming target/<profile>,
+    // which may hold a stale libwsrt.so from an earlier `cargo build`; it
+    // would win over the programs' RUNPATH (the library just built).
+    cmd.env_remove("LD_LIBRARY_PATH");
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
