@@ -246,11 +246,13 @@ fn a_handle_used_after_its_release_is_caught_in_debug_builds() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "the child went on: {stderr}");
-    // Caught by wsrt's check, or first by AddressSanitizer (the sanitizer
-    // step of CI): either way, not silently.
+    // Caught by wsrt's check, or first by AddressSanitizer or
+    // ThreadSanitizer (the sanitizer steps of CI): either way, not
+    // silently.
     assert!(
         stderr.contains("used after its last wsrt_task_release")
-            || stderr.contains("AddressSanitizer"),
+            || stderr.contains("AddressSanitizer")
+            || stderr.contains("ThreadSanitizer: heap-use-after-free"),
         "{stderr}"
     );
 }
