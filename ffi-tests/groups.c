@@ -28,18 +28,6 @@
 
 #define SECTION(name) printf("groups: %s\n", name)
 
-static wsrt_task *spawn_into(wsrt_runtime *rt, wsrt_group *g, uint32_t flags, wsrt_task_fn fn,
-                             void *arg, wsrt_drop_fn arg_drop) {
-    wsrt_spawn_opts opts = {0};
-    opts.arg_drop = arg_drop;
-    opts.group = g;
-    opts.flags = flags;
-    wsrt_task *t = NULL;
-    CHECK_OK(wsrt_spawn(rt, fn, arg, &opts, &t));
-    CHECK(t != NULL);
-    return t;
-}
-
 static wsrt_group_counts counts_of(const wsrt_group *g) {
     wsrt_group_counts c;
     CHECK_OK(wsrt_group_stats(g, &c));

@@ -149,6 +149,20 @@ static inline wsrt_task *spawn(wsrt_runtime *rt, wsrt_task_fn fn, void *arg,
     return t;
 }
 
+/* Spawns into `group` (NULL: none, or the spawning task's) with
+ * WSRT_SPAWN_* `flags`. */
+static inline wsrt_task *spawn_into(wsrt_runtime *rt, wsrt_group *group, uint32_t flags,
+                                    wsrt_task_fn fn, void *arg, wsrt_drop_fn arg_drop) {
+    wsrt_spawn_opts opts = {0};
+    opts.arg_drop = arg_drop;
+    opts.group = group;
+    opts.flags = flags;
+    wsrt_task *t = NULL;
+    CHECK_OK(wsrt_spawn(rt, fn, arg, &opts, &t));
+    CHECK(t != NULL);
+    return t;
+}
+
 /* Spawns a blocker and waits until it runs: the worker is then busy. */
 static inline wsrt_task *occupy(wsrt_runtime *rt, blocker *b) {
     wsrt_task *t = spawn(rt, blocker_fn, b, blocker_drop, NULL);

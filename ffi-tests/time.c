@@ -58,12 +58,7 @@ static int32_t sleeper_fn(void *arg, void **result) {
 static void sleeper_drop(void *arg) { atomic_fetch_add(&((sleeper *)arg)->arg_drops, 1); }
 
 static wsrt_task *spawn_sleeper(wsrt_runtime *rt, wsrt_group *g, sleeper *s) {
-    wsrt_spawn_opts opts = {0};
-    opts.arg_drop = sleeper_drop;
-    opts.group = g;
-    wsrt_task *t = NULL;
-    CHECK_OK(wsrt_spawn(rt, sleeper_fn, s, &opts, &t));
-    return t;
+    return spawn_into(rt, g, 0, sleeper_fn, s, sleeper_drop);
 }
 
 static void test_outside_a_task(void) {

@@ -5,37 +5,8 @@ use std::sync::{mpsc, Arc, Barrier};
 
 use wsrt::{Runtime, TaskError, TaskState};
 
-/// Counts drops of the value a closure captures.
-struct DropCounter(Arc<AtomicUsize>);
-impl Drop for DropCounter {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// A 1-worker runtime whose worker is held by a task until `release`.
-struct Busy {
-    rt: Runtime,
-    release: Arc<Barrier>,
-    blocker: wsrt::Task<()>,
-}
-
-fn busy_runtime() -> Busy {
-    let rt = Runtime::builder().workers(1).build().unwrap();
-    let started = Arc::new(Barrier::new(2));
-    let release = Arc::new(Barrier::new(2));
-    let (s, r) = (started.clone(), release.clone());
-    let blocker = rt.spawn(move || {
-        s.wait();
-        r.wait();
-    });
-    started.wait();
-    Busy {
-        rt,
-        release,
-        blocker,
-    }
-}
+mod common;
+use common::{busy_runtime, DropCounter};
 
 #[test]
 fn cancel_pending_is_immediate_and_the_closure_never_runs() {

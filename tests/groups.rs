@@ -6,69 +6,13 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Barrier, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use wsrt::{GroupFlags, GroupStats, Runtime, ShutdownMode, TaskError, TaskState};
 
-/// Counts drops of what a closure captures.
-struct DropCounter(Arc<AtomicUsize>);
-impl Drop for DropCounter {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// A one-worker runtime whose worker is held by an ungrouped task until
-/// `release`.
-struct Busy {
-    rt: Runtime,
-    release: Arc<Barrier>,
-    blocker: wsrt::Task<()>,
-}
-
-fn busy_runtime() -> Busy {
-    let rt = Runtime::builder().workers(1).build().unwrap();
-    let started = Arc::new(Barrier::new(2));
-    let release = Arc::new(Barrier::new(2));
-    let (s, r) = (started.clone(), release.clone());
-    let blocker = rt.spawn(move || {
-        s.wait();
-        r.wait();
-    });
-    started.wait();
-    Busy {
-        rt,
-        release,
-        blocker,
-    }
-}
-
-impl Busy {
-    /// After `release`: the blocker ends, the runtime drains.
-    fn finish(self) {
-        self.blocker.join().unwrap();
-        self.rt.shutdown(ShutdownMode::Drain).unwrap();
-    }
-}
-
-/// Spins (yielding) until `t` is in `state`; fails after a generous time.
-fn wait_for_state(t: &wsrt::TaskRef, state: TaskState) {
-    let end = Instant::now() + Duration::from_secs(120);
-    while t.state() != state {
-        assert!(Instant::now() < end, "task stuck in {:?}", t.state());
-        std::thread::yield_now();
-    }
-}
-
-/// Spins until `f()`; fails after a generous time.
-fn wait_until(mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(120);
-    while !f() {
-        assert!(Instant::now() < end, "condition never came");
-        std::thread::yield_now();
-    }
-}
+mod common;
+use common::{busy_runtime, wait_for_state, wait_until, DropCounter};
 
 #[test]
 fn cancel_ends_suspended_tasks_at_once_and_pending_ones_without_running() {

@@ -8,13 +8,8 @@ use std::time::{Duration, Instant};
 
 use wsrt::{Runtime, ShutdownMode, TaskState};
 
-fn wait_for_state(t: &wsrt::TaskRef, state: TaskState) {
-    let end = Instant::now() + Duration::from_secs(120);
-    while t.state() != state {
-        assert!(Instant::now() < end, "task stuck in {:?}", t.state());
-        std::thread::yield_now();
-    }
-}
+mod common;
+use common::wait_for_state;
 
 #[test]
 fn a_sleeping_task_is_suspended_and_holds_no_worker() {

@@ -19,50 +19,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../common.h"
-
-static struct {
-    enum wsrt_status (*runtime_new)(size_t, struct wsrt_runtime **);
-    enum wsrt_status (*runtime_free)(struct wsrt_runtime *);
-    enum wsrt_status (*spawn)(struct wsrt_runtime *, wsrt_task_fn, void *,
-                              const struct wsrt_spawn_opts *, struct wsrt_task **);
-    enum wsrt_status (*task_wait)(struct wsrt_task *, int64_t);
-    enum wsrt_status (*task_result)(const struct wsrt_task *, void **);
-    void (*task_release)(struct wsrt_task *);
-} api;
-
-static wsrt_runtime *g_rt;
-
-static void *need(void *lib, const char *name) {
-    void *sym = dlsym(lib, name);
-    if (sym == NULL) {
-        fprintf(stderr, "dlsym(%s): %s\n", name, dlerror());
-        exit(1);
-    }
-    return sym;
-}
-
-static intptr_t wait_result(wsrt_task *t) {
-    void *out = NULL;
-    CHECK_EQ(api.task_wait(t, -1), WSRT_OK);
-    CHECK_EQ(api.task_result(t, &out), WSRT_OK);
-    api.task_release(t);
-    return (intptr_t)out;
-}
-
-static int32_t fib_task(void *arg, void **result) {
-    intptr_t n = (intptr_t)arg;
-    if (n < 2) {
-        *result = (void *)n;
-        return WSRT_TASK_OK;
-    }
-    wsrt_task *child = NULL;
-    CHECK_EQ(api.spawn(g_rt, fib_task, (void *)(n - 1), NULL, &child), WSRT_OK);
-    void *b = NULL;
-    fib_task((void *)(n - 2), &b);
-    *result = (void *)(wait_result(child) + (intptr_t)b);
-    return WSRT_TASK_OK;
-}
+#include "api.h"
 
 
 /* Whether a file whose path contains `name` is mapped in this process. */
@@ -123,17 +80,7 @@ int main(int argc, char **argv) {
     int rounds = argc == 3 ? atoi(argv[2]) : 100;
     CHECK_EQ(threads(), 1);
     for (int round = 0; round < rounds; round++) {
-        void *lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
-        if (lib == NULL) {
-            fprintf(stderr, "dlopen(%s): %s\n", argv[1], dlerror());
-            return 1;
-        }
-        *(void **)&api.runtime_new = need(lib, "wsrt_runtime_new");
-        *(void **)&api.runtime_free = need(lib, "wsrt_runtime_free");
-        *(void **)&api.spawn = need(lib, "wsrt_spawn");
-        *(void **)&api.task_wait = need(lib, "wsrt_task_wait");
-        *(void **)&api.task_result = need(lib, "wsrt_task_result");
-        *(void **)&api.task_release = need(lib, "wsrt_task_release");
+        void *lib = load_api(argv[1]);
 
         pthread_t thread;
         CHECK_EQ(pthread_create(&thread, NULL, host, NULL), 0);

@@ -3,6 +3,7 @@
 //! docs of `wsrt_task_wait` and in `sched/wait.rs`.
 
 use std::ffi::c_void;
+use std::mem::ManuallyDrop;
 use std::ptr::{self, NonNull};
 use std::time::{Duration, Instant};
 
@@ -137,27 +138,31 @@ pub extern "C" fn wsrt_task_join(
     }
 }
 
-/// The tasks of a C array, borrowed; `Err` if the array or one of them is
-/// NULL, or the array is empty.
+/// Calls `f` with the tasks of a C array, borrowed; or returns
+/// `WSRT_ERR_INVALID_ARG` for an empty array (nothing could ever be done)
+/// and `WSRT_ERR_NULL` for a NULL array or handle.
 ///
 /// # Safety
 /// `tasks` points to `n` readable handles (when not NULL).
-unsafe fn tasks_of(
+unsafe fn with_tasks(
     tasks: *const *mut wsrt_task,
     n: usize,
-) -> Result<Vec<std::mem::ManuallyDrop<TaskRef>>, wsrt_status> {
+    f: impl FnOnce(&[&TaskRef]) -> wsrt_status,
+) -> wsrt_status {
     if n == 0 {
-        return Err(WSRT_ERR_INVALID_ARG);
+        return WSRT_ERR_INVALID_ARG;
     }
     if tasks.is_null() {
-        return Err(WSRT_ERR_NULL);
+        return WSRT_ERR_NULL;
     }
     // SAFETY: forwarded: `n` readable handles.
     let handles = unsafe { std::slice::from_raw_parts(tasks, n) };
-    handles
-        .iter()
-        .map(|&t| borrow(t).ok_or(WSRT_ERR_NULL))
-        .collect()
+    let borrowed: Option<Vec<ManuallyDrop<TaskRef>>> = handles.iter().map(|&t| borrow(t)).collect();
+    let Some(borrowed) = borrowed else {
+        return WSRT_ERR_NULL;
+    };
+    let refs: Vec<&TaskRef> = borrowed.iter().map(|t| &**t).collect();
+    f(&refs)
 }
 
 /// Until at least one of `tasks[0..n)` is done (asyncio's `wait` with
@@ -179,20 +184,17 @@ pub extern "C" fn wsrt_wait_any(
 ) -> wsrt_status {
     ffi_boundary! {
         // SAFETY: the caller promises `n` readable handles.
-        let tasks = match unsafe { tasks_of(tasks, n) } {
-            Ok(tasks) => tasks,
-            Err(status) => return status,
-        };
-        let refs: Vec<&TaskRef> = tasks.iter().map(|t| &**t).collect();
-        match wait::wait_any(&refs, deadline_after(timeout_ns)) {
-            Ok(i) => {
-                // SAFETY: the caller promises a non-NULL `index` is writable.
-                if let Some(out) = unsafe { index.as_mut() } {
-                    *out = i;
+        unsafe {
+            with_tasks(tasks, n, |tasks| match wait::wait_any(tasks, deadline_after(timeout_ns)) {
+                Ok(i) => {
+                    // SAFETY: the caller promises a non-NULL `index` is writable.
+                    if let Some(out) = index.as_mut() {
+                        *out = i;
+                    }
+                    WSRT_OK
                 }
-                WSRT_OK
-            }
-            Err(waited) => status_of(waited),
+                Err(waited) => status_of(waited),
+            })
         }
     }
 }
@@ -213,11 +215,8 @@ pub extern "C" fn wsrt_wait_all(
 ) -> wsrt_status {
     ffi_boundary! {
         // SAFETY: the caller promises `n` readable handles.
-        let tasks = match unsafe { tasks_of(tasks, n) } {
-            Ok(tasks) => tasks,
-            Err(status) => return status,
-        };
-        let refs: Vec<&TaskRef> = tasks.iter().map(|t| &**t).collect();
-        status_of(wait::wait_all(&refs, deadline_after(timeout_ns)))
+        unsafe {
+            with_tasks(tasks, n, |tasks| status_of(wait::wait_all(tasks, deadline_after(timeout_ns))))
+        }
     }
 }

@@ -90,6 +90,7 @@ unsafe fn pool_of<'a>(header: &Header) -> &'a Pool {
     // alive (caller's duty).
     match unsafe { group_of(header, header.state.load()) } {
         Some(group) => &group.pool,
+        // SAFETY: an ungrouped task's owner is its pool, alive (as above).
         None => unsafe { &*header.owner.cast::<Pool>() },
     }
 }

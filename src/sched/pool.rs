@@ -290,6 +290,26 @@ impl Pool {
         }
     }
 
+    /// The group a spawn joins: the one asked for, else the spawning
+    /// task's (`current`) if that runs on this pool; null for none.
+    #[inline]
+    fn group_of_spawn(&self, into: &Into<'_>, current: *const GroupCore) -> *const GroupCore {
+        if let Some(group) = into.group {
+            return Arc::as_ptr(group);
+        }
+        if current.is_null() {
+            return ptr::null();
+        }
+        // SAFETY: the running task's group is alive while it runs
+        // (`harness.rs`), and this thread runs it.
+        let current_pool = unsafe { &(*current).pool };
+        if ptr::eq(Arc::as_ptr(current_pool), self) {
+            current
+        } else {
+            ptr::null()
+        }
+    }
+
     /// Spawns a task; with `handle`, returns a handle to it. On refusal
     /// (shutdown) the body comes back untouched.
     pub(crate) fn spawn_body<B: Body>(
@@ -313,22 +333,7 @@ impl Pool {
             None if self.is_forked() => return Err(body),
             _ => {}
         }
-        // The group: the one asked for, else the spawning task's if it
-        // runs on this pool.
-        let group: *const GroupCore = match into.group {
-            Some(group) => Arc::as_ptr(group),
-            // SAFETY: the running task's group is alive while it runs
-            // (`harness.rs`), and this thread runs it.
-            None if !current_group.is_null()
-                && ptr::eq(
-                    Arc::as_ptr(&unsafe { &*current_group }.pool),
-                    Arc::as_ptr(self),
-                ) =>
-            {
-                current_group
-            }
-            None => ptr::null(),
-        };
+        let group = self.group_of_spawn(&into, current_group);
         let shard = match here {
             // Listed in the worker's own shard.
             Some(w) => w.shard,
