@@ -787,9 +787,12 @@ enum wsrt_status wsrt_task_wait(struct wsrt_task *t, int64_t timeout_ns);
  * waits is never handed one that takes the same lock (the deadlock of
  * rayon issue #592; oneTBB's `isolate`). Waits nested inside it are
  * isolated the same way, and so is `t`'s own run, on whichever worker
- * runs it (a helping wait inside `t` is never handed a task from outside
- * either). Tasks it leaves alone stay queued for other workers. Outside
- * the pool it waits as `wsrt_task_wait` does, `t` isolated all the same.
+ * runs it: a helping wait inside `t` is never handed a task from outside
+ * either. If `t` already runs on another worker when this wait begins,
+ * its waits for tasks are isolated from the next task they take on; a
+ * task `t` spawned before this wait began is not isolated. Tasks it
+ * leaves alone stay queued for other workers. Outside the pool it waits
+ * as `wsrt_task_wait` does, `t` isolated all the same.
  *
  * Same returns as `wsrt_task_wait`. Thread-safe.
  */

@@ -23,6 +23,8 @@ fn watchdog<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'stati
 thread_local! {
     /// Set while this thread holds the test's lock.
     static HOLDING: Cell<bool> = const { Cell::new(false) };
+    /// Set while this thread runs the child the lock holder waits for.
+    static IN_CHILD: Cell<bool> = const { Cell::new(false) };
 }
 
 /// How the task holding the lock waits for its child.
@@ -35,8 +37,10 @@ enum How {
 /// rayon #592: a task takes a lock, spawns a child, then queues tasks that
 /// take the same lock, and waits for the child while holding the lock.
 /// Returns how many of those tasks ran on the waiting thread while it held
-/// the lock: each would have deadlocked on a real lock (they only look, so
-/// that the plain wait's hazard shows instead of hanging).
+/// the lock, or inside the child's run on any thread (which the holder
+/// waits for): each would have deadlocked on the lock, so they only count
+/// instead, and the hazard shows as a number rather than a hang. The others
+/// take the lock for real.
 fn lock_holder_waits(workers: usize, how: How) -> usize {
     let rt = Runtime::builder().workers(workers).build().unwrap();
     let lock = Arc::new(Mutex::new(0u32));
@@ -47,15 +51,19 @@ fn lock_holder_waits(workers: usize, how: How) -> usize {
         let mut guard = l.lock().unwrap();
         HOLDING.with(|h| h.set(true));
         let child = here.spawn(|| {
-            // A nested wait inside the isolated one is isolated too.
+            IN_CHILD.with(|c| c.set(true));
+            // A nested wait inside the isolated one is isolated too, also
+            // when this run began on another worker before that wait did.
             let grandchild = wsrt::Handle::current().unwrap().spawn(|| 20);
-            grandchild.join().unwrap() + 1
+            let sum = grandchild.join().unwrap() + 1;
+            IN_CHILD.with(|c| c.set(false));
+            sum
         });
         let takers: Vec<_> = (0..16)
             .map(|_| {
                 let (l, r) = (l.clone(), r.clone());
                 here.spawn(move || {
-                    if HOLDING.with(Cell::get) {
+                    if HOLDING.with(Cell::get) || IN_CHILD.with(Cell::get) {
                         r.fetch_add(1, Ordering::SeqCst);
                     } else {
                         *l.lock().unwrap() += 1;
@@ -107,6 +115,43 @@ fn an_isolated_wait_holding_a_lock_runs_only_its_own_tasks_on_two_workers() {
         });
         assert_eq!(reentered, 0);
     }
+}
+
+#[test]
+fn an_isolated_wait_finds_its_task_in_another_workers_deque_behind_outside_work() {
+    // The awaited task sits in the deque of a worker that is blocked, and
+    // tasks the wait may not run are queued from outside, more than a lane
+    // keeps behind for later, so the wait takes them first: those it puts
+    // aside on the injector must not hide the deque where its task is.
+    let answer = watchdog("isolated wait, task in a blocked worker's deque", || {
+        let rt = Runtime::builder().workers(2).build().unwrap();
+        let (to_main, from_spawner) = mpsc::channel();
+        let (to_waiter, from_main) = mpsc::channel::<wsrt::Task<usize>>();
+        let (release, gate) = mpsc::channel::<()>();
+        // Each takes a worker and blocks: the waiter until it gets the task
+        // to wait for, the spawner (after spawning that task onto its own
+        // deque) until the wait is over.
+        let waiter = rt.spawn(move || {
+            let awaited = from_main.recv().unwrap();
+            awaited.wait_isolated();
+            awaited.join().unwrap()
+        });
+        let spawner = rt.spawn(move || {
+            let me = wsrt::Handle::current().unwrap();
+            to_main.send(me.spawn(|| 7)).unwrap();
+            gate.recv().unwrap();
+        });
+        let awaited = from_spawner.recv().unwrap();
+        let outside: Vec<_> = (0..300).map(|i| rt.spawn(move || i)).collect();
+        to_waiter.send(awaited).unwrap();
+        let answer = waiter.join().unwrap();
+        release.send(()).unwrap();
+        spawner.join().unwrap();
+        let sum: usize = outside.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(sum, 300 * 299 / 2);
+        answer
+    });
+    assert_eq!(answer, 7);
 }
 
 /// A one-worker runtime running a task that waits, with a long task queued

@@ -63,9 +63,12 @@ pub extern "C" fn wsrt_task_wait(t: *mut wsrt_task, timeout_ns: i64) -> wsrt_sta
 /// waits is never handed one that takes the same lock (the deadlock of
 /// rayon issue #592; oneTBB's `isolate`). Waits nested inside it are
 /// isolated the same way, and so is `t`'s own run, on whichever worker
-/// runs it (a helping wait inside `t` is never handed a task from outside
-/// either). Tasks it leaves alone stay queued for other workers. Outside
-/// the pool it waits as `wsrt_task_wait` does, `t` isolated all the same.
+/// runs it: a helping wait inside `t` is never handed a task from outside
+/// either. If `t` already runs on another worker when this wait begins,
+/// its waits for tasks are isolated from the next task they take on; a
+/// task `t` spawned before this wait began is not isolated. Tasks it
+/// leaves alone stay queued for other workers. Outside the pool it waits
+/// as `wsrt_task_wait` does, `t` isolated all the same.
 ///
 /// Same returns as `wsrt_task_wait`. Thread-safe.
 #[no_mangle]

@@ -22,10 +22,24 @@ impl WorkerThread {
         self.steal_from(true)
     }
 
-    /// A job from any queue but this worker's own, in the find order (a
-    /// batch may come onto this worker's deque with it).
-    pub(super) fn steal_any(&self) -> Option<JobRef> {
-        self.steal()
+    /// A job from another worker's deque (a batch may come onto this
+    /// worker's deque with it).
+    pub(super) fn steal_from_workers(&self) -> Option<JobRef> {
+        self.steal_from(false)
+    }
+
+    /// A job from the queues of threads outside the pool, the lanes then
+    /// the injector (a batch may come onto this worker's deque with it).
+    pub(super) fn steal_from_outside(&self) -> Option<JobRef> {
+        loop {
+            let mut retry = false;
+            if let Some(job) = self.steal_outside(&mut retry) {
+                return Some(job);
+            }
+            if !retry {
+                return None;
+            }
+        }
     }
 
     /// The tasks a lane keeps behind are fair game from here on.

@@ -14,12 +14,17 @@
 //!   isolated wait: such tasks carry its isolation tag (oneTBB's
 //!   `isolate`), such jobs their scope's. A task holding a lock while it
 //!   waits is then never handed a task that takes the same lock (rayon
-//!   #592). A group wait runs only tasks of the group and the groups below.
-//!   A filtered wait takes jobs from every queue, runs what it may, and
-//!   puts the others back on the injector, where other workers find them.
+//!   #592). The isolated wait marks `t` (ISOLATION_ROOT): a run of `t`
+//!   that starts later is isolated with the wait's tag wherever it runs,
+//!   and a run already under way switches its task waits to the filter
+//!   from the next job they take (`admit`). A group wait runs only tasks
+//!   of the group and the groups below. A filtered wait takes jobs from
+//!   every kind of queue each time it looks, runs what it may, and puts the
+//!   others back on the injector, where other workers find them.
 //! - **No wait for oneself.** A wait that can only finish after the task
 //!   that waits is refused ([`Waited::OnItself`]).
 
+use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,7 +54,16 @@ pub(crate) fn wait(task: &TaskRef, deadline: Option<Instant>) -> Waited {
             };
             worker.help_filtered(&filter, || task.is_done())
         }
-        (Some(worker), None) => worker.wait_for_task(task),
+        (Some(worker), None) => match worker.wait_for_task(task) {
+            Helped::Done => true,
+            Helped::Isolated(tag) => {
+                let filter = Filter::Isolated {
+                    tag,
+                    tasks: &[task],
+                };
+                worker.help_filtered(&filter, || task.is_done())
+            }
+        },
         (worker, deadline) => block_until(task, worker, deadline),
     };
     waited(done)
@@ -166,8 +180,11 @@ pub(crate) fn wait_any(tasks: &[&TaskRef], deadline: Option<Instant>) -> Result<
     match (worker, deadline) {
         (Some(worker), None) if isolation == 0 => {
             let mut keys = Vec::new();
-            worker.help_until(done, || unpark_on_any(tasks, &mut keys), None);
+            let helped = worker.help_until(done, || unpark_on_any(tasks, &mut keys), true);
             remove_unparks(tasks, &keys);
+            if let Helped::Isolated(tag) = helped {
+                worker.help_filtered(&Filter::Isolated { tag, tasks }, done);
+            }
         }
         (Some(worker), None) => {
             let filter = Filter::Isolated {
@@ -343,30 +360,42 @@ fn in_subtree(group: *const GroupCore, subtree: &[Arc<GroupCore>]) -> bool {
 /// may run that others queued meanwhile.
 const FILTERED_LOOK_AGAIN: Duration = Duration::from_millis(2);
 
+/// How a helping wait ended.
+pub(crate) enum Helped {
+    /// `done()` became true.
+    Done,
+    /// An isolated wait began to wait for the task this wait runs in: the
+    /// wait goes on filtered, with this tag (module docs).
+    Isolated(u64),
+}
+
 impl WorkerThread {
-    /// Runs jobs until `done()` is true (or `deadline` passes; returns
-    /// `done()`). With nothing to run it spins (crossbeam's `Backoff`,
-    /// spinning then yielding) before it sleeps: a sleeping worker needs a
-    /// futex wake-up, and on a busy machine the kernel may then queue it on
-    /// the CPU of the thread that woke it. Before the first sleep it calls
-    /// `prepare()`, which arranges for this thread to be unparked when
-    /// `done()` becomes true and returns false if it already is.
+    /// Runs jobs until `done()` is true. With nothing to run it spins
+    /// (crossbeam's `Backoff`, spinning then yielding) before it sleeps: a
+    /// sleeping worker needs a futex wake-up, and on a busy machine the
+    /// kernel may then queue it on the CPU of the thread that woke it.
+    /// Before the first sleep it calls `prepare()`, which arranges for this
+    /// thread to be unparked when `done()` becomes true and returns false
+    /// if it already is. With `watch`, it stops (`Helped::Isolated`) when
+    /// an isolated wait begins to wait for the running task.
     pub(crate) fn help_until(
         &self,
         done: impl Fn() -> bool,
         mut prepare: impl FnMut() -> bool,
-        deadline: Option<Instant>,
-    ) -> bool {
+        watch: bool,
+    ) -> Helped {
         let mut prepared = false;
         let backoff = Backoff::new();
         loop {
             if done() {
-                return true;
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return false;
+                return Helped::Done;
             }
             if let Some(job) = self.find_work() {
+                if watch {
+                    if let Err(isolated) = self.admit(job) {
+                        return isolated;
+                    }
+                }
                 job.execute(self.here());
                 backoff.reset();
                 continue;
@@ -380,25 +409,45 @@ impl WorkerThread {
             if !prepared {
                 prepared = true;
                 if !prepare() {
-                    return true;
+                    return Helped::Done;
                 }
                 continue;
             }
             let pool = &*self.pool;
-            self.sleep(|| done() || pool.has_work(), deadline);
+            self.sleep(|| done() || pool.has_work(), None);
+        }
+    }
+
+    /// `job`, found by a plain wait inside a task, unless an isolated wait
+    /// has begun to wait for that task meanwhile: then `job` goes back on
+    /// this worker's deque (where the filtered wait looks first) and the
+    /// error is that wait's tag.
+    fn admit(&self, job: JobRef) -> Result<(), Helped> {
+        // Acquire: the isolated wait marks the task before it takes any
+        // job. A job found here only because that wait took another (the
+        // last of this deque, or one it then put aside on the injector) was
+        // found after a load that read that take; the fence orders the load
+        // of the mark below after it, so the mark is seen.
+        fence(Ordering::Acquire);
+        match self.here().wait_isolation() {
+            0 => Ok(()),
+            tag => {
+                self.local.push(job);
+                Err(Helped::Isolated(tag))
+            }
         }
     }
 
     /// [`wait`] on a worker, without a deadline: help until the task is
-    /// done.
-    pub(crate) fn wait_for_task(&self, task: &TaskRef) -> bool {
+    /// done, or until an isolated wait begins to wait for the running task.
+    pub(crate) fn wait_for_task(&self, task: &TaskRef) -> Helped {
         self.help_until(
             || task.is_done(),
             || {
                 task.add_callback(Callback::Unpark(std::thread::current()))
                     .is_ok()
             },
-            None,
+            true,
         )
     }
 
@@ -455,25 +504,26 @@ impl WorkerThread {
         true
     }
 
-    /// The next job `filter` allows, from this worker's deque, then from
-    /// elsewhere (a steal puts its batch on this deque, looked at next);
-    /// what it may not run goes to `aside`. At most one steal's worth per
-    /// call, so that jobs put aside are not taken again and again.
+    /// The next job `filter` allows: from this worker's deque, then from
+    /// one steal from the other workers' deques, then one from the queues
+    /// outside the pool (a steal puts its batch on this deque, looked at
+    /// next); what it may not run goes to `aside`. Every call looks at
+    /// every kind of queue once: the jobs filtered waits put aside on the
+    /// injector must not hide a job this wait may run in a worker's deque.
     fn find_allowed(
         &self,
         filter: &Filter<'_>,
         subtree: &[Arc<GroupCore>],
         aside: &mut Vec<JobRef>,
     ) -> Option<JobRef> {
-        let mut stole = false;
+        let mut steals = [Self::steal_from_workers, Self::steal_from_outside].into_iter();
         loop {
             let job = match self.local.pop() {
                 Some(job) => job,
-                None if stole => return None,
-                None => {
-                    stole = true;
-                    self.steal_any()?
-                }
+                None => match steals.next()?(self) {
+                    Some(job) => job,
+                    None => continue,
+                },
             };
             if filter.allows(&job, subtree) {
                 return Some(job);
