@@ -45,7 +45,7 @@ impl Waiter {
         match self {
             Waiter::Worker(_) => {
                 let worker = WorkerThread::current().expect("a worker waiter runs on its worker");
-                worker.help_until(&done, || true, false);
+                worker.help_until(&done, || true, None);
             }
             Waiter::Thread(_) => {
                 while !done() {

@@ -180,7 +180,7 @@ pub(crate) fn wait_any(tasks: &[&TaskRef], deadline: Option<Instant>) -> Result<
     match (worker, deadline) {
         (Some(worker), None) if isolation == 0 => {
             let mut keys = Vec::new();
-            let helped = worker.help_until(done, || unpark_on_any(tasks, &mut keys), true);
+            let helped = worker.help_until(done, || unpark_on_any(tasks, &mut keys), Some(tasks));
             remove_unparks(tasks, &keys);
             if let Helped::Isolated(tag) = helped {
                 worker.help_filtered(&Filter::Isolated { tag, tasks }, done);
@@ -376,13 +376,14 @@ impl WorkerThread {
     /// kernel may then queue it on the CPU of the thread that woke it.
     /// Before the first sleep it calls `prepare()`, which arranges for this
     /// thread to be unparked when `done()` becomes true and returns false
-    /// if it already is. With `watch`, it stops (`Helped::Isolated`) when
-    /// an isolated wait begins to wait for the running task.
+    /// if it already is. With `watch` (the tasks a task wait waits for),
+    /// it stops (`Helped::Isolated`) when an isolated wait begins to wait
+    /// for the running task.
     pub(crate) fn help_until(
         &self,
         done: impl Fn() -> bool,
         mut prepare: impl FnMut() -> bool,
-        watch: bool,
+        watch: Option<&[&TaskRef]>,
     ) -> Helped {
         let mut prepared = false;
         let backoff = Backoff::new();
@@ -391,8 +392,8 @@ impl WorkerThread {
                 return Helped::Done;
             }
             if let Some(job) = self.find_work() {
-                if watch {
-                    if let Err(isolated) = self.admit(job) {
+                if let Some(awaited) = watch {
+                    if let Err(isolated) = self.admit(job, awaited) {
                         return isolated;
                     }
                 }
@@ -418,11 +419,18 @@ impl WorkerThread {
         }
     }
 
-    /// `job`, found by a plain wait inside a task, unless an isolated wait
-    /// has begun to wait for that task meanwhile: then `job` goes back on
+    /// Ok if a plain wait inside a task for `awaited` may run `job`, found
+    /// meanwhile: one of `awaited` always, another job unless an isolated
+    /// wait has begun to wait for the running task. Then `job` goes back on
     /// this worker's deque (where the filtered wait looks first) and the
-    /// error is that wait's tag.
-    fn admit(&self, job: JobRef) -> Result<(), Helped> {
+    /// error carries that wait's tag.
+    #[inline]
+    fn admit(&self, job: JobRef, awaited: &[&TaskRef]) -> Result<(), Helped> {
+        if let Some(t) = job.as_task() {
+            if awaited.iter().any(|w| w.as_ptr() == t) {
+                return Ok(());
+            }
+        }
         // Acquire: the isolated wait marks the task before it takes any
         // job. A job found here only because that wait took another (the
         // last of this deque, or one it then put aside on the injector) was
@@ -447,7 +455,7 @@ impl WorkerThread {
                 task.add_callback(Callback::Unpark(std::thread::current()))
                     .is_ok()
             },
-            true,
+            Some(&[task]),
         )
     }
 
