@@ -99,12 +99,14 @@ thread_local! {
 }
 
 /// Runs `f` with this thread's [`Here`], found once.
+#[inline]
 pub(crate) fn with_here<R>(f: impl FnOnce(&Here) -> R) -> R {
     HERE.with(f)
 }
 
 impl Here {
     /// The worker running on this thread, if any.
+    #[inline]
     pub(crate) fn worker(&self) -> Option<&'static WorkerThread> {
         let p = self.worker.get();
         // SAFETY: set by `WorkerThread::run` for the lifetime of the

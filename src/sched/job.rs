@@ -71,6 +71,7 @@ impl JobRef {
         JobRef(unsafe { NonNull::new_unchecked(tagged.cast()) })
     }
 
+    #[inline]
     pub(crate) fn is(&self, other: &JobRef) -> bool {
         self.0 == other.0
     }

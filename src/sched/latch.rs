@@ -71,6 +71,7 @@ impl Latch {
     }
 
     /// Acquire: pairs with `set`, so the job's result is visible.
+    #[inline]
     pub(crate) fn probe(&self) -> bool {
         self.set.load(Ordering::Acquire)
     }

@@ -102,6 +102,7 @@ impl Sleep {
 
     /// After a worker pushed on its own deque: wake a sleeper if one is
     /// visible, without the fence (see the module docs for why that is safe).
+    #[inline]
     pub(crate) fn notify_local(&self) {
         if self.count.load(Ordering::Relaxed) != 0 {
             self.notify_from_worker();

@@ -154,6 +154,7 @@ impl WorkerThread {
     }
 
     /// The worker running on this thread, if any.
+    #[inline]
     pub(crate) fn current() -> Option<&'static WorkerThread> {
         context::with_here(Here::worker)
     }

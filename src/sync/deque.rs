@@ -495,6 +495,7 @@ impl<T: Item> Stealer<T> {
 
 /// A slot read by whoever then took its job (a thief that claimed it, the
 /// owner that popped it): `push` stored a job there.
+#[inline]
 fn claimed(ptr: *mut ()) -> NonNull<()> {
     NonNull::new(ptr).expect("a claimed slot holds a job")
 }
