@@ -47,6 +47,7 @@ use harness::{probe_machine, run_local, run_program, LoadMeter, Probe, Runs, Sam
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Sys {
     Rayon,
+    Chili,
     Tokio,
     Tbb,
     Omp,
@@ -55,8 +56,9 @@ pub enum Sys {
 }
 
 impl Sys {
-    const ALL: [Sys; 6] = [
+    const ALL: [Sys; 7] = [
         Sys::Rayon,
+        Sys::Chili,
         Sys::Tokio,
         Sys::Tbb,
         Sys::Omp,
@@ -68,6 +70,7 @@ impl Sys {
     fn label(self) -> &'static str {
         match self {
             Sys::Rayon => "rayon",
+            Sys::Chili => "chili",
             Sys::Tokio => "tokio",
             Sys::Tbb => "oneTBB",
             Sys::Omp => "OpenMP",
@@ -80,6 +83,7 @@ impl Sys {
     fn short(self) -> &'static str {
         match self {
             Sys::Rayon => "rayon",
+            Sys::Chili => "chili",
             Sys::Tokio => "tokio",
             Sys::Tbb => "TBB",
             Sys::Omp => "OMP",
@@ -92,6 +96,7 @@ impl Sys {
     fn key(self) -> &'static str {
         match self {
             Sys::Rayon => "rayon",
+            Sys::Chili => "chili",
             Sys::Tokio => "tokio",
             Sys::Tbb => "tbb",
             Sys::Omp => "omp",
@@ -262,6 +267,10 @@ struct Workload {
     rust: &'static [(Sys, RustFn)],
     /// External programs that implement it.
     external: &'static [Sys],
+    /// Rust systems measured by `downstream_bench` (bench/kernels), which
+    /// builds wsrt and its peers as a user's crate does (cargo's default
+    /// release profile), with `params` as its N and WORKERS.
+    downstream: &'static [Sys],
     /// Size parameters for the external programs (and the progress line).
     params: fn(&Sizes) -> Vec<u64>,
     /// Each run in a fresh process (memory).
@@ -360,6 +369,7 @@ fn workloads() -> Vec<Workload> {
             rows: &[ns_row!("spawn_wait")],
             rust: &[(Tokio, spawn_wait_tokio), (WsrtRust, spawn_wait_wsrt)],
             external: &[WsrtC],
+            downstream: &[],
             params: |s| vec![s.tasks],
             short: true,
             host_bound: true,
@@ -385,6 +395,7 @@ fn workloads() -> Vec<Workload> {
             rows: &[ns_row!("detached")],
             rust: &[(Rayon, detached_rayon), (WsrtRust, detached_wsrt)],
             external: &[Tbb, Omp, WsrtC],
+            downstream: &[],
             params: |s| vec![s.tasks],
             short: true,
             host_bound: true,
@@ -397,10 +408,15 @@ fn workloads() -> Vec<Workload> {
         },
         Workload {
             name: "fib",
-            what: "fib(n), no cutoff, per fork: rayon::join vs wsrt::join (Rust); C handles (spawn child, compute the other half, helping wait) vs TBB task_group and OpenMP task + taskwait",
+            what: "fib(n), no cutoff, per fork: rayon::join, chili's Scope::join (heartbeat scheduling) and wsrt::join (Rust); C handles (spawn child, compute the other half, helping wait) vs TBB task_group and OpenMP task + taskwait",
             rows: &[ns_row!("fib")],
-            rust: &[(Rayon, fib_rayon_join), (WsrtRust, fib_wsrt_join)],
+            rust: &[
+                (Rayon, fib_rayon_join),
+                (Chili, fib_chili_join),
+                (WsrtRust, fib_wsrt_join),
+            ],
             external: &[Tbb, Omp, WsrtC],
+            downstream: &[],
             params: |s| vec![s.fib],
             short: true,
             host_bound: true,
@@ -421,6 +437,58 @@ fn workloads() -> Vec<Workload> {
             ],
         },
         Workload {
+            name: "fib_dep",
+            what: "fib as a crate that depends on wsrt gets it: bench/kernels' downstream_bench, built with cargo's default release profile (no LTO), one worker per CPU",
+            rows: &[ns_row!("fib_dep")],
+            rust: &[],
+            external: &[],
+            downstream: &[Rayon, Chili, WsrtRust],
+            params: |s| vec![s.fib, cores() as u64],
+            short: true,
+            host_bound: true,
+            fresh_process: false,
+            targets: &[
+                Target {
+                    row: "fib_dep",
+                    subject: WsrtRust,
+                    against: Against::System(Rayon),
+                    bound: Bound::AtMost(1.0),
+                },
+                Target {
+                    row: "fib_dep",
+                    subject: WsrtRust,
+                    against: Against::System(Chili),
+                    bound: Bound::AtMost(1.0),
+                },
+            ],
+        },
+        Workload {
+            name: "fib_dep_1",
+            what: "fib_dep on one worker",
+            rows: &[ns_row!("fib_dep_1")],
+            rust: &[],
+            external: &[],
+            downstream: &[Rayon, Chili, WsrtRust],
+            params: |s| vec![s.fib, 1],
+            short: true,
+            host_bound: true,
+            fresh_process: false,
+            targets: &[
+                Target {
+                    row: "fib_dep_1",
+                    subject: WsrtRust,
+                    against: Against::System(Rayon),
+                    bound: Bound::AtMost(1.0),
+                },
+                Target {
+                    row: "fib_dep_1",
+                    subject: WsrtRust,
+                    against: Against::System(Chili),
+                    bound: Bound::AtMost(1.0),
+                },
+            ],
+        },
+        Workload {
             name: "fib_cutoff",
             what: "fib(n), sequential below the cutoff; speedup over sequential fib compiled by the same compiler, paired in each run",
             rows: &[Row {
@@ -430,6 +498,7 @@ fn workloads() -> Vec<Workload> {
             }],
             rust: &[(Rayon, fib_cutoff_rayon), (WsrtRust, fib_cutoff_wsrt)],
             external: &[Tbb, Omp, WsrtC],
+            downstream: &[],
             params: |s| vec![s.fib_cutoff.0, s.fib_cutoff.1],
             short: false,
             host_bound: true,
@@ -449,6 +518,7 @@ fn workloads() -> Vec<Workload> {
                 (WsrtRust, oversubscribed_wsrt),
             ],
             external: &[Tbb, Omp, WsrtC],
+            downstream: &[],
             params: |s| {
                 let (n, cutoff, workers) = s.oversubscribed;
                 vec![n, cutoff, workers]
@@ -472,6 +542,7 @@ fn workloads() -> Vec<Workload> {
                 (WsrtRust, nested_wsrt),
             ],
             external: &[Tbb, Omp, WsrtC],
+            downstream: &[],
             params: |s| vec![s.nested.0, s.nested.1],
             short: true,
             host_bound: true,
@@ -488,6 +559,7 @@ fn workloads() -> Vec<Workload> {
             rows: &[ns_row!("cancel")],
             rust: &[(Tokio, cancel_tokio), (WsrtRust, cancel_wsrt)],
             external: &[WsrtC],
+            downstream: &[],
             params: |s| vec![s.tasks],
             short: true,
             host_bound: true,
@@ -500,6 +572,7 @@ fn workloads() -> Vec<Workload> {
             rows: &[ns_row!("group_cancel")],
             rust: &[(WsrtRust, group_cancel_wsrt)],
             external: &[WsrtC],
+            downstream: &[],
             params: |s| vec![s.tasks],
             short: true,
             host_bound: true,
@@ -523,6 +596,7 @@ fn workloads() -> Vec<Workload> {
             ],
             rust: &[(WsrtRust, callbacks_wsrt)],
             external: &[WsrtC],
+            downstream: &[],
             params: |s| vec![s.tasks],
             short: true,
             host_bound: true,
@@ -546,6 +620,7 @@ fn workloads() -> Vec<Workload> {
             ],
             rust: &[(WsrtRust, grouped_spawn_wsrt)],
             external: &[WsrtC],
+            downstream: &[],
             params: |s| vec![s.tasks],
             short: true,
             host_bound: true,
@@ -570,6 +645,7 @@ fn workloads() -> Vec<Workload> {
                 (WsrtRust, idle_wsrt),
             ],
             external: &[Tbb, Omp, WsrtC],
+            downstream: &[],
             params: |s| vec![s.idle_ms, s.idle_settle_ms],
             short: false,
             host_bound: false,
@@ -590,6 +666,7 @@ fn workloads() -> Vec<Workload> {
                 (WsrtRust, bursty_wsrt),
             ],
             external: &[Tbb, Omp, WsrtC],
+            downstream: &[],
             params: |s| vec![s.bursty.0, s.bursty.1, s.bursty.2],
             short: false,
             host_bound: true,
@@ -621,6 +698,7 @@ fn workloads() -> Vec<Workload> {
                 (WsrtRust, wake_wsrt),
             ],
             external: &[Tbb, Omp, WsrtC],
+            downstream: &[],
             params: |s| vec![s.wake.0, s.wake.1],
             short: false,
             host_bound: true,
@@ -653,6 +731,7 @@ fn workloads() -> Vec<Workload> {
             ],
             rust: &[(Tokio, timers_tokio), (WsrtRust, timers_wsrt)],
             external: &[WsrtC],
+            downstream: &[],
             params: |s| vec![s.timers.0, s.timers.1, s.timers.2],
             short: true,
             host_bound: true,
@@ -698,6 +777,7 @@ fn workloads() -> Vec<Workload> {
                 (WsrtRust, memory_wsrt),
             ],
             external: &[Tbb, WsrtC],
+            downstream: &[],
             params: |s| vec![s.memory],
             short: false,
             host_bound: false,
@@ -781,6 +861,8 @@ struct Bench {
     exe: PathBuf,
     /// Where build.sh put the external programs.
     peers_dir: PathBuf,
+    /// bench/kernels' downstream_bench, or why it could not be built.
+    downstream: Result<PathBuf, String>,
 }
 
 impl Bench {
@@ -818,6 +900,18 @@ impl Bench {
             } else {
                 run_program(&self.exe, &args, runs.limit)
             }
+        } else if w.downstream.contains(&sys) {
+            let program = match &self.downstream {
+                Ok(p) => p,
+                Err(reason) => return Outcome::Skipped(reason.clone()),
+            };
+            let mut args = vec![
+                sys.key().to_string(),
+                runs.warmups.to_string(),
+                runs.runs.to_string(),
+            ];
+            args.append(&mut params);
+            run_program(program, &args, runs.limit)
         } else if w.external.contains(&sys) {
             let program = match self.program(sys) {
                 Ok(p) => p,
@@ -1499,6 +1593,39 @@ fn build_peers(lib_dir: &Path, peers_dir: &Path) {
     }
 }
 
+/// Builds bench/kernels' downstream_bench with the `downstream` profile
+/// (cargo's default release profile) into `target_dir`/downstream; its
+/// path, or why it is missing.
+fn build_downstream(target_dir: &Path) -> Result<PathBuf, String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ has a parent");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut args: Vec<&str> =
+        "build --quiet --profile downstream -p wsrt-bench-kernels --bin downstream_bench"
+            .split(' ')
+            .collect();
+    if !cfg!(feature = "default") {
+        args.push("--no-default-features");
+    }
+    eprintln!(
+        "building bench/kernels' downstream_bench as a user's crate: {cargo} {}",
+        args.join(" ")
+    );
+    let status = std::process::Command::new(cargo)
+        .args(&args)
+        .arg("--manifest-path")
+        .arg(root.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target_dir)
+        .status();
+    let program = target_dir.join("downstream/downstream_bench");
+    match status {
+        Ok(s) if s.success() && program.is_file() => Ok(program),
+        other => Err(format!("building downstream_bench failed ({other:?})")),
+    }
+}
+
 fn main() {
     let args = match parse_args() {
         Ok(a) => a,
@@ -1535,6 +1662,11 @@ fn main() {
     let peers_dir = lib_dir.parent().expect("target").join("peers");
     let start = Instant::now();
     build_peers(&lib_dir, &peers_dir);
+    let downstream = if selected.iter().any(|w| !w.downstream.is_empty()) {
+        build_downstream(lib_dir.parent().expect("target"))
+    } else {
+        Err("not needed".into())
+    };
     let load = LoadMeter::start();
 
     let sizes = args.sizes.clone();
@@ -1549,6 +1681,7 @@ fn main() {
         sizes,
         exe,
         peers_dir,
+        downstream,
     };
     let mut measured: Vec<Vec<TableRow>> = selected
         .iter()

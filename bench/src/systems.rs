@@ -1,5 +1,5 @@
 //! The Rust systems of `bench/src/main.rs`: wsrt through its Rust API,
-//! rayon and tokio, each run in a process of its own (`--child`). One
+//! rayon, chili and tokio, each run in a process of its own (`--child`). One
 //! function per workload per system; each builds its own pool (one thread
 //! per CPU), measures one run, drops the pool, and returns the run's
 //! figures. The C and C++ systems are in bench/peers/.
@@ -11,6 +11,9 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
+
+pub use wsrt_bench_kernels::fib_seq;
+use wsrt_bench_kernels::{chili_pool, fib_chili, fib_nodes, fib_rayon, fib_wsrt};
 
 use crate::harness::{cpu_seconds, now_ns, percentile, rss_bytes, wait_until, Sample};
 use crate::Sizes;
@@ -36,7 +39,7 @@ fn reset() {
     CALLBACKS.store(0, SeqCst);
 }
 
-fn cores() -> usize {
+pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
@@ -167,41 +170,6 @@ pub fn detached_rayon(sz: &Sizes) -> Sample {
 
 // ---- fib and fib_cutoff: fork-join below `cutoff` runs sequentially ----
 
-#[inline(never)]
-pub fn fib_seq(n: u64) -> u64 {
-    if n < 2 {
-        n
-    } else {
-        fib_seq(n - 1) + fib_seq(n - 2)
-    }
-}
-
-fn fib_wsrt(n: u64, cutoff: u64) -> u64 {
-    if n < cutoff {
-        return fib_seq(n);
-    }
-    let (a, b) = wsrt::join(|| fib_wsrt(n - 1, cutoff), || fib_wsrt(n - 2, cutoff));
-    a + b
-}
-
-fn fib_rayon(n: u64, cutoff: u64) -> u64 {
-    if n < cutoff {
-        return fib_seq(n);
-    }
-    let (a, b) = rayon::join(|| fib_rayon(n - 1, cutoff), || fib_rayon(n - 2, cutoff));
-    a + b
-}
-
-/// Forks (joins) of fib(n) when n < cutoff runs sequentially.
-pub fn fib_nodes(n: u64, cutoff: u64) -> u64 {
-    let (mut a, mut b) = (0u64, 0u64); // nodes(k-2), nodes(k-1)
-    for k in 0..=n {
-        let c = if k < cutoff { 0 } else { 1 + a + b };
-        (a, b) = (b, c);
-    }
-    b
-}
-
 /// One fib run with `par` (no cutoff): ns per fork.
 fn fib_run(n: u64, par: impl FnOnce(u64) -> u64) -> Sample {
     let start = Instant::now();
@@ -236,6 +204,11 @@ pub fn fib_wsrt_join(sz: &Sizes) -> Sample {
 pub fn fib_rayon_join(sz: &Sizes) -> Sample {
     let pool = rayon_pool();
     fib_run(sz.fib, |n| pool.install(|| fib_rayon(n, 2)))
+}
+
+pub fn fib_chili_join(sz: &Sizes) -> Sample {
+    let pool = chili_pool(cores());
+    fib_run(sz.fib, |n| fib_chili(n, 2, &mut pool.scope()))
 }
 
 pub fn fib_cutoff_wsrt(sz: &Sizes) -> Sample {
