@@ -12,6 +12,12 @@ use crate::sched::worker::WorkerThread;
 /// worker per CPU, started on first use; use [`Handle::join`] to pick one.
 /// A panic in either closure is propagated after both finished.
 ///
+/// `b` runs on another worker only if one is idle: while every worker is
+/// busy, `b` stays with its worker, which takes it back after `a` at the
+/// cost of a few loads and stores; once a worker looks for work, each join
+/// on a busy worker hands out its oldest pending `b`. So `a` must not wait
+/// for `b` (nor for anything only `b` does): it may run first, alone.
+///
 /// [`Handle::join`]: crate::Handle::join
 pub fn join<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
 where

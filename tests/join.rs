@@ -186,3 +186,35 @@ fn a_timed_wait_on_a_worker_gives_up_at_its_deadline_then_waits_again() {
     rt.shutdown(wsrt::ShutdownMode::Drain).unwrap();
     assert_eq!(rt.stats().succeeded, 2);
 }
+
+#[test]
+fn a_join_half_goes_to_an_idle_worker_at_a_later_join() {
+    // The second half of a join stays hidden from thieves until a worker
+    // looks for work; a later join of its worker then hands it out. Here
+    // the first half joins (empty halves) until the second half has run
+    // on another thread: it would never end if the hidden half were never
+    // shown.
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let t = rt.spawn(|| {
+        let ran_on = std::sync::Mutex::new(None);
+        wsrt::join(
+            || {
+                while ran_on.lock().unwrap().is_none() {
+                    wsrt::join(|| (), || ());
+                }
+            },
+            || *ran_on.lock().unwrap() = Some(std::thread::current().id()),
+        );
+        let ran_on = ran_on.into_inner().unwrap();
+        ran_on != Some(std::thread::current().id())
+    });
+    if !t.wait_timeout(std::time::Duration::from_secs(60)) {
+        // Leave the runtime (its drop would wait for the task) and fail.
+        std::mem::forget(rt);
+        panic!("the hidden half was never handed to the idle worker");
+    }
+    assert!(
+        t.join().unwrap(),
+        "the second half ran on the joining thread"
+    );
+}

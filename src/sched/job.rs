@@ -9,8 +9,11 @@
 //! `join(a, b)` on a worker pushes `b` as a job that lives on the caller's
 //! stack, runs `a` inline, then pops `b` back and runs it inline too unless
 //! a thief took it; then it runs other jobs until the thief sets the latch.
-//! Outside the pool the whole join is handed to a worker and the caller
-//! blocks.
+//! `b` is pushed hidden from thieves (`sync::deque`), so popping it back
+//! needs no fence; while some worker looks for work, each join shows its
+//! worker's oldest hidden job (`WorkerThread::push_join`), the one whose
+//! stealing hands out the most work. Outside the pool the whole join is
+//! handed to a worker and the caller blocks.
 
 use std::any::Any;
 use std::cell::UnsafeCell;
@@ -225,7 +228,7 @@ where
 {
     let job_b = StackJob::new(b, Waiter::Worker(w.index));
     let job_ref = job_b.as_job_ref();
-    w.push(job_ref);
+    w.push_join(job_ref);
     let result_a = panic::catch_unwind(AssertUnwindSafe(a));
     // Get `b` back, or wait for the thief. Jobs above ours were pushed by
     // `a` and not taken back, so they are ours to run.

@@ -16,6 +16,8 @@ use std::sync::{Mutex, OnceLock};
 use std::thread::Thread;
 use std::time::Instant;
 
+use crossbeam_utils::CachePadded;
+
 use super::placement::{self, Place};
 
 pub(crate) struct Sleep {
@@ -28,6 +30,10 @@ pub(crate) struct Sleep {
     places: Option<Box<[Place]>>,
     /// Wake-ups that steered the sleeper (a statistic).
     steered: AtomicU64,
+    /// Workers that found nothing to run (spinning, helping with nothing
+    /// to help with, or asleep): while there are any, a busy worker shows
+    /// one hidden job at each join (`WorkerThread::push_join`).
+    looking: CachePadded<AtomicUsize>,
 }
 
 impl Sleep {
@@ -38,7 +44,25 @@ impl Sleep {
             threads: (0..workers).map(|_| OnceLock::new()).collect(),
             places: steer.then(|| (0..workers).map(|_| Place::default()).collect()),
             steered: AtomicU64::new(0),
+            looking: CachePadded::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// How many workers look for work. Relaxed, here and in the updates: a
+    /// hint. Read late, a hidden job stays hidden until the next join; its
+    /// owner runs it all the same, so only parallelism waits, never
+    /// progress.
+    #[inline]
+    pub(crate) fn looking(&self) -> usize {
+        self.looking.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn start_looking(&self) {
+        self.looking.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn stop_looking(&self) {
+        self.looking.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Called once by each worker thread before it can sleep.

@@ -186,7 +186,11 @@ impl WorkerThread {
     /// A short bounded spin before sleeping: work often arrives within
     /// microseconds of running out (fork-join, bursts). For the first
     /// [`FIRST_LOOK_AFTER`] it leaves the lanes and the injector alone
-    /// (`README.md`).
+    /// (`README.md`). Then, once a look everywhere found nothing, the
+    /// worker counts as looking for work (`WorkerThread::start_looking`),
+    /// and stays counted while it sleeps: announced only then, a worker
+    /// that finds work again at once (spawns from outside) writes no
+    /// shared counter.
     pub(super) fn spin(&self) -> Option<JobRef> {
         let injector_after = Instant::now() + FIRST_LOOK_AFTER;
         while Instant::now() < injector_after {
@@ -204,6 +208,9 @@ impl WorkerThread {
             if let Some(job) = self.steal() {
                 return Some(job);
             }
+            // Nothing anywhere, after a while: busy workers may hand out
+            // hidden join halves now (counted once, until a job is found).
+            self.start_looking();
             if Instant::now() >= until {
                 return None;
             }

@@ -387,19 +387,28 @@ impl WorkerThread {
     ) -> Helped {
         let mut prepared = false;
         let backoff = Backoff::new();
-        loop {
+        // Finds in a row that found nothing.
+        let mut misses = 0u32;
+        let helped = loop {
             if done() {
-                return Helped::Done;
+                break Helped::Done;
             }
             if let Some(job) = self.find_work() {
+                self.stop_looking();
                 if let Some(awaited) = watch {
                     if let Err(isolated) = self.admit(job, awaited) {
-                        return isolated;
+                        break isolated;
                     }
                 }
                 job.execute(self.here());
                 backoff.reset();
+                misses = 0;
                 continue;
+            }
+            misses += 1;
+            if misses == 2 {
+                // A second look found nothing either: as `spin` does.
+                self.start_looking();
             }
             if !backoff.is_completed() {
                 backoff.snooze();
@@ -410,13 +419,15 @@ impl WorkerThread {
             if !prepared {
                 prepared = true;
                 if !prepare() {
-                    return Helped::Done;
+                    break Helped::Done;
                 }
                 continue;
             }
             let pool = &*self.pool;
             self.sleep(|| done() || pool.has_work(), None);
-        }
+        };
+        self.stop_looking();
+        helped
     }
 
     /// Ok if a plain wait inside a task for `awaited` may run `job`, found
@@ -424,7 +435,7 @@ impl WorkerThread {
     /// wait has begun to wait for the running task. Then `job` goes back on
     /// this worker's deque (where the filtered wait looks first) and the
     /// error carries that wait's tag.
-    #[inline]
+    #[inline(always)]
     fn admit(&self, job: JobRef, awaited: &[&TaskRef]) -> Result<(), Helped> {
         if let Some(t) = job.as_task() {
             if awaited.iter().any(|w| w.as_ptr() == t) {
@@ -556,6 +567,7 @@ impl WorkerThread {
     /// A worker about to park for a finite wait lets a sleeper take what
     /// it has queued (it will not run it meanwhile).
     pub(crate) fn share_queued(&self) {
+        self.local.show_all();
         if self.local.len() != 0 {
             self.pool.sleep.notify_from_worker();
         }

@@ -44,6 +44,8 @@ pub(crate) struct WorkerThread {
     pub(crate) frees: FreeBatch,
     /// Its thread's [`Here`], set when the thread starts (`run`).
     here: HerePtr,
+    /// Counted in `Sleep`'s workers looking for work.
+    looking: Cell<bool>,
 }
 
 /// A pointer to a thread's [`Here`], kept by that thread's worker.
@@ -63,6 +65,7 @@ impl WorkerThread {
             rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1)),
             lane_streak: Cell::new(0),
             lane_looks: Default::default(),
+            looking: Cell::new(false),
             finished: RefCell::new(Vec::with_capacity(UNLIST_BATCH)),
             retired: RefCell::new(Vec::with_capacity(UNLIST_BATCH)),
             frees: FreeBatch::new(),
@@ -181,9 +184,45 @@ impl WorkerThread {
         self.pool.sleep.notify_local();
     }
 
+    /// Pushes the second half of a join, hidden from thieves
+    /// (`sync::deque`): taking it back costs no fence. While a worker looks
+    /// for work, the oldest hidden job is shown instead, and a sleeper
+    /// woken for it: each join of a busy worker hands one out.
+    #[inline]
+    pub(crate) fn push_join(&self, job: JobRef) {
+        self.local.push_hidden(job);
+        if self.pool.sleep.looking() != 0 {
+            self.share_oldest();
+        }
+    }
+
+    #[cold]
+    fn share_oldest(&self) {
+        if self.local.show_oldest() {
+            self.pool.sleep.notify_local();
+        }
+    }
+
     #[inline]
     pub(crate) fn pop(&self) -> Option<JobRef> {
         self.local.pop()
+    }
+
+    /// This worker found nothing to run: it counts among the workers
+    /// looking for work, for which busy workers show hidden jobs.
+    pub(super) fn start_looking(&self) {
+        if !self.looking.replace(true) {
+            self.pool.sleep.start_looking();
+        }
+    }
+
+    /// This worker found a job, or stops looking.
+    #[inline]
+    pub(super) fn stop_looking(&self) {
+        if self.looking.get() {
+            self.looking.set(false);
+            self.pool.sleep.stop_looking();
+        }
     }
 
     /// Parks this worker (`Sleep::sleep`) after letting go of what it
@@ -230,14 +269,17 @@ impl WorkerThread {
         let pool = &*self.pool;
         loop {
             if let Some(job) = self.find_work() {
+                self.stop_looking();
                 job.execute(self.here());
                 continue;
             }
             if let Some(job) = self.spin() {
+                self.stop_looking();
                 job.execute(self.here());
                 continue;
             }
             if pool.is_exiting() && !pool.has_work() {
+                self.stop_looking();
                 return;
             }
             let mode = pool.mode();

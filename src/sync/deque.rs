@@ -13,6 +13,15 @@
 //! loaded without pinning an epoch, and the owner never shrinks and
 //! regrows. The price: the old buffers, a third of the largest at most.
 //!
+//! *Hidden* jobs: a worker's owner may push a job where no thief looks
+//! yet, above `bottom` ([`Worker::push_hidden`]). Popping it back is a
+//! plain load, with no fence: the fork-join fast path (heartbeat
+//! scheduling's idea: work becomes stealable only when someone could
+//! steal it). [`Worker::show_oldest`] makes the oldest hidden job an
+//! ordinary one by moving `bottom` over it; every other owner operation
+//! that moves `bottom` shows them all first, so the hidden jobs are
+//! always the newest, in order, right above `bottom`.
+//!
 //! Two kinds: a *LIFO* deque (a worker's) is popped by its owner, so a
 //! thief takes a batch one job at a time, each by its own compare-exchange;
 //! a *push-only* deque (a lane: its thread never runs jobs) has no owner
@@ -22,6 +31,7 @@
 //! `steal_batch_and_pop` does; [`Steal`] is crossbeam's, so the injector's
 //! answers and ours are one type.
 
+use std::cell::Cell;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 
@@ -172,7 +182,9 @@ impl Inner {
 /// deque, pops); it moves between threads but is not shared (`!Sync`).
 pub(crate) struct Worker<T> {
     inner: Arc<Inner>,
-    _item: PhantomData<(T, std::cell::Cell<()>)>,
+    /// How many hidden jobs lie at `bottom..bottom + hidden` (module docs).
+    hidden: Cell<isize>,
+    _item: PhantomData<T>,
 }
 
 /// A thief's end, shared by every thread that steals.
@@ -219,6 +231,7 @@ impl<T: Item> Worker<T> {
                 buffers: Mutex::new(vec![first]),
                 lifo,
             }),
+            hidden: Cell::new(0),
             _item: PhantomData,
         }
     }
@@ -230,6 +243,7 @@ impl<T: Item> Worker<T> {
         }
     }
 
+    /// The jobs thieves can see (hidden ones not counted).
     pub(crate) fn len(&self) -> usize {
         self.inner.len()
     }
@@ -249,6 +263,8 @@ impl<T: Item> Worker<T> {
     /// deque this way, as crossbeam's did.)
     #[inline]
     fn reserve(&self, n: usize) -> (&Buffer, isize) {
+        // Jobs go right above `bottom`, where the hidden ones are.
+        self.show_all();
         let inner = &*self.inner;
         // Relaxed: only this thread writes `bottom` and `buffer`.
         let b = inner.bottom().load(Ordering::Relaxed);
@@ -262,6 +278,58 @@ impl<T: Item> Worker<T> {
             return (self.grow(b, t, needed), b);
         }
         (buffer, b)
+    }
+
+    /// Pushes `item` hidden from thieves (module docs): only [`pop`]
+    /// takes it back, until [`show_oldest`] or another push shows it. Only
+    /// for a LIFO deque.
+    ///
+    /// [`pop`]: Self::pop
+    /// [`show_oldest`]: Self::show_oldest
+    #[inline]
+    pub(crate) fn push_hidden(&self, item: T) {
+        debug_assert!(self.inner.lifo, "a push-only deque is never popped");
+        let inner = &*self.inner;
+        let hidden = self.hidden.get();
+        // Relaxed: only this thread writes `bottom` and `buffer`.
+        let at = inner.bottom().load(Ordering::Relaxed).wrapping_add(hidden);
+        // Acquire: as in `reserve`.
+        let t = inner.top().load(Ordering::Acquire);
+        let mut buffer = inner.buffer(Ordering::Relaxed);
+        let needed = at.wrapping_sub(t) as usize + 1;
+        if needed > buffer.capacity() {
+            // The hidden jobs move with the others.
+            buffer = self.grow(at, t, needed);
+        }
+        // Relaxed: no thief reads a slot at or above `bottom`; `publish`
+        // releases it when it is shown.
+        buffer
+            .at(at)
+            .store(item.into_raw().as_ptr(), Ordering::Relaxed);
+        self.hidden.set(hidden + 1);
+    }
+
+    /// Shows the oldest hidden job to thieves; false if none is hidden.
+    #[inline]
+    pub(crate) fn show_oldest(&self) -> bool {
+        let hidden = self.hidden.get();
+        if hidden == 0 {
+            return false;
+        }
+        self.hidden.set(hidden - 1);
+        let b = self.inner.bottom().load(Ordering::Relaxed);
+        self.publish(b.wrapping_add(1));
+        true
+    }
+
+    /// Shows every hidden job to thieves.
+    #[inline]
+    pub(crate) fn show_all(&self) {
+        let hidden = self.hidden.replace(0);
+        if hidden != 0 {
+            let b = self.inner.bottom().load(Ordering::Relaxed);
+            self.publish(b.wrapping_add(hidden));
+        }
     }
 
     /// Makes the jobs written below `bottom` visible to thieves.
@@ -305,11 +373,28 @@ impl<T: Item> Worker<T> {
         inner.buffer(Ordering::Relaxed)
     }
 
-    /// The job pushed last, unless a thief took it. Only for a LIFO deque.
-    #[inline]
+    /// The job pushed last, unless a thief took it: a hidden one if any
+    /// (no thief can take it: no fence), else one at `bottom`. Only for a
+    /// LIFO deque.
+    #[inline(always)]
     pub(crate) fn pop(&self) -> Option<T> {
         let inner = &*self.inner;
         debug_assert!(inner.lifo, "a push-only deque is never popped");
+        let hidden = self.hidden.get();
+        if hidden != 0 {
+            self.hidden.set(hidden - 1);
+            let at = inner
+                .bottom()
+                .load(Ordering::Relaxed)
+                .wrapping_add(hidden - 1);
+            let ptr = inner
+                .buffer(Ordering::Relaxed)
+                .at(at)
+                .load(Ordering::Relaxed);
+            // SAFETY: `push_hidden` stored an item there (copied along if
+            // the buffer grew), and no thief reads at or above `bottom`.
+            return Some(unsafe { T::from_raw(claimed(ptr)) });
+        }
         let b = inner.bottom().load(Ordering::Relaxed);
         // Empty without the fence: `top` only grows, so a stale `top` only
         // makes the deque look fuller than it is.
@@ -538,6 +623,50 @@ mod tests {
     }
 
     #[test]
+    fn hidden_jobs_are_popped_first_and_stolen_only_once_shown() {
+        let (w, thief) = (Worker::new_lifo(), Worker::new_lifo());
+        w.push(N(0));
+        w.push_hidden(N(1));
+        w.push_hidden(N(2));
+        w.push_hidden(N(3));
+        // Thieves see only the job below the hidden ones.
+        assert_eq!(w.len(), 1);
+        assert_eq!(
+            w.stealer().steal_batch_and_pop(&thief),
+            Steal::Success(N(0))
+        );
+        assert_eq!(w.stealer().steal_batch_and_pop(&thief), Steal::Empty);
+        // The oldest hidden job is shown: a thief takes it, not the others.
+        assert!(w.show_oldest());
+        assert_eq!(w.len(), 1);
+        assert_eq!(
+            w.stealer().steal_batch_and_pop(&thief),
+            Steal::Success(N(1))
+        );
+        // A push shows every hidden job first, and lands above them.
+        w.push(N(4));
+        assert_eq!(w.len(), 3);
+        w.push_hidden(N(5));
+        assert_eq!(drain(&w), [5, 4, 3, 2]);
+        assert!(!w.show_oldest());
+    }
+
+    #[test]
+    fn hidden_jobs_move_with_the_buffer_when_it_grows() {
+        let w = Worker::new_lifo();
+        for i in 0..10 {
+            w.push(N(i));
+        }
+        for i in 10..1000 {
+            w.push_hidden(N(i));
+        }
+        assert_eq!(w.len(), 10);
+        w.show_all();
+        assert_eq!(w.len(), 1000);
+        assert_eq!(drain(&w), (0..1000).rev().collect::<Vec<_>>());
+    }
+
+    #[test]
     fn a_lifo_steal_takes_the_older_half_and_runs_the_newest_of_it() {
         let (victim, thief) = (Worker::new_lifo(), Worker::new_lifo());
         for i in 0..10 {
@@ -660,7 +789,14 @@ mod tests {
             let mut i = 0;
             while i < JOBS {
                 for _ in 0..(i % 3 + 1).min(JOBS - i) {
-                    owner.push(N(i));
+                    // A worker's deque also gets hidden jobs, some shown.
+                    match i % 4 {
+                        1 | 2 if lifo => owner.push_hidden(N(i)),
+                        _ => owner.push(N(i)),
+                    }
+                    if lifo && i % 8 == 2 {
+                        owner.show_oldest();
+                    }
                     i += 1;
                 }
                 if lifo {
@@ -751,6 +887,19 @@ mod loom_tests {
     #[test]
     fn loom_deque_owner_pops_race_a_batch_steal() {
         check(true, 3, 3, |w, got| {
+            got.extend(w.pop().map(|n| n.0));
+            got.extend(w.pop().map(|n| n.0));
+        });
+    }
+
+    #[test]
+    fn loom_deque_shown_hidden_job_races_the_owners_pops() {
+        // A job shown while a thief looks: taken once, by the thief or by
+        // the owner's pops (a hidden one first, with no fence).
+        check(true, 1, 3, |w, got| {
+            w.push_hidden(N(1));
+            w.push_hidden(N(2));
+            w.show_oldest();
             got.extend(w.pop().map(|n| n.0));
             got.extend(w.pop().map(|n| n.0));
         });
