@@ -163,12 +163,106 @@ static void w_wake_latency(const long *p) {
     free(lat);
 }
 
+/* ---- recursive kernels (common.h): `omp task` per child, `taskwait`; the
+ * root runs on the thread of a `single` region, as fib's. ---- */
+
+/* nqueens: a task per placement while the board is above the depth. */
+static uint64_t nq_node(const struct nq_board *b) {
+    if (b->row >= g_nq.depth) return nq_serial(b);
+    struct nq_board child[NQ_MAX];
+    uint64_t counts[NQ_MAX];
+    int k = nq_children(b, child);
+    for (int i = 0; i < k; i++) {
+#pragma omp task shared(child, counts)
+        counts[i] = nq_node(&child[i]);
+    }
+#pragma omp taskwait
+    uint64_t count = 0;
+    for (int i = 0; i < k; i++) count += counts[i];
+    return count;
+}
+
+static uint64_t nq_parallel(const struct nq_board *root) {
+    uint64_t r = 0;
+#pragma omp parallel num_threads(threads())
+#pragma omp single
+    r = nq_node(root);
+    return r;
+}
+
+static void w_nqueens(const long *p) { run_nqueens(p, nq_parallel); }
+
+/* cilksort: the quarter sorts and the pairwise merges each make tasks of all
+ * but the last part and do that one themselves. */
+static void cs_merge_node(struct cs_merge m) {
+    struct cs_merge lo, hi;
+    if (!cs_merge_split(m, &lo, &hi)) return;
+#pragma omp task shared(lo)
+    cs_merge_node(lo);
+    cs_merge_node(hi);
+#pragma omp taskwait
+}
+
+static void cs_sort_node(struct cs_sort s) {
+    struct cs_sort q[4];
+    struct cs_merge m[3];
+    if (!cs_sort_split(s, q, m)) return;
+    for (int i = 0; i < 3; i++) {
+#pragma omp task shared(q)
+        cs_sort_node(q[i]);
+    }
+    cs_sort_node(q[3]);
+#pragma omp taskwait
+#pragma omp task shared(m)
+    cs_merge_node(m[0]);
+    cs_merge_node(m[1]);
+#pragma omp taskwait
+    cs_merge_node(m[2]);
+}
+
+static void cs_parallel(struct cs_sort s) {
+#pragma omp parallel num_threads(threads())
+#pragma omp single
+    cs_sort_node(s);
+}
+
+static void w_cilksort(const long *p) { run_cilksort(p, cs_parallel); }
+
+/* uts: a task per node. */
+static uint64_t uts_node(uint64_t id, long kids) {
+    uint64_t local[16];
+    uint64_t *counts = kids <= 16 ? local : xmalloc((size_t)kids * sizeof *counts);
+    for (long i = 0; i < kids; i++) {
+#pragma omp task shared(counts)
+        {
+            uint64_t c = uts_child(id, i);
+            counts[i] = uts_node(c, uts_kids(c));
+        }
+    }
+#pragma omp taskwait
+    uint64_t count = 1;
+    for (long i = 0; i < kids; i++) count += counts[i];
+    if (counts != local) free(counts);
+    return count;
+}
+
+static uint64_t uts_parallel(void) {
+    uint64_t r = 0;
+#pragma omp parallel num_threads(threads())
+#pragma omp single
+    r = uts_node(UTS_ROOT, g_uts.b0);
+    return r;
+}
+
+static void w_uts(const long *p) { run_uts(p, uts_parallel); }
+
 int main(int argc, char **argv) {
     static const struct workload table[] = {
         {"detached", w_detached}, {"fib", w_fib},       {"fib_cutoff", w_fib_cutoff},
         {"oversubscribed", w_oversubscribed},
         {"nested", w_nested},     {"idle_cpu", w_idle_cpu}, {"bursty", w_bursty},
         {"wake_latency", w_wake_latency},
+        {"nqueens", w_nqueens},   {"cilksort", w_cilksort}, {"uts", w_uts},
     };
     return peers_main(argc, argv, table, sizeof table / sizeof table[0]);
 }

@@ -155,12 +155,80 @@ static void w_memory(const long *p) {
     _exit(0);
 }
 
+/* ---- recursive kernels (common.h): a task_group per node, run() per
+ * child, wait(); the root runs on the main thread, as fib's. ---- */
+
+/* nqueens: a task per placement while the board is above the depth. */
+static uint64_t nq_node(const struct nq_board *b) {
+    if (b->row >= g_nq.depth) return nq_serial(b);
+    struct nq_board child[NQ_MAX];
+    uint64_t counts[NQ_MAX];
+    int k = nq_children(b, child);
+    tbb::task_group g;
+    for (int i = 0; i < k; i++) g.run([&, i] { counts[i] = nq_node(&child[i]); });
+    g.wait();
+    uint64_t count = 0;
+    for (int i = 0; i < k; i++) count += counts[i];
+    return count;
+}
+
+static void w_nqueens(const long *p) { run_nqueens(p, nq_node); }
+
+/* cilksort: the quarter sorts and the pairwise merges each run all but the
+ * last part as tasks and do that one themselves. */
+static void cs_merge_node(struct cs_merge m) {
+    struct cs_merge lo, hi;
+    if (!cs_merge_split(m, &lo, &hi)) return;
+    tbb::task_group g;
+    g.run([&] { cs_merge_node(lo); });
+    cs_merge_node(hi);
+    g.wait();
+}
+
+static void cs_sort_node(struct cs_sort s) {
+    struct cs_sort q[4];
+    struct cs_merge m[3];
+    if (!cs_sort_split(s, q, m)) return;
+    tbb::task_group g;
+    for (int i = 0; i < 3; i++) g.run([&, i] { cs_sort_node(q[i]); });
+    cs_sort_node(q[3]);
+    g.wait();
+    g.run([&] { cs_merge_node(m[0]); });
+    cs_merge_node(m[1]);
+    g.wait();
+    cs_merge_node(m[2]);
+}
+
+static void w_cilksort(const long *p) { run_cilksort(p, cs_sort_node); }
+
+/* uts: a task per node. */
+static uint64_t uts_node(uint64_t id, long kids) {
+    uint64_t local[16];
+    uint64_t *counts = kids <= 16 ? local : static_cast<uint64_t *>(xmalloc((size_t)kids * sizeof *counts));
+    tbb::task_group g;
+    for (long i = 0; i < kids; i++)
+        g.run([=] {
+            uint64_t c = uts_child(id, i);
+            counts[i] = uts_node(c, uts_kids(c));
+        });
+    g.wait();
+    uint64_t count = 1;
+    for (long i = 0; i < kids; i++) count += counts[i];
+    if (counts != local) free(counts);
+    return count;
+}
+
+static uint64_t uts_parallel() { return uts_node(UTS_ROOT, g_uts.b0); }
+
+static void w_uts(const long *p) { run_uts(p, uts_parallel); }
+
 int main(int argc, char **argv) {
     static const struct workload table[] = {
         {"detached", w_detached}, {"fib", w_fib},           {"fib_cutoff", w_fib_cutoff},
         {"oversubscribed", w_oversubscribed},
         {"nested", w_nested},     {"idle_cpu", w_idle_cpu}, {"bursty", w_bursty},
         {"wake_latency", w_wake_latency}, {"memory", w_memory},
+        {"nqueens", w_nqueens},   {"cilksort", w_cilksort}, {"uts", w_uts},
     };
     return peers_main(argc, argv, table, sizeof table / sizeof table[0]);
 }

@@ -457,6 +457,131 @@ static void w_timers(const long *p) {
     free(g_deadline);
 }
 
+/* ---- recursive kernels (common.h): a task per child through handles,
+ * wsrt_spawn each, then wsrt_task_join each (a helping wait); the root is a
+ * task spawned from the main thread, as fib's. ---- */
+
+/* Joins t, which succeeded; its result. */
+static void *join_result(wsrt_task *t) {
+    void *r = NULL;
+    CHECK(wsrt_task_join(t, &r, NULL));
+    return r;
+}
+
+/* nqueens: a task per placement while the board is above the depth. */
+static uint64_t nq_node(const struct nq_board *b);
+
+static int32_t nq_task(void *arg, void **result) {
+    *result = (void *)(uintptr_t)nq_node((const struct nq_board *)arg);
+    return WSRT_TASK_OK;
+}
+
+static uint64_t nq_node(const struct nq_board *b) {
+    if (b->row >= g_nq.depth) return nq_serial(b);
+    struct nq_board child[NQ_MAX];
+    wsrt_task *h[NQ_MAX];
+    int k = nq_children(b, child);
+    for (int i = 0; i < k; i++) h[i] = spawn_handle(nq_task, &child[i], NULL);
+    uint64_t count = 0;
+    for (int i = 0; i < k; i++) count += (uintptr_t)join_result(h[i]);
+    return count;
+}
+
+static uint64_t nq_parallel(const struct nq_board *root) {
+    return (uintptr_t)join_result(spawn_handle(nq_task, (void *)root, NULL));
+}
+
+static void w_nqueens(const long *p) {
+    rt_start();
+    run_nqueens(p, nq_parallel);
+    rt_free();
+}
+
+/* cilksort: the quarter sorts and the pairwise merges each spawn all but the
+ * last part and do that one themselves (as Cilk's spawn before sync does). */
+static void cs_merge_node(struct cs_merge m);
+
+static int32_t cs_merge_task(void *arg, void **result) {
+    (void)result;
+    cs_merge_node(*(struct cs_merge *)arg);
+    return WSRT_TASK_OK;
+}
+
+static void cs_merge_node(struct cs_merge m) {
+    struct cs_merge lo, hi;
+    if (!cs_merge_split(m, &lo, &hi)) return;
+    wsrt_task *t = spawn_handle(cs_merge_task, &lo, NULL);
+    cs_merge_node(hi);
+    join_result(t);
+}
+
+static void cs_sort_node(struct cs_sort s);
+
+static int32_t cs_sort_task(void *arg, void **result) {
+    (void)result;
+    cs_sort_node(*(struct cs_sort *)arg);
+    return WSRT_TASK_OK;
+}
+
+static void cs_sort_node(struct cs_sort s) {
+    struct cs_sort q[4];
+    struct cs_merge m[3];
+    if (!cs_sort_split(s, q, m)) return;
+    wsrt_task *h[3];
+    for (int i = 0; i < 3; i++) h[i] = spawn_handle(cs_sort_task, &q[i], NULL);
+    cs_sort_node(q[3]);
+    for (int i = 0; i < 3; i++) join_result(h[i]);
+    wsrt_task *t = spawn_handle(cs_merge_task, &m[0], NULL);
+    cs_merge_node(m[1]);
+    join_result(t);
+    cs_merge_node(m[2]);
+}
+
+static void cs_parallel(struct cs_sort s) { join_result(spawn_handle(cs_sort_task, &s, NULL)); }
+
+static void w_cilksort(const long *p) {
+    rt_start();
+    run_cilksort(p, cs_parallel);
+    rt_free();
+}
+
+/* uts: a task per node; a node's id is its task's argument, its subtree's
+ * node count the result. */
+static uint64_t uts_node(uint64_t id, long kids);
+
+static int32_t uts_task(void *arg, void **result) {
+    uint64_t id = (uintptr_t)arg;
+    *result = (void *)(uintptr_t)uts_node(id, uts_kids(id));
+    return WSRT_TASK_OK;
+}
+
+static int32_t uts_root_task(void *arg, void **result) {
+    (void)arg;
+    *result = (void *)(uintptr_t)uts_node(UTS_ROOT, g_uts.b0);
+    return WSRT_TASK_OK;
+}
+
+static uint64_t uts_node(uint64_t id, long kids) {
+    wsrt_task *local[16];
+    wsrt_task **h = kids <= 16 ? local : xmalloc((size_t)kids * sizeof *h);
+    for (long i = 0; i < kids; i++) {
+        uint64_t c = uts_child(id, i);
+        h[i] = spawn_handle(uts_task, (void *)(uintptr_t)c, NULL);
+    }
+    uint64_t count = 1;
+    for (long i = 0; i < kids; i++) count += (uintptr_t)join_result(h[i]);
+    if (h != local) free(h);
+    return count;
+}
+
+static uint64_t uts_parallel(void) { return (uintptr_t)join_result(spawn_handle(uts_root_task, NULL, NULL)); }
+
+static void w_uts(const long *p) {
+    rt_start();
+    run_uts(p, uts_parallel);
+    rt_free();
+}
+
 /* memory N: RSS growth for N pending tasks with handles (run in a fresh process). */
 static void w_memory(const long *p) {
     long n = p[0];
@@ -482,7 +607,8 @@ int main(int argc, char **argv) {
         {"callbacks", w_callbacks},       {"grouped_spawn", w_grouped_spawn},
         {"idle_cpu", w_idle_cpu},         {"bursty", w_bursty},
         {"wake_latency", w_wake_latency}, {"timers", w_timers},
-        {"memory", w_memory},
+        {"memory", w_memory},             {"nqueens", w_nqueens},
+        {"cilksort", w_cilksort},         {"uts", w_uts},
     };
     return peers_main(argc, argv, table, sizeof table / sizeof table[0]);
 }
