@@ -132,6 +132,12 @@ pub struct Sizes {
     pub fib_cutoff: (u64, u64),
     /// fib_cutoff with more workers than CPUs: (n, sequential below, workers)
     pub oversubscribed: (u64, u64, u64),
+    /// (n, task depth): board rows above the depth spawn a task per queen
+    pub nqueens: (u64, u64),
+    /// elements
+    pub cilksort: u64,
+    /// (root's children b0, q in millionths, m): the tree of common.h
+    pub uts: (u64, u64, u64),
     /// (children, leaves per child)
     pub nested: (u64, u64),
     pub idle_ms: u64,
@@ -160,6 +166,11 @@ impl Sizes {
             fib: 30,
             fib_cutoff: (35, 20),
             oversubscribed: (35, 20, 16),
+            nqueens: (12, 3),
+            // Half of full's: a run of 8M (serial sort, then parallel, plus
+            // making and checking the input twice) takes over 1 s here.
+            cilksort: 4 << 20,
+            uts: (2_000, 124_875, 8),
             nested: (1_000, 500),
             idle_ms: 300,
             idle_settle_ms: 100,
@@ -207,6 +218,9 @@ impl Sizes {
             fib: 30,
             fib_cutoff: (35, 20),
             oversubscribed: (35, 20, 16),
+            nqueens: (12, 3),
+            cilksort: 8 << 20,
+            uts: (2_000, 124_875, 8),
             nested: (1_000, 1_000),
             idle_ms: 2_000,
             idle_settle_ms: 100,
@@ -296,6 +310,35 @@ fn per_task(s: &Sample) -> Option<f64> {
 /// to it, in the same process (`systems::paired_with_spawn_wait`).
 fn over_spawn_wait(s: &Sample) -> Option<f64> {
     Some(s.get("ns")? / s.get("spawn_wait_ns")?)
+}
+
+/// The parallel half of a run paired with its serial elision.
+fn par_ns(s: &Sample) -> Option<f64> {
+    s.get("par_ns")
+}
+
+/// A row in ns of the parallel time of a kernel paired with its serial
+/// elision (nqueens, cilksort, uts).
+macro_rules! par_row {
+    ($label:expr) => {
+        Row {
+            label: $label,
+            unit: "ns",
+            value: par_ns,
+        }
+    };
+}
+
+/// wsrt (C) within 0.9 of the faster of oneTBB and OpenMP.
+macro_rules! c_vs_tbb_omp {
+    ($row:expr) => {
+        [Target {
+            row: $row,
+            subject: WsrtC,
+            against: Against::BestOf(&[Tbb, Omp]),
+            bound: Bound::AtMost(0.9),
+        }]
+    };
 }
 
 fn speedup(s: &Sample) -> Option<f64> {
@@ -531,6 +574,46 @@ fn workloads() -> Vec<Workload> {
                 Against::OwnRow("fib_cutoff"),
                 Bound::AtLeast(0.9)
             ),
+        },
+        Workload {
+            name: "nqueens",
+            what: "n-queens solutions: boards above the depth spawn a task per queen placed, deeper ones recurse serially (C: wsrt_spawn + wsrt_task_join; TBB: task_group; OpenMP: task + taskwait); parallel time, paired in each run with the serial version",
+            rows: &[par_row!("nqueens")],
+            rust: &[],
+            external: &[Tbb, Omp, WsrtC],
+            downstream: &[],
+            params: |s| vec![s.nqueens.0, s.nqueens.1],
+            // A parallel run takes about 3 ms.
+            short: true,
+            host_bound: true,
+            fresh_process: false,
+            targets: &c_vs_tbb_omp!("nqueens"),
+        },
+        Workload {
+            name: "cilksort",
+            what: "sort n xorshift 32-bit ints, Cilk's cilksort: 4-way mergesort, parallel merge, serial quicksort and merge below 2048 elements; paired as nqueens",
+            rows: &[par_row!("cilksort")],
+            rust: &[],
+            external: &[Tbb, Omp, WsrtC],
+            downstream: &[],
+            params: |s| vec![s.cilksort],
+            short: false,
+            host_bound: true,
+            fresh_process: false,
+            targets: &c_vs_tbb_omp!("cilksort"),
+        },
+        Workload {
+            name: "uts",
+            what: "nodes of an unbalanced tree (root b0 children, others m with probability q in millionths; 4,053,145 nodes, depth 1,231), a task per node; paired as nqueens",
+            rows: &[par_row!("uts")],
+            rust: &[],
+            external: &[Tbb, Omp, WsrtC],
+            downstream: &[],
+            params: |s| vec![s.uts.0, s.uts.1, s.uts.2],
+            short: false,
+            host_bound: true,
+            fresh_process: false,
+            targets: &c_vs_tbb_omp!("uts"),
         },
         Workload {
             name: "nested",
