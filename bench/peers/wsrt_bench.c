@@ -583,6 +583,40 @@ static void w_uts(const long *p) {
 }
 
 /* memory N: RSS growth for N pending tasks with handles (run in a fresh process). */
+/* wait_stack DEPTH: on one worker, a chain of DEPTH tasks, each spawning the
+ * next and joining it: every join is a helping wait that runs the next task
+ * on the same stack. Reports the stack from the first level to the last. */
+static long g_chain_depth;
+static uintptr_t g_chain_first, g_chain_last;
+
+static int32_t chain_task(void *arg, void **result) {
+    long level = (long)(intptr_t)arg;
+    volatile char marker = 0;
+    uintptr_t here = (uintptr_t)&marker;
+    if (level == 1) g_chain_first = here;
+    if (level == g_chain_depth) {
+        g_chain_last = here;
+        *result = (void *)(intptr_t)level;
+        return WSRT_TASK_OK;
+    }
+    wsrt_task *child = spawn_handle(chain_task, (void *)(intptr_t)(level + 1), NULL);
+    int32_t code = 0;
+    CHECK(wsrt_task_join(child, result, &code));
+    return WSRT_TASK_OK;
+}
+
+static void w_wait_stack(const long *p) {
+    g_chain_depth = p[0];
+    rt_start_of(1);
+    wsrt_task *root = spawn_handle(chain_task, (void *)(intptr_t)1, NULL);
+    void *r = NULL;
+    int32_t code = 0;
+    CHECK(wsrt_task_join(root, &r, &code));
+    rt_free();
+    report("bytes=%llu count=%ld ok=%d", (unsigned long long)(g_chain_first - g_chain_last),
+           g_chain_depth - 1, (long)(intptr_t)r == g_chain_depth);
+}
+
 static void w_memory(const long *p) {
     long n = p[0];
     rt_start();
@@ -609,6 +643,7 @@ int main(int argc, char **argv) {
         {"wake_latency", w_wake_latency}, {"timers", w_timers},
         {"memory", w_memory},             {"nqueens", w_nqueens},
         {"cilksort", w_cilksort},         {"uts", w_uts},
+        {"wait_stack", w_wait_stack},
     };
     return peers_main(argc, argv, table, sizeof table / sizeof table[0]);
 }

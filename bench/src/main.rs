@@ -138,6 +138,8 @@ pub struct Sizes {
     pub cilksort: u64,
     /// (root's children b0, q in millionths, m): the tree of common.h
     pub uts: (u64, u64, u64),
+    /// levels of nested helping waits
+    pub wait_stack: u64,
     /// (children, leaves per child)
     pub nested: (u64, u64),
     pub idle_ms: u64,
@@ -171,6 +173,7 @@ impl Sizes {
             // making and checking the input twice) takes over 1 s here.
             cilksort: 4 << 20,
             uts: (2_000, 124_875, 8),
+            wait_stack: 1_000,
             nested: (1_000, 500),
             idle_ms: 300,
             idle_settle_ms: 100,
@@ -221,6 +224,7 @@ impl Sizes {
             nqueens: (12, 3),
             cilksort: 8 << 20,
             uts: (2_000, 124_875, 8),
+            wait_stack: 1_000,
             nested: (1_000, 1_000),
             idle_ms: 2_000,
             idle_settle_ms: 100,
@@ -845,6 +849,23 @@ fn workloads() -> Vec<Workload> {
                     bound: Bound::AtMost(1.0),
                 },
             ],
+        },
+        Workload {
+            name: "wait_stack",
+            what: "stack per level of nested helping waits, one worker: a chain of tasks each spawning the next and joining it (wsrt: Handle::spawn + join / wsrt_spawn + wsrt_task_join; rayon: a scope spawning the next level)",
+            rows: &[Row {
+                label: "wait_stack",
+                unit: "B/level",
+                value: bytes_per_task,
+            }],
+            rust: &[(Rayon, wait_stack_rayon), (WsrtRust, wait_stack_wsrt)],
+            external: &[WsrtC],
+            downstream: &[],
+            params: |s| vec![s.wait_stack],
+            short: true,
+            host_bound: false,
+            fresh_process: false,
+            targets: &[],
         },
         Workload {
             name: "memory",

@@ -788,3 +788,82 @@ pub fn memory_rayon(sz: &Sizes) -> Sample {
     std::mem::forget(pool);
     sample
 }
+
+// ---- wait_stack: the stack each nested helping wait takes ----
+
+/// The stack addresses of the first and the last level of a chain.
+#[derive(Default)]
+struct Marks {
+    first: AtomicUsize,
+    last: AtomicUsize,
+}
+
+impl Marks {
+    /// Notes where the stack of `level` (of `depth`) is.
+    #[inline(never)]
+    fn mark(&self, level: u64, depth: u64) {
+        let marker = 0u8;
+        let here = black_box(&marker) as *const u8 as usize;
+        if level == 1 {
+            self.first.store(here, Relaxed);
+        }
+        if level == depth {
+            self.last.store(here, Relaxed);
+        }
+    }
+
+    /// Bytes per level from the first level to the last.
+    fn sample(&self, depth: u64, ok: bool) -> Sample {
+        let bytes = self
+            .first
+            .load(Relaxed)
+            .wrapping_sub(self.last.load(Relaxed));
+        Sample::new()
+            .set("bytes", bytes as f64)
+            .set("count", (depth - 1) as f64)
+            .set("ok", f64::from(u8::from(ok)))
+    }
+}
+
+/// A task that spawns the next level and joins it (a helping wait that
+/// runs it on this stack, with one worker).
+fn wsrt_chain(level: u64, depth: u64, marks: Arc<Marks>) -> u64 {
+    marks.mark(level, depth);
+    if level == depth {
+        return level;
+    }
+    let here = wsrt::Handle::current().expect("a worker");
+    here.spawn(move || wsrt_chain(level + 1, depth, marks))
+        .join()
+        .expect("chain")
+}
+
+pub fn wait_stack_wsrt(sz: &Sizes) -> Sample {
+    let rt = wsrt_rt_of(1);
+    let marks = Arc::new(Marks::default());
+    let (m, depth) = (marks.clone(), sz.wait_stack);
+    let r = rt
+        .spawn(move || wsrt_chain(1, depth, m))
+        .join()
+        .expect("chain");
+    marks.sample(depth, r == depth)
+}
+
+/// rayon's helping wait: a scope whose spawned job runs the next level.
+fn rayon_chain(level: u64, depth: u64, marks: &Marks) -> u64 {
+    marks.mark(level, depth);
+    if level == depth {
+        return level;
+    }
+    let mut r = 0;
+    rayon::scope(|s| s.spawn(|_| r = rayon_chain(level + 1, depth, marks)));
+    r
+}
+
+pub fn wait_stack_rayon(sz: &Sizes) -> Sample {
+    let pool = rayon_pool_of(1);
+    let marks = Marks::default();
+    let depth = sz.wait_stack;
+    let r = pool.install(|| rayon_chain(1, depth, &marks));
+    marks.sample(depth, r == depth)
+}

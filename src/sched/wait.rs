@@ -46,24 +46,15 @@ pub(crate) fn wait(task: &TaskRef, deadline: Option<Instant>) -> Waited {
         Ok(found) => found,
         Err(waited) => return waited,
     };
+    // The plain helping wait inline; the rest out of line, so that a
+    // nested wait (one per level of a recursive kernel) keeps a small frame
+    // on the stack.
     let done = match (worker, deadline) {
-        (Some(worker), None) if isolation != 0 => {
-            let filter = Filter::Isolated {
-                tag: isolation,
-                tasks: &[task],
-            };
-            worker.help_filtered(&filter, || task.is_done())
-        }
-        (Some(worker), None) => match worker.wait_for_task(task) {
+        (Some(worker), None) if isolation == 0 => match worker.wait_for_task(task) {
             Helped::Done => true,
-            Helped::Isolated(tag) => {
-                let filter = Filter::Isolated {
-                    tag,
-                    tasks: &[task],
-                };
-                worker.help_filtered(&filter, || task.is_done())
-            }
+            Helped::Isolated(tag) => worker.wait_isolated_for(task, tag),
         },
+        (Some(worker), None) => worker.wait_isolated_for(task, isolation),
         (worker, deadline) => block_until(task, worker, deadline),
     };
     waited(done)
@@ -124,6 +115,7 @@ fn precheck(task: &TaskRef) -> Result<(Option<&'static WorkerThread>, u64), Wait
 
 /// Parks this thread until `task` is done or `deadline`, running nothing.
 /// A worker first lets a sleeper take the jobs it has queued.
+#[inline(never)]
 pub(crate) fn block_until(
     task: &TaskRef,
     worker: Option<&WorkerThread>,
@@ -455,6 +447,17 @@ impl WorkerThread {
                 Err(Helped::Isolated(tag))
             }
         }
+    }
+
+    /// [`wait`] on a worker in an isolated wait's scope (tag `tag`): help,
+    /// filtered, until `task` is done.
+    #[inline(never)]
+    fn wait_isolated_for(&self, task: &TaskRef, tag: u64) -> bool {
+        let filter = Filter::Isolated {
+            tag,
+            tasks: &[task],
+        };
+        self.help_filtered(&filter, || task.is_done())
     }
 
     /// [`wait`] on a worker, without a deadline: help until the task is
