@@ -316,19 +316,19 @@ fn over_spawn_wait(s: &Sample) -> Option<f64> {
     Some(s.get("ns")? / s.get("spawn_wait_ns")?)
 }
 
-/// The parallel half of a run paired with its serial elision.
-fn par_ns(s: &Sample) -> Option<f64> {
-    s.get("par_ns")
+/// The parallel half of a run paired with its serial elision, in ms.
+fn par_ms(s: &Sample) -> Option<f64> {
+    Some(s.get("par_ns")? / 1e6)
 }
 
-/// A row in ns of the parallel time of a kernel paired with its serial
+/// A row in ms of the parallel time of a kernel paired with its serial
 /// elision (nqueens, cilksort, uts).
 macro_rules! par_row {
     ($label:expr) => {
         Row {
             label: $label,
-            unit: "ns",
-            value: par_ns,
+            unit: "ms",
+            value: par_ms,
         }
     };
 }
