@@ -147,6 +147,7 @@ impl Here {
     /// The scope a run started now would inherit: the current task,
     /// group and isolation (a join half or a scope job, which work for the
     /// task that made them).
+    #[inline]
     pub(crate) fn scope(&self) -> Scope {
         Scope {
             task: self.task.get(),

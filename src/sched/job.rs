@@ -143,11 +143,13 @@ where
     F: FnOnce() -> R + Send,
     R: Send,
 {
-    fn new(f: F, waiter: Waiter) -> Self {
+    /// A job of `f` made on a thread whose [`Here`] is `here`.
+    #[inline]
+    fn new(f: F, waiter: Waiter, here: &Here) -> Self {
         StackJob {
             head: JobHead {
                 vtable: &Self::JOB,
-                scope: context::with_here(Here::scope),
+                scope: here.scope(),
             },
             f: UnsafeCell::new(Some(f)),
             result: UnsafeCell::new(None),
@@ -226,7 +228,7 @@ where
     RA: Send,
     RB: Send,
 {
-    let job_b = StackJob::new(b, Waiter::Worker(w.index));
+    let job_b = StackJob::new(b, Waiter::Worker(w.index), w.here());
     let job_ref = job_b.as_job_ref();
     w.push_join(job_ref);
     let result_a = panic::catch_unwind(AssertUnwindSafe(a));
@@ -259,10 +261,13 @@ where
     OP: FnOnce(&WorkerThread) -> R + Send,
     R: Send,
 {
-    let job = StackJob::new(
-        move || op(WorkerThread::current().expect("injected job runs on a worker")),
-        Waiter::Thread(std::thread::current()),
-    );
+    let job = context::with_here(|here| {
+        StackJob::new(
+            move || op(WorkerThread::current().expect("injected job runs on a worker")),
+            Waiter::Thread(std::thread::current()),
+            here,
+        )
+    });
     pool.injector.push(job.as_job_ref());
     pool.sleep.notify_one();
     job.latch.wait();
