@@ -48,6 +48,7 @@ use harness::{probe_machine, run_local, run_program, LoadMeter, Probe, Runs, Sam
 pub enum Sys {
     Rayon,
     Chili,
+    Forte,
     Tokio,
     Tbb,
     Omp,
@@ -56,9 +57,10 @@ pub enum Sys {
 }
 
 impl Sys {
-    const ALL: [Sys; 7] = [
+    const ALL: [Sys; 8] = [
         Sys::Rayon,
         Sys::Chili,
+        Sys::Forte,
         Sys::Tokio,
         Sys::Tbb,
         Sys::Omp,
@@ -71,6 +73,7 @@ impl Sys {
         match self {
             Sys::Rayon => "rayon",
             Sys::Chili => "chili",
+            Sys::Forte => "forte",
             Sys::Tokio => "tokio",
             Sys::Tbb => "oneTBB",
             Sys::Omp => "OpenMP",
@@ -84,6 +87,7 @@ impl Sys {
         match self {
             Sys::Rayon => "rayon",
             Sys::Chili => "chili",
+            Sys::Forte => "forte",
             Sys::Tokio => "tokio",
             Sys::Tbb => "TBB",
             Sys::Omp => "OMP",
@@ -97,6 +101,7 @@ impl Sys {
         match self {
             Sys::Rayon => "rayon",
             Sys::Chili => "chili",
+            Sys::Forte => "forte",
             Sys::Tokio => "tokio",
             Sys::Tbb => "tbb",
             Sys::Omp => "omp",
@@ -455,11 +460,12 @@ fn workloads() -> Vec<Workload> {
         },
         Workload {
             name: "fib",
-            what: "fib(n), no cutoff, per fork: rayon::join, chili's Scope::join (heartbeat scheduling) and wsrt::join (Rust); C handles (spawn child, compute the other half, helping wait) vs TBB task_group and OpenMP task + taskwait",
+            what: "fib(n), no cutoff, per fork: rayon::join, chili's Scope::join and forte's Worker::join (heartbeat scheduling; forte's calling thread is one of its workers) and wsrt::join (Rust); C handles (spawn child, compute the other half, helping wait) vs TBB task_group and OpenMP task + taskwait",
             rows: &[ns_row!("fib")],
             rust: &[
                 (Rayon, fib_rayon_join),
                 (Chili, fib_chili_join),
+                (Forte, fib_forte_join),
                 (WsrtRust, fib_wsrt_join),
             ],
             external: &[Tbb, Omp, WsrtC],
@@ -489,7 +495,7 @@ fn workloads() -> Vec<Workload> {
             rows: &[ns_row!("fib_dep")],
             rust: &[],
             external: &[],
-            downstream: &[Rayon, Chili, WsrtRust],
+            downstream: &[Rayon, Chili, Forte, WsrtRust],
             params: |s| vec![s.fib, cores() as u64],
             short: true,
             host_bound: true,
@@ -515,7 +521,7 @@ fn workloads() -> Vec<Workload> {
             rows: &[ns_row!("fib_dep_1")],
             rust: &[],
             external: &[],
-            downstream: &[Rayon, Chili, WsrtRust],
+            downstream: &[Rayon, Chili, Forte, WsrtRust],
             params: |s| vec![s.fib, 1],
             short: true,
             host_bound: true,

@@ -1,5 +1,6 @@
 //! The Rust systems of `bench/src/main.rs`: wsrt through its Rust API,
-//! rayon, chili and tokio, each run in a process of its own (`--child`). One
+//! rayon, chili, forte and tokio, each run in a process of its own
+//! (`--child`). One
 //! function per workload per system; each builds its own pool (one thread
 //! per CPU), measures one run, drops the pool, and returns the run's
 //! figures. The C and C++ systems are in bench/peers/.
@@ -13,7 +14,9 @@ use std::time::{Duration, Instant};
 use crossbeam_utils::CachePadded;
 
 pub use wsrt_bench_kernels::fib_seq;
-use wsrt_bench_kernels::{chili_pool, fib_chili, fib_nodes, fib_rayon, fib_wsrt};
+use wsrt_bench_kernels::{
+    chili_pool, fib_chili, fib_forte, fib_nodes, fib_rayon, fib_wsrt, forte_pool,
+};
 
 use crate::harness::{cpu_seconds, now_ns, percentile, rss_bytes, wait_until, Sample};
 use crate::Sizes;
@@ -209,6 +212,12 @@ pub fn fib_rayon_join(sz: &Sizes) -> Sample {
 pub fn fib_chili_join(sz: &Sizes) -> Sample {
     let pool = chili_pool(cores());
     fib_run(sz.fib, |n| fib_chili(n, 2, &mut pool.scope()))
+}
+
+/// forte: the calling thread is one of the workers (`forte_pool`).
+pub fn fib_forte_join(sz: &Sizes) -> Sample {
+    let pool = forte_pool(cores());
+    fib_run(sz.fib, |n| pool.with_worker(|w| fib_forte(n, 2, w)))
 }
 
 pub fn fib_cutoff_wsrt(sz: &Sizes) -> Sample {

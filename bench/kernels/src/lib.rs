@@ -1,6 +1,7 @@
 //! The benchmark's Rust fork-join kernels: fib(n) through `wsrt::join`,
-//! `rayon::join` and chili's heartbeat-scheduled `Scope::join`, sequential
-//! below a cutoff (2: a fork per node).
+//! `rayon::join`, and the heartbeat-scheduled joins of chili
+//! (`Scope::join`) and forte (`Worker::join`), sequential below a cutoff
+//! (2: a fork per node).
 //!
 //! They are compiled twice. As a dependency of `wsrt-bench`, with the
 //! workspace's release profile (fat LTO across wsrt, rayon and chili). And
@@ -58,6 +59,30 @@ pub fn fib_chili(n: u64, cutoff: u64, s: &mut chili::Scope<'_>) -> u64 {
         |s| fib_chili(n - 2, cutoff, s),
     );
     a + b
+}
+
+/// fib(n) with forte's `Worker::join` (heartbeat scheduling behind
+/// rayon-core's API).
+pub fn fib_forte(n: u64, cutoff: u64, w: &forte::Worker) -> u64 {
+    if n < cutoff {
+        return fib_seq(n);
+    }
+    let (a, b) = w.join(
+        |w| fib_forte(n - 1, cutoff, w),
+        |w| fib_forte(n - 2, cutoff, w),
+    );
+    a + b
+}
+
+/// forte's pools are statics. A thread that calls `FORTE.with_worker`
+/// works as one of them (forte's model): with `threads` workers in all,
+/// the pool gets `threads - 1` threads of its own.
+pub static FORTE: forte::ThreadPool = forte::ThreadPool::new();
+
+/// Sizes [`FORTE`] for `threads` workers, the calling thread included.
+pub fn forte_pool(threads: usize) -> &'static forte::ThreadPool {
+    FORTE.resize_to(threads.max(1) - 1);
+    &FORTE
 }
 
 /// A chili pool of `threads` threads, with chili's default heartbeat.

@@ -1,5 +1,6 @@
 //! `downstream_bench SYSTEM WARMUPS RUNS N WORKERS`: fib(N) without cutoff
-//! on WORKERS threads of SYSTEM (`rayon`, `chili` or `wsrt_rust`), built as
+//! on WORKERS threads of SYSTEM (`rayon`, `chili`, `forte` or `wsrt_rust`;
+//! forte's calling thread is one of them), built as
 //! a user's crate builds its dependencies (`lib.rs`). Prints one line per
 //! measured run, as the bench's other external programs do:
 //! `run ns=... count=FORKS ok=1`.
@@ -7,12 +8,14 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use wsrt_bench_kernels::{chili_pool, fib_chili, fib_nodes, fib_rayon, fib_seq, fib_wsrt};
+use wsrt_bench_kernels::{
+    chili_pool, fib_chili, fib_forte, fib_nodes, fib_rayon, fib_seq, fib_wsrt, forte_pool,
+};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let usage = || -> ! {
-        eprintln!("usage: downstream_bench rayon|chili|wsrt_rust WARMUPS RUNS N WORKERS");
+        eprintln!("usage: downstream_bench rayon|chili|forte|wsrt_rust WARMUPS RUNS N WORKERS");
         std::process::exit(2);
     };
     if args.len() != 6 {
@@ -31,6 +34,10 @@ fn main() {
         "chili" => {
             let pool = chili_pool(workers);
             Box::new(move |n| fib_chili(n, 2, &mut pool.scope()))
+        }
+        "forte" => {
+            let pool = forte_pool(workers);
+            Box::new(move |n| pool.with_worker(|w| fib_forte(n, 2, w)))
         }
         "wsrt_rust" => {
             let rt = wsrt::Runtime::builder()
