@@ -582,7 +582,6 @@ static void w_uts(const long *p) {
     rt_free();
 }
 
-/* memory N: RSS growth for N pending tasks with handles (run in a fresh process). */
 /* wait_stack DEPTH: on one worker, a chain of DEPTH tasks, each spawning the
  * next and joining it: every join is a helping wait that runs the next task
  * on the same stack. Reports the stack from the first level to the last. */
@@ -617,6 +616,7 @@ static void w_wait_stack(const long *p) {
            g_chain_depth - 1, (long)(intptr_t)r == g_chain_depth);
 }
 
+/* memory N: RSS growth for N pending tasks with handles (run in a fresh process). */
 static void w_memory(const long *p) {
     long n = p[0];
     rt_start();
