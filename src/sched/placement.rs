@@ -29,6 +29,11 @@ pub(crate) fn affinity_calls() -> u64 {
     AFFINITY_CALLS.load(Relaxed)
 }
 
+/// Held by every test that makes `sched_setaffinity` calls or counts them
+/// (the count is the process's, and tests run in parallel).
+#[cfg(all(test, target_os = "linux", not(loom), not(miri)))]
+pub(crate) static AFFINITY_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// What a waker needs to steer one worker.
 pub(crate) struct Place {
     /// Its affinity was narrowed by a waker and must be restored.
@@ -202,6 +207,7 @@ mod tests {
 
     #[test]
     fn a_steered_thread_loses_one_cpu_until_it_restores() {
+        let _serial = AFFINITY_TESTS.lock().unwrap_or_else(|e| e.into_inner());
         let Some(home) = cpus_to_steer_between() else {
             return;
         };

@@ -205,16 +205,12 @@ fn wait_for(what: &str, cond: impl Fn() -> bool) {
 #[cfg(all(test, target_os = "linux", not(loom), not(miri)))]
 mod tests {
     use super::wait_for;
-    use crate::sched::placement::{cpus_to_steer_between, linux_own_cpus};
+    use crate::sched::placement::{cpus_to_steer_between, linux_own_cpus, AFFINITY_TESTS};
     use crate::Runtime;
-
-    /// Held by the tests that make or count `sched_setaffinity` calls,
-    /// whose counter is the process's.
-    static AFFINITY: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
     #[test]
     fn with_steering_a_worker_woken_by_a_worker_is_steered_and_runs_with_its_whole_set() {
-        let _serial = AFFINITY.lock().unwrap_or_else(|e| e.into_inner());
+        let _serial = AFFINITY_TESTS.lock().unwrap_or_else(|e| e.into_inner());
         let Some(home) = cpus_to_steer_between() else {
             return;
         };
@@ -245,7 +241,7 @@ mod tests {
 
     #[test]
     fn by_default_no_worker_changes_a_thread_s_affinity() {
-        let _serial = AFFINITY.lock().unwrap_or_else(|e| e.into_inner());
+        let _serial = AFFINITY_TESTS.lock().unwrap_or_else(|e| e.into_inner());
         let calls = crate::sched::placement::affinity_calls();
         let rt = Runtime::builder().workers(2).build().unwrap();
         // Wake-ups from outside and from workers, fork-join across both.
