@@ -3,8 +3,9 @@
 //! real handshake ([`CancelFlags`]) and the real task state word
 //! (`task/state.rs`); what `harness.rs` does around them (`run`, `suspend`,
 //! `cancel`) and the cancel's walk of the live tasks (`cancel_parked`) are
-//! restated here, step for step, on those two. Run with the crate's other
-//! models:
+//! restated here, step for step, on those two. And one of an isolated wait
+//! taking the last job of a worker whose plain wait then checks the
+//! isolation mark (`wait.rs`, `admit`). Run with the crate's other models:
 //!
 //! ```sh
 //! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 \
@@ -19,6 +20,7 @@ use loom::sync::Arc;
 use loom::thread;
 
 use super::group::{Cancel, CancelFlags};
+use crate::sync::deque::{Steal, Worker, N};
 use crate::sync::loom::model;
 use crate::task::state::{SpawnKind, State, TaskState, ToCancelled, ToRunning, ToSuspended};
 
@@ -350,4 +352,45 @@ fn loom_group_cancel_walk_races_a_spawned_task_starting() {
         "found done by its worker",
     ];
     spawn_races_group_cancel(true, &outcomes);
+}
+
+/// An isolated wait marks the task it waits for (ISOLATION_ROOT), then
+/// steals; here it takes the last job of the worker that runs that task,
+/// whose plain wait finds its deque empty, takes a job elsewhere, and
+/// checks the mark after an Acquire fence before running it (`wait.rs`,
+/// `admit`). Whenever the steal is why the deque was empty, the check must
+/// see the mark, or the wait would run a job the isolation forbids. (The
+/// model also passes without `admit`'s fence: the pop's SeqCst fence and
+/// compare-exchange order the check after the steal already.)
+#[test]
+fn loom_a_plain_wait_that_lost_its_last_job_sees_the_isolation_mark() {
+    model_reaching(&["popped", "stolen"], || {
+        let task = Arc::new(State::new(2, 0, SpawnKind::default()));
+        let deque = Worker::new_lifo();
+        deque.push(N(0));
+        let stealer = deque.stealer();
+        let marker = task.clone();
+        let isolated_wait = thread::spawn(move || {
+            marker.mark_isolation_root();
+            let mine = Worker::new_lifo();
+            matches!(stealer.steal_batch_and_pop(&mine), Steal::Success(_))
+        });
+        // The plain wait: its own deque first.
+        let popped = deque.pop().is_some();
+        if !popped {
+            // It takes another job (from elsewhere), then `admit`.
+            loom::sync::atomic::fence(Ordering::Acquire);
+            assert!(
+                task.load().is_isolation_root(),
+                "a plain wait missed the mark of the isolated wait that took its job"
+            );
+        }
+        let stolen = isolated_wait.join().unwrap();
+        assert_ne!(popped, stolen, "the job was taken once");
+        if popped {
+            "popped"
+        } else {
+            "stolen"
+        }
+    });
 }

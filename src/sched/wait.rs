@@ -438,7 +438,10 @@ impl WorkerThread {
         // job. A job found here only because that wait took another (the
         // last of this deque, or one it then put aside on the injector) was
         // found after a load that read that take; the fence orders the load
-        // of the mark below after it, so the mark is seen.
+        // of the mark below after it, so the mark is seen. (The pop's own
+        // SeqCst fence orders it too: the loom model of this race,
+        // `sched/loom_tests.rs`, passes with or without this one, which
+        // states the need where it is, at no cost on x86.)
         fence(Ordering::Acquire);
         match self.here().wait_isolation() {
             0 => Ok(()),

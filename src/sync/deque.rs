@@ -589,7 +589,7 @@ fn claimed(ptr: *mut ()) -> NonNull<()> {
 /// the pointer's address.
 #[cfg(test)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct N(usize);
+pub(crate) struct N(pub(crate) usize);
 
 #[cfg(test)]
 impl Item for N {
