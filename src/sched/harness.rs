@@ -296,6 +296,20 @@ unsafe fn suspend(
     // what we still do with it afterwards needs a reference of our own.
     let guarded = group.is_some() || matches!(park, Park::For(_));
     let me = guarded.then(|| TaskRef::clone(&ManuallyDrop::new(TaskRef::from_header(ptr))));
+    // So does its group, which may go with its last task once that ended
+    // elsewhere (`group.rs`, lifetime): held until we are done with it.
+    let group = group.map(|g| {
+        let g: *const GroupCore = g;
+        // SAFETY: a running task's group is alive, and every group lives
+        // in an `Arc` (a task's header holds `Arc::as_ptr` of it): one more
+        // strong reference, which `from_raw` takes over and gives back
+        // when `group` drops, at the end of this function.
+        unsafe {
+            Arc::increment_strong_count(g);
+            Arc::from_raw(g)
+        }
+    });
+    let group = group.as_deref();
     let reschedule = matches!(park, Park::Yield);
     let who = who(pool, here);
     // A grouped task about to park says so first (a store-then-load
