@@ -174,8 +174,8 @@ impl Sizes {
             fib_cutoff: (35, 20),
             oversubscribed: (35, 20, 16),
             nqueens: (12, 3),
-            // Half of full's: a run of 8M (serial sort, then parallel, plus
-            // making and checking the input twice) takes over 1 s here.
+            // Half of full's: a run sorts twice (serial, then parallel) and
+            // makes and checks the input twice.
             cilksort: 4 << 20,
             uts: (2_000, 124_875, 8),
             wait_stack: 1_000,
@@ -593,7 +593,7 @@ fn workloads() -> Vec<Workload> {
             external: &[Tbb, Omp, WsrtC],
             downstream: &[],
             params: |s| vec![s.nqueens.0, s.nqueens.1],
-            // A parallel run takes about 3 ms.
+            // A parallel run is short: measured `short_runs` times.
             short: true,
             host_bound: true,
             fresh_process: false,
