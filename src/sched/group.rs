@@ -135,6 +135,20 @@ pub struct GroupStats {
 }
 
 impl GroupCore {
+    /// A counted reference to this group, from a plain one (a task's
+    /// header holds only `Arc::as_ptr` of its group).
+    pub(crate) fn counted(&self) -> Arc<GroupCore> {
+        let ptr: *const GroupCore = self;
+        // SAFETY: every group lives in an `Arc` (`new` is the only way to
+        // make one), and `&self` means it is alive, so its strong count is
+        // at least one; the increment makes the `Arc` built here own a
+        // count of its own.
+        unsafe {
+            Arc::increment_strong_count(ptr);
+            Arc::from_raw(ptr)
+        }
+    }
+
     /// A new group of `pool` (below `parent`, if any), with one handle. A
     /// group made below a cancelled one is cancelled.
     pub(crate) fn new(pool: &Arc<Pool>, parent: Option<&Arc<GroupCore>>, flags: u32) -> Arc<Self> {

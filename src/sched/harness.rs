@@ -298,17 +298,7 @@ unsafe fn suspend(
     let me = guarded.then(|| TaskRef::clone(&ManuallyDrop::new(TaskRef::from_header(ptr))));
     // So does its group, which may go with its last task once that ended
     // elsewhere (`group.rs`, lifetime): held until we are done with it.
-    let group = group.map(|g| {
-        let g: *const GroupCore = g;
-        // SAFETY: a running task's group is alive, and every group lives
-        // in an `Arc` (a task's header holds `Arc::as_ptr` of it): one more
-        // strong reference, which `from_raw` takes over and gives back
-        // when `group` drops, at the end of this function.
-        unsafe {
-            Arc::increment_strong_count(g);
-            Arc::from_raw(g)
-        }
-    });
+    let group = group.map(GroupCore::counted);
     let group = group.as_deref();
     let reschedule = matches!(park, Park::Yield);
     let who = who(pool, here);
@@ -492,23 +482,10 @@ unsafe fn end_in_group_of(header: &Header, now: Snapshot, who: Who, pool: &Pool)
         return;
     };
     if now.lifecycle() == TaskState::Failed && group.cancels_on_failure() {
-        cancel_group(group);
+        // `cancel` takes a counted reference.
+        group.counted().cancel();
     }
     group.count_end(who, end_counter(now), pool);
-}
-
-/// `GroupCore::cancel` through a plain reference: the group is alive (the
-/// caller's task is not counted done), so a counted reference can be made.
-fn cancel_group(group: &GroupCore) {
-    let ptr = group as *const GroupCore;
-    // SAFETY: `group` lives in an `Arc` (`GroupCore::new`) kept alive by a
-    // handle or the pool's orphans while the caller's task is live; the
-    // increment makes the `Arc` built here own a count of its own.
-    let group = unsafe {
-        Arc::increment_strong_count(ptr);
-        Arc::from_raw(ptr)
-    };
-    group.cancel();
 }
 
 /// Everything after a task became final: callbacks (rule 2 of
