@@ -333,37 +333,54 @@ impl Pool {
             None if self.is_forked() => return Err(body),
             _ => {}
         }
-        let group = self.group_of_spawn(&into, current_group);
         let shard = match here {
             // Listed in the worker's own shard.
             Some(w) => w.shard,
             // Spread over the outside shards by id.
             None => self.tasks.outside_shard(id),
         };
-        // Only a task in a worker's table has room for a tag (`raw::Next`).
-        let isolation = if self.tasks.is_table(shard) {
-            isolation
-        } else {
-            0
-        };
-        let spawn = Spawn {
-            id,
-            owner: if group.is_null() {
-                Arc::as_ptr(self).cast()
-            } else {
-                group.cast()
-            },
-            refs: 1 + u64::from(handle),
-            shard,
-            kind: SpawnKind {
-                grouped: !group.is_null(),
-                shielded: into.shielded && !group.is_null(),
-                isolated: isolation != 0,
-            },
-            isolation,
-        };
         let heap = here.and_then(|w| w.here().heap());
-        let ptr = harness::allocate(heap, body, tag, spawn);
+        let refs = 1 + u64::from(handle);
+        // A spawn in no group and no isolated wait, the common case, builds
+        // its task from constants (its flags and links fold away in
+        // `allocate`); the other kinds work them out.
+        let plain = into.group.is_none() && current_group.is_null() && isolation == 0;
+        let (ptr, group) = if plain {
+            let spawn = Spawn {
+                id,
+                owner: Arc::as_ptr(self).cast(),
+                refs,
+                shard,
+                kind: SpawnKind::default(),
+                isolation: 0,
+            };
+            (harness::allocate(heap, body, tag, spawn), ptr::null())
+        } else {
+            let group = self.group_of_spawn(&into, current_group);
+            // Only a task in a worker's table has room for a tag (`raw::Next`).
+            let isolation = if self.tasks.is_table(shard) {
+                isolation
+            } else {
+                0
+            };
+            let spawn = Spawn {
+                id,
+                owner: if group.is_null() {
+                    Arc::as_ptr(self).cast()
+                } else {
+                    group.cast()
+                },
+                refs,
+                shard,
+                kind: SpawnKind {
+                    grouped: !group.is_null(),
+                    shielded: into.shielded && !group.is_null(),
+                    isolated: isolation != 0,
+                },
+                isolation,
+            };
+            (harness::allocate(heap, body, tag, spawn), group)
+        };
         // SAFETY: just allocated; we hold its references.
         let header = unsafe { ptr.as_ref() };
         if let Some(name) = name {
