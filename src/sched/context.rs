@@ -200,6 +200,54 @@ impl Here {
         f()
     }
 
+    /// True if this thread's scope has no group and no isolation: a run
+    /// of a task that has neither changes only the task
+    /// ([`Here::with_plain_task`]).
+    #[inline]
+    pub(crate) fn is_plain(&self) -> bool {
+        self.group.get().is_null() && self.isolation.get() == 0
+    }
+
+    /// [`Here::with_scope`] with `task` for a scope that differs from this
+    /// thread's only in its task: `task` is in no group and runs outside
+    /// any isolated wait, and the thread's scope is plain
+    /// ([`Here::is_plain`]). The isolation goes back to none after `f`: an
+    /// isolated wait that begins to wait for `task` during its run sets it
+    /// for the rest of the run ([`Here::wait_isolation`]).
+    #[inline(always)]
+    pub(crate) fn with_plain_task<R>(
+        &self,
+        task: NonNull<Header>,
+        f: impl FnOnce() -> R,
+    ) -> (R, Option<Suspension>) {
+        debug_assert!(self.is_plain());
+        // Puts the thread's scope back if `f` unwinds; forgotten otherwise,
+        // the same done in line.
+        struct Restore<'a> {
+            here: &'a Here,
+            task: Option<NonNull<Header>>,
+            request: Request,
+        }
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.here.task.set(self.task);
+                self.here.isolation.set(0);
+                drop(take(self.here.request.replace(self.request)));
+            }
+        }
+        let restore = Restore {
+            here: self,
+            task: self.task.replace(Some(task)),
+            request: self.request.replace(Request::None),
+        };
+        let value = f();
+        let Restore { task, request, .. } = restore;
+        std::mem::forget(restore);
+        self.task.set(task);
+        self.isolation.set(0);
+        (value, take(self.request.replace(request)))
+    }
+
     /// Runs `f` in `scope` (what `current_task()` reports on this thread,
     /// the group and isolation its spawns take), then restores the previous
     /// one (also if `f` unwinds), and returns what `f` asked to be

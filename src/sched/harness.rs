@@ -177,21 +177,26 @@ pub(crate) unsafe fn run(ptr: NonNull<Header>, cx: &Here) {
     if let Some(group) = group {
         group.count(who(), Counter::RunsStarted);
     }
-    let scope = Scope {
-        task: Some(ptr),
-        group: group.map_or(std::ptr::null(), |g| g as *const GroupCore),
-        isolation: if flags.has_isolation() {
-            // SAFETY: the queue's reference (now ours) keeps the task.
-            unsafe { tag_of(ptr, flags) }
-        } else {
-            // A task from outside an isolated wait run inside one (the
-            // awaited task itself) lends its spawns the wait's tag.
-            cx.isolation()
-        },
+    // SAFETY (both runs): winning the transition to RUNNING gave us the
+    // stage, which holds the body; the queue's reference (now ours) keeps
+    // the task.
+    let (ran, request) = if group.is_none() && !flags.has_isolation() && cx.is_plain() {
+        cx.with_plain_task(ptr, || unsafe { (header.vtable.run)(ptr) })
+    } else {
+        let scope = Scope {
+            task: Some(ptr),
+            group: group.map_or(std::ptr::null(), |g| g as *const GroupCore),
+            isolation: if flags.has_isolation() {
+                // SAFETY: the queue's reference (now ours) keeps the task.
+                unsafe { tag_of(ptr, flags) }
+            } else {
+                // A task from outside an isolated wait run inside one (the
+                // awaited task itself) lends its spawns the wait's tag.
+                cx.isolation()
+            },
+        };
+        cx.with_scope(scope, || unsafe { (header.vtable.run)(ptr) })
     };
-    // SAFETY: winning the transition to RUNNING gave us the stage, which
-    // holds the body; the queue's reference (now ours) keeps the task.
-    let (ran, request) = cx.with_scope(scope, || unsafe { (header.vtable.run)(ptr) });
     pool.count_at(here, Counter::RunsEnded);
     if let Some(group) = group {
         group.count(who(), Counter::RunsEnded);
