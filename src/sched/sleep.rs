@@ -244,9 +244,10 @@ mod tests {
         let _serial = AFFINITY_TESTS.lock().unwrap_or_else(|e| e.into_inner());
         let calls = crate::sched::placement::affinity_calls();
         let rt = Runtime::builder().workers(2).build().unwrap();
+        let h = rt.handle();
         // Wake-ups from outside and from workers, fork-join across both.
         for _ in 0..50 {
-            let (a, b) = rt.join(|| crate::join(|| 1, || 2), || crate::spawn(|| 3).join());
+            let (a, b) = rt.join(|| h.join(|| 1, || 2), || h.spawn(|| 3).join());
             assert_eq!((a, b), ((1, 2), Ok(3)));
             rt.handle().pool.sleep.wait_for_sleepers(2);
         }
