@@ -118,7 +118,7 @@ impl<T> Out<T> {
 /// or return the export's [`NullOrDefault`] if it is NULL.
 macro_rules! try_task {
     ($t:expr) => {
-        match $crate::ffi::task::borrow($t) {
+        match $crate::ffi::handles::borrow_task($t) {
             Some(task) => task,
             None => return $crate::ffi::boundary::NullOrDefault::value(),
         }

@@ -1,26 +1,14 @@
 //! `wsrt_group_*`: groups of tasks, cancelled, waited for and given a
 //! deadline together.
 
-use std::mem::ManuallyDrop;
 use std::time::Duration;
 
 use super::boundary::{ffi_boundary, try_out, try_ref};
-use super::runtime::status_of;
-use super::wait::deadline_after;
-use super::{wsrt_runtime, wsrt_status};
+use super::handles::{borrow_group, deadline_after, status_of, wsrt_group, wsrt_runtime};
+use super::wsrt_status;
 use crate::group::{current_group, Group, GroupFlags};
 
 use wsrt_status::*;
-
-/// A group of tasks of one runtime. Opaque and reference counted: every
-/// handle a function gives you (`wsrt_group_new`'s `out`,
-/// `wsrt_group_retain`) must be released once with `wsrt_group_release`.
-/// Releasing the last handle neither cancels nor waits: the group's tasks
-/// go on. A task spawned into a group, and every task it spawns on the
-/// same runtime, belong to it.
-pub struct wsrt_group {
-    _opaque: [u8; 0],
-}
 
 /// `wsrt_group_new` flags: the first task of the group that fails cancels
 /// the group (asyncio `TaskGroup`).
@@ -48,18 +36,10 @@ pub struct wsrt_group_counts {
     pub suspended: u64,
 }
 
-/// The group behind `g`, borrowed for the call (never dropped). `None` for
-/// NULL.
-pub(crate) fn borrow(g: *const wsrt_group) -> Option<ManuallyDrop<Group>> {
-    // SAFETY: a non-NULL `g` is a live handle (header docs), from
-    // `Group::into_raw`; borrowed, so never dropped.
-    (!g.is_null()).then(|| ManuallyDrop::new(unsafe { Group::from_raw(g.cast()) }))
-}
-
 /// A group from `g`, or return the export's NULL default.
 macro_rules! try_group {
     ($g:expr) => {
-        match borrow($g) {
+        match borrow_group($g) {
             Some(g) => g,
             None => return $crate::ffi::boundary::NullOrDefault::value(),
         }
@@ -93,7 +73,7 @@ pub extern "C" fn wsrt_group_new(
         if handle.is_shutdown() {
             return WSRT_ERR_SHUTDOWN;
         }
-        let group = match borrow(parent) {
+        let group = match borrow_group(parent) {
             Some(parent) if !handle.owns(&parent) => return WSRT_ERR_INVALID_ARG,
             Some(parent) => parent.child_with(flags),
             None => handle.group_with(flags),

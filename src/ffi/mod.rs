@@ -18,11 +18,13 @@ use std::ffi::{c_char, CStr};
 
 pub(crate) mod boundary;
 pub(crate) mod group;
+pub(crate) mod handles;
 pub(crate) mod runtime;
 pub(crate) mod task;
 pub(crate) mod wait;
 
 pub use group::*;
+pub use handles::*;
 pub use runtime::*;
 pub use task::*;
 pub use wait::*;

@@ -4,32 +4,11 @@ use std::ffi::{c_char, c_void};
 use std::time::Duration;
 
 use super::boundary::{ffi_boundary, try_out, try_ref, utf8};
-use super::{wsrt_shutdown_mode_int, wsrt_status, wsrt_task};
-use crate::runtime::{Error, Handle, Runtime, ShutdownMode};
+use super::handles::{into_c, status_of, wsrt_runtime, wsrt_task};
+use super::{wsrt_shutdown_mode_int, wsrt_status};
+use crate::runtime::{Runtime, ShutdownMode};
 
 use wsrt_status::*;
-
-/// A runtime: worker threads and their queues. Opaque; create with
-/// `wsrt_runtime_new`, destroy with `wsrt_runtime_free`.
-pub struct wsrt_runtime {
-    rt: Runtime,
-}
-
-impl wsrt_runtime {
-    pub(crate) fn runtime(&self) -> &Runtime {
-        &self.rt
-    }
-}
-
-/// The Rust handle of a C runtime, for programs mixing both APIs (e.g.
-/// `spawn_async` on a runtime created with `wsrt_runtime_new`).
-///
-/// # Safety
-/// `rt` is NULL or a live runtime.
-pub unsafe fn handle_of(rt: *const wsrt_runtime) -> Option<Handle> {
-    // SAFETY: caller's duty.
-    unsafe { rt.as_ref() }.map(|rt| rt.rt.handle().clone())
-}
 
 /// Counters of a runtime, filled by `wsrt_runtime_stats`. Totals are exact
 /// once the runtime is shut down; while it runs each figure may be a moment
@@ -55,16 +34,6 @@ pub struct wsrt_stats {
     pub steals: u64,
     /// Number of worker threads.
     pub workers: u64,
-}
-
-pub(crate) fn status_of(e: Error) -> wsrt_status {
-    match e {
-        Error::Shutdown => WSRT_ERR_SHUTDOWN,
-        Error::WouldDeadlock => WSRT_ERR_WOULD_DEADLOCK,
-        Error::InvalidArgument(_) | Error::Spawn(_) => WSRT_ERR_INVALID_ARG,
-        Error::Timeout => WSRT_ERR_TIMEOUT,
-        Error::Forked => WSRT_ERR_FORKED,
-    }
 }
 
 /// Starts a runtime with `workers` worker threads (0: one per CPU) and
@@ -332,7 +301,7 @@ pub extern "C" fn wsrt_runtime_all_tasks(
         for (i, task) in tasks.into_iter().take(cap).enumerate() {
             // SAFETY: `buf` holds `cap` slots (caller's duty); the handle's
             // reference moves to the caller.
-            unsafe { buf.add(i).write(super::task::into_c(task)) };
+            unsafe { buf.add(i).write(into_c(task)) };
         }
         len.write(total);
         WSRT_OK

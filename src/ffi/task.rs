@@ -1,13 +1,14 @@
 //! `wsrt_spawn`, `wsrt_task_*`, and the calls made from inside a task.
 
 use std::ffi::{c_char, c_void};
-use std::mem::ManuallyDrop;
 use std::ptr::{self, NonNull};
 use std::time::{Duration, Instant};
 
 use super::boundary::{ffi_boundary, try_out, try_ref, try_task, utf8};
-use super::group::wsrt_group;
-use super::{wsrt_runtime, wsrt_state, wsrt_status};
+use super::handles::{
+    borrow_group, borrow_task, into_c, status_of, wsrt_group, wsrt_runtime, wsrt_task,
+};
+use super::{wsrt_state, wsrt_status};
 use super::{WSRT_TASK_AWAIT_SELF, WSRT_TASK_CANCELLED, WSRT_TASK_PANICKED, WSRT_TASK_YIELD};
 use crate::runtime::CSpawn;
 use crate::sched::context;
@@ -17,15 +18,6 @@ use crate::task::raw::Header;
 use crate::task::{TaskError, TaskRef, TaskState};
 
 use wsrt_status::*;
-
-/// A task handle. Opaque and reference counted: every handle a function
-/// gives you (`wsrt_spawn`'s `out`, `wsrt_task_retain`, the list of
-/// `wsrt_runtime_all_tasks`) must be released once with
-/// `wsrt_task_release`. A handle stays valid, and queryable, after its
-/// runtime is freed; it must not be used after its release.
-pub struct wsrt_task {
-    _opaque: [u8; 0],
-}
 
 /// A task function: `arg` is the spawn argument, `*result` (NULL on entry)
 /// the value to keep on success. Returns `WSRT_TASK_OK`,
@@ -82,38 +74,6 @@ impl Default for wsrt_spawn_opts {
 /// `wsrt_spawn_opts.flags`: the task's group's cancel leaves it alone.
 pub const WSRT_SPAWN_SHIELDED: u32 = 1;
 
-/// Converts an owned Rust handle into a C handle (the reference moves
-/// along: release it with `wsrt_task_release`). For programs mixing the
-/// Rust API and the C ABI.
-pub fn into_c(task: TaskRef) -> *mut wsrt_task {
-    task.into_raw().as_ptr().cast()
-}
-
-/// A Rust handle for a C handle, with a reference of its own (the C handle
-/// stays valid and owned by the caller). `None` for NULL.
-///
-/// # Safety
-/// `t` is NULL or a live handle.
-pub unsafe fn from_c(t: *const wsrt_task) -> Option<TaskRef> {
-    borrow(t).map(|task| TaskRef::clone(&task))
-}
-
-/// The handle behind `t`, borrowed: the caller's reference keeps it alive
-/// for the call (header docs), and it is never dropped. `None` for NULL.
-///
-/// Debug builds abort with a message on a handle used after its last
-/// release, as long as the freed memory was not reused (undefined
-/// behaviour, which release builds do not look for).
-pub(crate) fn borrow(t: *const wsrt_task) -> Option<ManuallyDrop<TaskRef>> {
-    let ptr = NonNull::new(t.cast_mut().cast::<Header>())?;
-    let task = ManuallyDrop::new(TaskRef::from_header(ptr));
-    if task.header().state.is_poisoned() {
-        eprintln!("wsrt: a wsrt_task was used after its last wsrt_task_release");
-        std::process::abort();
-    }
-    Some(task)
-}
-
 /// Spawns `fn(arg, &result)` on `rt` and, if `out` is not NULL, writes a
 /// handle to `*out` (release it with `wsrt_task_release`). With `out` NULL
 /// the task is detached: the cheapest spawn.
@@ -156,7 +116,7 @@ pub extern "C" fn wsrt_spawn(
             Ok(name) => name,
             Err(status) => return status,
         };
-        let group = super::group::borrow(opts.group);
+        let group = borrow_group(opts.group);
         let spawn = CSpawn {
             func,
             arg,
@@ -175,7 +135,7 @@ pub extern "C" fn wsrt_spawn(
                 WSRT_OK
             }
             Ok(None) => WSRT_OK,
-            Err(e) => super::runtime::status_of(e),
+            Err(e) => status_of(e),
         }
     }
 }
@@ -433,7 +393,7 @@ pub extern "C" fn wsrt_cancel_requested() -> bool {
 pub extern "C" fn wsrt_await(other: *mut wsrt_task) -> i32 {
     ffi_boundary! {
         default: WSRT_TASK_YIELD;
-        match borrow(other) {
+        match borrow_task(other) {
             Some(other) if !context::request_await(&other) => WSRT_TASK_AWAIT_SELF,
             _ => WSRT_TASK_YIELD,
         }

@@ -5,21 +5,12 @@
 use std::ffi::c_void;
 use std::mem::ManuallyDrop;
 use std::ptr::{self, NonNull};
-use std::time::{Duration, Instant};
 
 use super::boundary::{ffi_boundary, try_task};
-use super::task::{borrow, wsrt_task};
+use super::handles::{borrow_task, deadline_after, wsrt_task};
 use super::wsrt_status::{self, *};
 use crate::sched::wait;
 use crate::task::{c_body, TaskError, TaskRef, TaskState, Waited};
-
-/// The deadline of a wait of `timeout_ns` from now: none for a negative
-/// timeout, or one past what `Instant` can hold (then the wait has no limit).
-pub(crate) fn deadline_after(timeout_ns: i64) -> Option<Instant> {
-    u64::try_from(timeout_ns)
-        .ok()
-        .and_then(|ns| Instant::now().checked_add(Duration::from_nanos(ns)))
-}
 
 fn status_of(waited: Waited) -> wsrt_status {
     match waited {
@@ -110,7 +101,7 @@ pub extern "C" fn wsrt_task_join(
             return WSRT_ERR_NULL;
         };
         // Checked like every use (a released handle aborts a debug build).
-        let _ = borrow(t);
+        let _ = borrow_task(t);
         // SAFETY: the caller gives up the reference it owns.
         let task = unsafe { TaskRef::from_raw(ptr) };
         let waited = task.wait_until(None);
@@ -160,7 +151,8 @@ unsafe fn with_tasks(
     }
     // SAFETY: forwarded: `n` readable handles.
     let handles = unsafe { std::slice::from_raw_parts(tasks, n) };
-    let borrowed: Option<Vec<ManuallyDrop<TaskRef>>> = handles.iter().map(|&t| borrow(t)).collect();
+    let borrowed: Option<Vec<ManuallyDrop<TaskRef>>> =
+        handles.iter().map(|&t| borrow_task(t)).collect();
     let Some(borrowed) = borrowed else {
         return WSRT_ERR_NULL;
     };
