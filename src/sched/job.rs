@@ -233,14 +233,23 @@ where
     w.push_join(job_ref);
     let result_a = panic::catch_unwind(AssertUnwindSafe(a));
     // Get `b` back, or wait for the thief. Jobs above ours were pushed by
-    // `a` and not taken back, so they are ours to run.
-    while !job_b.latch.probe() {
+    // `a` and not taken back, so they are ours to run. The pop comes before
+    // a look at the latch: `b` is usually still there (hidden), and a thief
+    // takes the oldest jobs first, so once `b` is gone the pop finds
+    // nothing, or a job left by `a` (or, after a filtered wait put jobs
+    // aside, an older one), which is ours to run too.
+    loop {
         match w.pop() {
             Some(job) if job.is(&job_ref) => {
                 let result_b = job_b.run_inline();
                 return (unwrap(result_a), result_b);
             }
-            Some(job) => job.execute(w.here()),
+            Some(job) => {
+                job.execute(w.here());
+                if job_b.latch.probe() {
+                    break;
+                }
+            }
             None => {
                 job_b.latch.wait();
                 break;

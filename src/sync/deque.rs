@@ -83,7 +83,11 @@ impl Buffer {
     fn at(&self, index: isize) -> &AtomicPtr<()> {
         // The capacity is a power of two: the mask is the modulo, also for
         // an index that wrapped around.
-        &self.slots[index as usize & (self.slots.len() - 1)]
+        let i = index as usize & (self.slots.len() - 1);
+        debug_assert!(i < self.slots.len());
+        // SAFETY: the capacity is a non-zero power of two (`Buffer::new`),
+        // so the masked index is below it.
+        unsafe { self.slots.get_unchecked(i) }
     }
 }
 
