@@ -93,12 +93,15 @@ impl Gate {
         }
     }
 
-    /// Starts `workers` blockers with `spawn` and waits until all run.
+    /// Starts `workers` blockers with `spawn` and waits until all run,
+    /// one at a time: spawned together, a worker may take two of them in
+    /// one batch and block in the first with the second in its queue
+    /// (seen with tokio: the memory child hung until the 120 s limit).
     fn occupy(self: &Arc<Self>, workers: usize, mut spawn: impl FnMut(Arc<Gate>)) {
-        for _ in 0..workers {
+        for i in 1..=workers {
             spawn(self.clone());
+            wait_until(|| self.started.load(SeqCst) >= i);
         }
-        wait_until(|| self.started.load(SeqCst) >= workers);
     }
 
     fn release(&self) {
