@@ -177,10 +177,10 @@ pub(crate) unsafe fn run(ptr: NonNull<Header>, cx: &Here) {
     if let Some(group) = group {
         group.count(who(), Counter::RunsStarted);
     }
-    // SAFETY (both runs): winning the transition to RUNNING gave us the
-    // stage, which holds the body; the queue's reference (now ours) keeps
-    // the task.
     let (ran, request) = if group.is_none() && !flags.has_isolation() && cx.is_plain() {
+        // SAFETY: winning the transition to RUNNING gave us the stage,
+        // which holds the body; the queue's reference (now ours) keeps the
+        // task.
         cx.with_plain_task(ptr, || unsafe { (header.vtable.run)(ptr) })
     } else {
         let scope = Scope {
@@ -195,6 +195,7 @@ pub(crate) unsafe fn run(ptr: NonNull<Header>, cx: &Here) {
                 cx.isolation()
             },
         };
+        // SAFETY: as above.
         cx.with_scope(scope, || unsafe { (header.vtable.run)(ptr) })
     };
     pool.count_at(here, Counter::RunsEnded);
