@@ -83,7 +83,7 @@ const SLOT_KIND_SHIFT: u32 = 18;
 const SLOT_KIND_MASK: u64 = 0b11 << SLOT_KIND_SHIFT;
 /// Debug builds: the word of a freed task, a lifecycle no task has, so
 /// that a handle used after its last release is caught while its memory
-/// is not reused yet (`ffi::task::borrow`, `ref_inc`).
+/// is not reused yet (`ffi::handles::borrow_task`, `ref_inc`).
 const POISONED: u64 = LIFE_MASK;
 /// The task belongs to a group: its header's `owner` is the group, not
 /// the pool (`sched/group.rs`). Set at spawn, never changed.
