@@ -138,15 +138,13 @@ impl GroupCore {
     /// A counted reference to this group, from a plain one (a task's
     /// header holds only `Arc::as_ptr` of its group).
     pub(crate) fn counted(&self) -> Arc<GroupCore> {
+        // Every group lives in an `Arc` (`new` is the only way to make one)
+        // and `&self` keeps it alive: its strong count is at least one.
         let ptr: *const GroupCore = self;
-        // SAFETY: every group lives in an `Arc` (`new` is the only way to
-        // make one), and `&self` means it is alive, so its strong count is
-        // at least one; the increment makes the `Arc` built here own a
-        // count of its own.
-        unsafe {
-            Arc::increment_strong_count(ptr);
-            Arc::from_raw(ptr)
-        }
+        // SAFETY: `ptr` is an `Arc`'s, alive (above).
+        unsafe { Arc::increment_strong_count(ptr) };
+        // SAFETY: the increment gave the `Arc` built here a count of its own.
+        unsafe { Arc::from_raw(ptr) }
     }
 
     /// A new group of `pool` (below `parent`, if any), with one handle. A
