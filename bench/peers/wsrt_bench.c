@@ -632,6 +632,19 @@ static void w_memory(const long *p) {
     _exit(0);
 }
 
+/* memory_detached N: as memory, without handles (out NULL). */
+static void w_memory_detached(const long *p) {
+    long n = p[0];
+    rt_start();
+    block_workers();
+    long before = rss_bytes();
+    for (long i = 0; i < n; i++) CHECK(wsrt_spawn(g_rt, add_one, NULL, NULL, NULL));
+    long after = rss_bytes();
+    report("bytes=%ld count=%ld", after - before, n);
+    fflush(stdout);
+    _exit(0);
+}
+
 int main(int argc, char **argv) {
     static const struct workload table[] = {
         {"spawn_wait", w_spawn_wait},     {"detached", w_detached},
@@ -643,7 +656,7 @@ int main(int argc, char **argv) {
         {"wake_latency", w_wake_latency}, {"timers", w_timers},
         {"memory", w_memory},             {"nqueens", w_nqueens},
         {"cilksort", w_cilksort},         {"uts", w_uts},
-        {"wait_stack", w_wait_stack},
+        {"wait_stack", w_wait_stack},     {"memory_detached", w_memory_detached},
     };
     return peers_main(argc, argv, table, sizeof table / sizeof table[0]);
 }

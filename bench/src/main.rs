@@ -19,7 +19,7 @@
 //! SYSTEM`, so that none pays for what another left behind (thread pools,
 //! the heap). Two of them, each with a warm-up and half the runs: every
 //! system once in order, then once in reverse order, so that a drift of
-//! the host during a workload falls on all alike. The memory workload runs
+//! the host during a workload falls on all alike. The memory workloads run
 //! every run in a fresh process without a warm-up (`--once`) so that RSS
 //! deltas are clean.
 //!
@@ -875,24 +875,37 @@ fn workloads() -> Vec<Workload> {
         },
         Workload {
             name: "memory",
-            what: "RSS growth per pending task while every worker is blocked, each run in a fresh process (tokio, wsrt: with handles; rayon: ThreadPool::spawn; TBB: task_group::run)",
+            what: "RSS growth per pending task with its handle while every worker is blocked, each run in a fresh process (tokio: JoinHandle; wsrt: rt.spawn / wsrt_spawn with a handle; TBB: task_group::run, which has none)",
             rows: &[Row {
                 label: "memory",
                 unit: "B/task",
                 value: bytes_per_task,
             }],
-            rust: &[
-                (Rayon, memory_rayon),
-                (Tokio, memory_tokio),
-                (WsrtRust, memory_wsrt),
-            ],
+            rust: &[(Tokio, memory_tokio), (WsrtRust, memory_wsrt)],
             external: &[Tbb, WsrtC],
             downstream: &[],
             params: |s| vec![s.memory],
             short: false,
             host_bound: false,
             fresh_process: true,
-            targets: &both!("memory", Against::Absolute, Bound::AtMost(128.0)),
+            targets: &both!("memory", Against::Absolute, Bound::AtMost(96.0)),
+        },
+        Workload {
+            name: "memory_detached",
+            what: "RSS growth per pending task without a handle while every worker is blocked, each run in a fresh process (rayon: ThreadPool::spawn; wsrt: spawn_detached / wsrt_spawn with out NULL)",
+            rows: &[Row {
+                label: "memory_detached",
+                unit: "B/task",
+                value: bytes_per_task,
+            }],
+            rust: &[(Rayon, memory_rayon), (WsrtRust, memory_detached_wsrt)],
+            external: &[WsrtC],
+            downstream: &[],
+            params: |s| vec![s.memory],
+            short: false,
+            host_bound: false,
+            fresh_process: true,
+            targets: &both!("memory_detached", Against::System(Rayon), Bound::AtMost(1.0)),
         },
     ]
 }

@@ -791,6 +791,17 @@ pub fn memory_tokio(sz: &Sizes) -> Sample {
     sample
 }
 
+pub fn memory_detached_wsrt(sz: &Sizes) -> Sample {
+    let rt = wsrt_rt();
+    let gate = Arc::new(Gate::default());
+    gate.occupy(rt.workers(), |g| {
+        rt.spawn_detached(move || g.block());
+    });
+    let sample = memory_run(sz.memory, || rt.spawn_detached(hit));
+    std::mem::forget(rt);
+    sample
+}
+
 /// rayon has no task handles: pending `ThreadPool::spawn` jobs.
 pub fn memory_rayon(sz: &Sizes) -> Sample {
     let pool = rayon_pool();
