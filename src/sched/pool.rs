@@ -10,6 +10,7 @@ use std::thread::{JoinHandle, Thread};
 use std::time::Instant;
 
 use crossbeam_deque::Injector;
+use crossbeam_utils::CachePadded;
 
 use super::context;
 use super::fork;
@@ -75,17 +76,24 @@ pub(crate) struct Pool {
     forks: u64,
     /// Sleeping tasks and group deadlines (`timer.rs`).
     pub(crate) timer: Arc<Timer>,
-    /// Threads in a group wait now, and those of them parked
-    /// (`notify_group_waiters`).
-    group_waiters: AtomicUsize,
-    /// A parked group waiter asks for a wake-up: the next grouped end
-    /// takes the flag and wakes the parked waiters, the ends after it only
-    /// load it (`park_for_group`).
-    group_wake_wanted: AtomicBool,
-    group_parked: Mutex<Vec<Thread>>,
+    /// On lines of its own: group waits write it, and the fields above are
+    /// read by every spawn and run.
+    group_waits: CachePadded<GroupWaits>,
     /// Groups no handle holds any more, kept until their tasks are done
     /// (`group.rs`, "Lifetime").
     orphans: Mutex<Vec<Arc<GroupCore>>>,
+}
+
+/// The threads in group waits (`notify_group_waiters`).
+struct GroupWaits {
+    /// Threads in a group wait now.
+    waiters: AtomicUsize,
+    /// A parked group waiter asks for a wake-up: the next grouped end
+    /// takes the flag and wakes the parked waiters, the ends after it only
+    /// load it (`park_for_group`).
+    wake_wanted: AtomicBool,
+    /// The group waiters that are parked.
+    parked: Mutex<Vec<Thread>>,
 }
 
 impl Pool {
@@ -109,9 +117,11 @@ impl Pool {
             options,
             forks: fork::forks(),
             timer: Arc::new(Timer::default()),
-            group_waiters: AtomicUsize::new(0),
-            group_wake_wanted: AtomicBool::new(false),
-            group_parked: Mutex::new(Vec::new()),
+            group_waits: CachePadded::new(GroupWaits {
+                waiters: AtomicUsize::new(0),
+                wake_wanted: AtomicBool::new(false),
+                parked: Mutex::new(Vec::new()),
+            }),
             orphans: Mutex::new(Vec::new()),
         });
         let workers = locals
@@ -155,21 +165,21 @@ impl Pool {
     /// A thread begins a group wait: ends of grouped tasks wake it from now
     /// on. `SeqCst`: against `notify_group_waiters`' load (`group.rs`).
     pub(crate) fn enter_group_wait(&self) {
-        self.group_waiters.fetch_add(1, Ordering::SeqCst);
+        self.group_waits.waiters.fetch_add(1, Ordering::SeqCst);
     }
 
     pub(crate) fn leave_group_wait(&self) {
-        self.group_waiters.fetch_sub(1, Ordering::SeqCst);
+        self.group_waits.waiters.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Parks this thread (in a group wait) until a grouped task ends, or
     /// `deadline`, unless `done()` is already true once it is listed.
     pub(crate) fn park_for_group(&self, done: impl Fn() -> bool, deadline: Option<Instant>) {
-        lock(&self.group_parked).push(std::thread::current());
+        lock(&self.group_waits.parked).push(std::thread::current());
         // Store-then-load against an end (`notify_group_waiters`): either
         // the finisher sees the flag and wakes us, or `done()` sees its
         // end.
-        self.group_wake_wanted.store(true, Ordering::SeqCst);
+        self.group_waits.wake_wanted.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         if !done() {
             match deadline {
@@ -178,7 +188,7 @@ impl Pool {
             }
         }
         let me = std::thread::current().id();
-        let mut parked = lock(&self.group_parked);
+        let mut parked = lock(&self.group_waits.parked);
         if let Some(i) = parked.iter().position(|t| t.id() == me) {
             parked.swap_remove(i);
         }
@@ -189,11 +199,11 @@ impl Pool {
     /// when nobody waits, two while a woken waiter has not parked again:
     /// the ends of a large group do not each take the lock.
     pub(crate) fn notify_group_waiters(&self) {
-        if self.group_waiters.load(Ordering::SeqCst) != 0
-            && self.group_wake_wanted.load(Ordering::SeqCst)
-            && self.group_wake_wanted.swap(false, Ordering::SeqCst)
+        if self.group_waits.waiters.load(Ordering::SeqCst) != 0
+            && self.group_waits.wake_wanted.load(Ordering::SeqCst)
+            && self.group_waits.wake_wanted.swap(false, Ordering::SeqCst)
         {
-            for thread in lock(&self.group_parked).iter() {
+            for thread in lock(&self.group_waits.parked).iter() {
                 thread.unpark();
             }
         }
