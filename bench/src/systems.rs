@@ -770,12 +770,21 @@ fn memory_run<H>(n: u64, mut spawn: impl FnMut() -> H) -> Sample {
 }
 
 pub fn memory_wsrt(sz: &Sizes) -> Sample {
+    memory_run_wsrt(sz, |rt| rt.spawn(hit))
+}
+
+pub fn memory_detached_wsrt(sz: &Sizes) -> Sample {
+    memory_run_wsrt(sz, |rt| rt.spawn_detached(hit))
+}
+
+/// [`memory_run`] of `spawn` on a wsrt runtime whose workers are blocked.
+fn memory_run_wsrt<H>(sz: &Sizes, spawn: impl Fn(&wsrt::Runtime) -> H) -> Sample {
     let rt = wsrt_rt();
     let gate = Arc::new(Gate::default());
     gate.occupy(rt.workers(), |g| {
         rt.spawn_detached(move || g.block());
     });
-    let sample = memory_run(sz.memory, || rt.spawn(hit));
+    let sample = memory_run(sz.memory, || spawn(&rt));
     std::mem::forget(rt);
     sample
 }
@@ -787,17 +796,6 @@ pub fn memory_tokio(sz: &Sizes) -> Sample {
         rt.spawn(async move { g.block() });
     });
     let sample = memory_run(sz.memory, || rt.spawn(async { hit() }));
-    std::mem::forget(rt);
-    sample
-}
-
-pub fn memory_detached_wsrt(sz: &Sizes) -> Sample {
-    let rt = wsrt_rt();
-    let gate = Arc::new(Gate::default());
-    gate.occupy(rt.workers(), |g| {
-        rt.spawn_detached(move || g.block());
-    });
-    let sample = memory_run(sz.memory, || rt.spawn_detached(hit));
     std::mem::forget(rt);
     sample
 }

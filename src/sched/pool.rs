@@ -76,8 +76,8 @@ pub(crate) struct Pool {
     forks: u64,
     /// Sleeping tasks and group deadlines (`timer.rs`).
     pub(crate) timer: Arc<Timer>,
-    /// On lines of its own: group waits write it, and the fields above are
-    /// read by every spawn and run.
+    /// On lines of its own: group waits write it, and the pool's mode and
+    /// its list's and counts' pointers are read by every spawn and run.
     group_waits: CachePadded<GroupWaits>,
     /// Groups no handle holds any more, kept until their tasks are done
     /// (`group.rs`, "Lifetime").
