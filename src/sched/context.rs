@@ -183,8 +183,9 @@ impl Here {
         if !header.state.load().is_isolation_root() {
             return 0;
         }
-        self.isolation.set(header.id);
-        header.id
+        let id = header.id();
+        self.isolation.set(id);
+        id
     }
 
     /// Runs `f` with `isolation` as this thread's isolation tag, then puts

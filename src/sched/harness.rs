@@ -105,7 +105,7 @@ unsafe fn tag_of(ptr: NonNull<Header>, flags: Snapshot) -> u64 {
         // An isolated wait waits for it: its whole run is isolated with
         // that wait's tag (its id), on whichever worker runs it.
         // SAFETY: the caller's reference keeps the header alive.
-        unsafe { ptr.as_ref() }.id
+        unsafe { ptr.as_ref() }.id()
     } else {
         // SAFETY: forwarded; ISOLATED: its links hold the tag.
         unsafe { raw::isolation_tag(ptr) }
@@ -398,7 +398,7 @@ unsafe extern "C" fn resume(_done: *mut c_void, suspended: *mut c_void) {
 unsafe fn cancel(ptr: NonNull<Header>) -> bool {
     // SAFETY: the caller's reference keeps the header alive.
     let header = unsafe { ptr.as_ref() };
-    if id::inherited(header.id) {
+    if id::inherited(|| header.id()) {
         return false;
     }
     match header.state.transition_to_cancelled() {

@@ -100,6 +100,7 @@ fn waited(done: bool) -> Waited {
 /// What every task wait checks first: the task itself waiting
 /// (`OnItself`), a task of a runtime inherited through `fork()`
 /// (`Forked`). Else this thread's worker, if any, and its isolation tag.
+#[inline(always)]
 fn precheck(task: &TaskRef) -> Result<(Option<&'static WorkerThread>, u64), Waited> {
     // One thread-local access for every question (a call in libwsrt.so).
     let (worker, current, isolation) =
@@ -107,7 +108,7 @@ fn precheck(task: &TaskRef) -> Result<(Option<&'static WorkerThread>, u64), Wait
     if current == Some(task.as_ptr()) {
         return Err(Waited::OnItself);
     }
-    if id::inherited(task.id()) && !task.is_done() {
+    if id::inherited(|| task.id()) && !task.is_done() {
         return Err(Waited::Forked);
     }
     Ok((worker, isolation))
@@ -165,7 +166,7 @@ pub(crate) fn wait_any(tasks: &[&TaskRef], deadline: Option<Instant>) -> Result<
     if !tasks.is_empty() && tasks.iter().all(|t| Some(t.as_ptr()) == current) {
         return Err(Waited::OnItself);
     }
-    if tasks.iter().all(|t| id::inherited(t.id())) {
+    if tasks.iter().all(|t| id::inherited(|| t.id())) {
         return Err(Waited::Forked);
     }
     let done = || first_done().is_some();

@@ -31,7 +31,7 @@ use crossbeam_utils::Backoff;
 
 use super::state::{PublishSlot, Snapshot, State};
 use crate::sync::alloc;
-use crate::sync::loom::atomic::{AtomicPtr, Ordering};
+use crate::sync::loom::atomic::{AtomicPtr, AtomicU64, Ordering};
 use crate::sync::loom::{Mutex, MutexGuard};
 
 /// A C done-callback, `cb(task handle, user)`.
@@ -265,48 +265,104 @@ impl Inner {
     }
 }
 
-/// The first callback's slot, then the lazily allocated name and list.
+/// The first callback's slot, then the task's id and, made on first use,
+/// the name and the list.
 pub(crate) struct Extras {
     /// Written by the adder that published it; then owned by whoever wins
     /// the entry (the finisher, or one remover).
     slot: Slot,
-    list: AtomicPtr<Mutex<Inner>>,
+    /// `(id << 1) | ID_TAG` until the task gets a name or a second
+    /// callback; then the address of a [`Listed`] (even, as every
+    /// allocation of it is), which holds the id from then on. It changes
+    /// once. One word for both: every task needs its id, few the list, and
+    /// the word saved keeps a task cell in a smaller allocator size class.
+    id_or_listed: AtomicU64,
 }
 
+/// What [`Extras`] makes on first use.
+struct Listed {
+    /// The task's id, moved out of [`Extras::id_or_listed`].
+    id: u64,
+    inner: Mutex<Inner>,
+}
+
+/// The low bit of [`Extras::id_or_listed`] while it holds the id.
+const ID_TAG: u64 = 1;
+
 impl Extras {
-    pub(crate) fn new() -> Extras {
+    /// The extras of a new task whose id is `id` (below 2^63).
+    pub(crate) fn new(id: u64) -> Extras {
+        debug_assert!(id < 1 << 63, "ids stay below 2^63");
         Extras {
             slot: Slot::new(),
-            list: AtomicPtr::new(ptr::null_mut()),
+            id_or_listed: AtomicU64::new(id << 1 | ID_TAG),
         }
+    }
+
+    /// The task's id.
+    #[inline]
+    pub(crate) fn id(&self) -> u64 {
+        // Acquire: as in `listed`.
+        let word = self.id_or_listed.load(Ordering::Acquire);
+        if word & ID_TAG != 0 {
+            word >> 1
+        } else {
+            self.listed_id()
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn listed_id(&self) -> u64 {
+        match self.listed() {
+            Ok(listed) => listed.id,
+            Err(id) => id,
+        }
+    }
+
+    /// The [`Listed`] if it was made, else the id.
+    #[inline]
+    fn listed(&self) -> Result<&Listed, u64> {
+        // Acquire: pairs with the Release of the CAS that published the
+        // `Listed`, whose fields were written before it.
+        let word = self.id_or_listed.load(Ordering::Acquire);
+        if word & ID_TAG != 0 {
+            return Err(word >> 1);
+        }
+        // SAFETY: an untagged word is the address of a `Listed` published
+        // by `get_or_init`, freed only in `drop`, when no reference to the
+        // task remains.
+        Ok(unsafe { &*(word as usize as *const Listed) })
     }
 
     fn get(&self) -> Option<&Mutex<Inner>> {
-        // Acquire: pairs with the Release of the CAS that published it.
-        let p = self.list.load(Ordering::Acquire);
-        // SAFETY: a non-null pointer was published by `get_or_init` and is
-        // freed only in `drop`, when no reference to the task remains.
-        unsafe { p.as_ref() }
+        self.listed().ok().map(|listed| &listed.inner)
     }
 
     fn get_or_init(&self) -> &Mutex<Inner> {
-        if let Some(inner) = self.get() {
-            return inner;
-        }
-        let fresh = alloc::boxed(|| Mutex::new(Inner::default()));
-        match self.list.compare_exchange(
-            ptr::null_mut(),
-            fresh.as_ptr(),
+        let id = match self.listed() {
+            Ok(listed) => return &listed.inner,
+            Err(id) => id,
+        };
+        let fresh = alloc::boxed(|| Listed {
+            id,
+            inner: Mutex::new(Inner::default()),
+        });
+        match self.id_or_listed.compare_exchange(
+            id << 1 | ID_TAG,
+            fresh.as_ptr() as usize as u64,
             Ordering::AcqRel,
             Ordering::Acquire,
         ) {
             // SAFETY: we just published `fresh`; it lives as long as `self`.
-            Ok(_) => unsafe { fresh.as_ref() },
+            Ok(_) => unsafe { &fresh.as_ref().inner },
             Err(winner) => {
-                // SAFETY: `fresh` was never shared; `winner` was published.
+                // SAFETY: `fresh` was never shared. The word changes only
+                // from the id to a `Listed`, once: `winner` is the one
+                // another thread published.
                 unsafe {
                     alloc::free(fresh);
-                    &*winner
+                    &(*(winner as usize as *const Listed)).inner
                 }
             }
         }
@@ -424,10 +480,13 @@ impl Drop for Extras {
     /// Frees the list. The slot needs nothing: a published entry is always
     /// taken, by the finisher or a remover, before the task can be freed.
     fn drop(&mut self) {
-        if let Some(p) = NonNull::new(self.list.load(Ordering::Acquire)) {
-            // SAFETY: published by `get_or_init` (so from `alloc::boxed`); the
-            // task is being freed, nobody else can reach it.
-            unsafe { alloc::free(p) };
+        let word = self.id_or_listed.load(Ordering::Acquire);
+        if word & ID_TAG == 0 {
+            let listed = word as usize as *mut Listed;
+            // SAFETY: an untagged word is the address of a `Listed` published
+            // by `get_or_init` (so from `alloc::boxed`, not null); the task
+            // is being freed, nobody else can reach it.
+            unsafe { alloc::free(NonNull::new_unchecked(listed)) };
         }
     }
 }
@@ -436,4 +495,24 @@ impl Drop for Extras {
 /// lock can only come from an allocation failure, and the list stays valid.
 fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::Extras;
+
+    #[test]
+    fn the_id_stays_the_same_once_the_list_is_made() {
+        for id in [1, 42, (1 << 62) + 7, (1 << 63) - 1] {
+            let extras = Extras::new(id);
+            assert_eq!(extras.id(), id);
+            assert_eq!(extras.name(), None);
+            extras.set_name("named");
+            assert_eq!(extras.id(), id);
+            assert_eq!(extras.name().as_deref(), Some("named"));
+            extras.set_name("renamed");
+            assert_eq!(extras.id(), id);
+            assert_eq!(extras.name().as_deref(), Some("renamed"));
+        }
+    }
 }

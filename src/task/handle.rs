@@ -119,7 +119,7 @@ impl TaskRef {
     /// tasks one thread spawns increase in its spawn order (across threads
     /// they promise no order).
     pub fn id(&self) -> u64 {
-        self.header().id
+        self.header().id()
     }
 
     /// The task's name; `Task-<id>` unless set.

@@ -31,12 +31,14 @@ pub(crate) fn note_fork() {
     FORK_MARK.store(NEXT_BLOCK.load(Ordering::Relaxed), Ordering::Relaxed);
 }
 
-/// True if the task with this id was spawned before the last `fork()` of
-/// this process's ancestry, on a runtime this child inherited.
+/// True if the task whose id `id()` gives was spawned before the last
+/// `fork()` of this process's ancestry, on a runtime this child inherited.
+/// `id()` is only called in a process that forked.
 #[inline]
-pub(crate) fn inherited(id: u64) -> bool {
+pub(crate) fn inherited(id: impl FnOnce() -> u64) -> bool {
     // Relaxed: written only in a child's only thread, before anything else.
-    id < FORK_MARK.load(Ordering::Relaxed)
+    let mark = FORK_MARK.load(Ordering::Relaxed);
+    mark != 0 && id() < mark
 }
 
 /// A thread's block of ids (kept in its `sched::context::Here`).

@@ -112,7 +112,7 @@ fn loom_cancel_races_complete() {
 fn loom_callback_added_while_completing_runs_exactly_once() {
     model(|| {
         let st = running(1);
-        let extras = Arc::new(Extras::new());
+        let extras = Arc::new(Extras::new(1));
         let runs = Arc::new(AtomicUsize::new(0));
         let finisher = {
             let (st, extras) = (st.clone(), extras.clone());
@@ -130,7 +130,7 @@ fn loom_callback_added_while_completing_runs_exactly_once() {
 fn loom_two_adders_and_a_finisher_keep_every_callback() {
     model(|| {
         let st = running(1);
-        let extras = Arc::new(Extras::new());
+        let extras = Arc::new(Extras::new(1));
         let runs = Arc::new(AtomicUsize::new(0));
         let adder = {
             let (st, extras, runs) = (st.clone(), extras.clone(), runs.clone());
@@ -157,7 +157,7 @@ fn loom_two_adders_and_a_finisher_keep_every_callback() {
 fn loom_removed_callback_runs_xor_is_removed() {
     model(|| {
         let st = running(1);
-        let extras = Arc::new(Extras::new());
+        let extras = Arc::new(Extras::new(1));
         let runs = Arc::new(AtomicUsize::new(0));
         let key = extras
             .add(&st, counting(st.clone(), runs.clone()))
@@ -183,7 +183,7 @@ fn loom_removed_callback_runs_xor_is_removed() {
 fn loom_c_callback_removed_while_being_added_runs_xor_is_removed() {
     model(|| {
         let st = running(1);
-        let extras = Arc::new(Extras::new());
+        let extras = Arc::new(Extras::new(1));
         let runs = Arc::new(AtomicUsize::new(0));
         let user = Arc::as_ptr(&runs) as usize;
         let adder = {
@@ -205,7 +205,7 @@ fn loom_c_callback_removed_while_being_added_runs_xor_is_removed() {
 fn loom_removed_list_callback_runs_xor_is_removed() {
     model(|| {
         let st = running(1);
-        let extras = Arc::new(Extras::new());
+        let extras = Arc::new(Extras::new(1));
         let (first, second) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         // The first goes to the slot, the second to the list.
         let slot_key = extras

@@ -28,7 +28,9 @@
 //!   `Task::join`, which moves a success value out after winning the TAKEN
 //!   flag of the state word, or, holding the last reference, without a
 //!   contest (`raw::take_output_and_free`).
-//! - `extras` (name, callback list): under its mutex.
+//! - `extras` (name, callback list): under its mutex; the id, read by
+//!   anyone, is written once, at spawn (moved once, before the list is
+//!   published, into the list's allocation).
 //! - `owner` (the runtime, opaque here): dereferenced only by the
 //!   scheduler (`sched/harness.rs`), by a worker of that runtime, or by a
 //!   thread that just made the task leave a non-final state it controls

@@ -22,13 +22,25 @@ use crate::sync::alloc::{self, FreeBatch, Heap};
 pub(crate) struct Header {
     pub(crate) vtable: &'static Vtable,
     pub(crate) state: State,
-    pub(crate) id: u64,
     /// The runtime it was spawned on, as the scheduler's opaque pointer
     /// (`sched/harness.rs` reads it). See "Who may touch what" in `mod.rs`.
     pub(crate) owner: *const (),
+    /// The first callback, the id, and the name and further callbacks.
     pub(crate) extras: Extras,
     /// Its place in the runtime's live-task list.
     pub(crate) links: Links,
+}
+
+// Eight words on 64-bit targets: a task with up to 16 bytes of body and
+// output then fits a 64 + 16 byte allocator size class.
+const _: () = assert!(std::mem::size_of::<Header>() <= 8 * std::mem::size_of::<usize>());
+
+impl Header {
+    /// The task's id.
+    #[inline]
+    pub(crate) fn id(&self) -> u64 {
+        self.extras.id()
+    }
 }
 
 /// A task's place in its shard of the live-task list (`list/`, which alone
@@ -232,9 +244,8 @@ pub(crate) fn allocate<B: Body, S: Schedule>(
         header: Header {
             vtable: &VtableOf::<B, S>::VTABLE,
             state: State::new(spawn.refs, spawn.shard, spawn.kind),
-            id: spawn.id,
             owner: spawn.owner,
-            extras: Extras::new(),
+            extras: Extras::new(spawn.id),
             links: Links::new(spawn.isolation),
         },
         tag,
