@@ -3,18 +3,50 @@
 
 use std::ptr::NonNull;
 
-/// How a task failed, as stored in the task once it is FAILED.
+/// How a task failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Failure {
     /// The function returned this error code (C tasks).
     Code(i32),
-    /// The function panicked with this message. Boxed, so that the
-    /// pointer's niche leaves `Result<T, Failure>` at 16 bytes for any `T`
-    /// of up to 8 bytes (24 with a `Box<str>` here): a C task's cell then
-    /// fits a 96-byte allocator size class (`c_body.rs`, `CPlainTask`).
-    /// The extra allocation is paid only when a task panics.
-    #[allow(clippy::box_collection)]
-    Panicked(Box<String>),
+    /// The function panicked with this message.
+    Panicked(String),
+}
+
+/// A [`Failure`] in one word, as a FAILED task's cell keeps it (`raw.rs`):
+/// an error code as `(code << 1) | 1`, or the address of the panic's
+/// message, boxed (even). One word where a `Failure` takes two: a C task's
+/// cell then fits an 80-byte allocator size class (`c_body.rs`). The box is
+/// paid only when a task panics.
+pub(crate) struct StoredFailure(u64);
+
+impl StoredFailure {
+    pub(crate) fn new(failure: Failure) -> StoredFailure {
+        match failure {
+            Failure::Code(code) => StoredFailure(u64::from(code as u32) << 1 | 1),
+            Failure::Panicked(message) => {
+                StoredFailure(Box::into_raw(Box::new(message)) as usize as u64)
+            }
+        }
+    }
+
+    pub(crate) fn get(&self) -> Failure {
+        if self.0 & 1 != 0 {
+            return Failure::Code((self.0 >> 1) as u32 as i32);
+        }
+        // SAFETY: an even word is the message boxed by `new`, owned by
+        // `self` until its drop.
+        Failure::Panicked(unsafe { &*(self.0 as usize as *const String) }.clone())
+    }
+}
+
+impl Drop for StoredFailure {
+    fn drop(&mut self) {
+        if self.0 & 1 == 0 {
+            // SAFETY: an even word is the message boxed by `new`, dropped
+            // once, here.
+            drop(unsafe { Box::from_raw(self.0 as usize as *mut String) });
+        }
+    }
 }
 
 /// How one run of a task's function ended.
@@ -135,5 +167,24 @@ where
             Ok(value) => Step::Ready(value),
             Err(Cancelled) => Step::Cancelled,
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::{Failure, StoredFailure};
+
+    #[test]
+    fn a_stored_failure_gives_back_what_was_stored() {
+        for code in [1, -1, 7, -2, i32::MIN, i32::MAX] {
+            assert_eq!(
+                StoredFailure::new(Failure::Code(code)).get(),
+                Failure::Code(code)
+            );
+        }
+        let message = Failure::Panicked("boom".into());
+        let stored = StoredFailure::new(message.clone());
+        assert_eq!(stored.get(), message);
+        assert_eq!(stored.get(), message, "read twice, the message stays");
     }
 }

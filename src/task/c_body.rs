@@ -108,7 +108,7 @@ pub(crate) struct CPlainTask {
     func: CFn,
 }
 
-const _: () = assert!(raw::cell_size::<CPlainTask>() <= 96);
+const _: () = assert!(raw::cell_size::<CPlainTask>() <= 80);
 
 impl Body for CPlainTask {
     type Output = SendPtr;

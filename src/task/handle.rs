@@ -45,7 +45,7 @@ impl From<Failure> for TaskError {
     fn from(f: Failure) -> TaskError {
         match f {
             Failure::Code(code) => TaskError::Failed(code),
-            Failure::Panicked(msg) => TaskError::Panicked(*msg),
+            Failure::Panicked(msg) => TaskError::Panicked(msg),
         }
     }
 }

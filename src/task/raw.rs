@@ -12,7 +12,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::ptr::{self, NonNull};
 use std::time::Instant;
 
-use super::body::{Body, BodyKind, Failure, Step};
+use super::body::{Body, BodyKind, Failure, Step, StoredFailure};
 use super::callbacks::Extras;
 use super::state::{SpawnKind, State, TaskState, ToCancelled};
 use crate::sync::alloc::{self, FreeBatch, Heap};
@@ -168,18 +168,19 @@ pub(crate) enum Ran {
 
 /// The body until it is released, then the outcome of a task that ran to
 /// SUCCEEDED or FAILED. Untagged: the state word says which field is live,
-/// so the cell pays no discriminant (8 bytes, which for a C task is the
-/// difference between two allocator size classes):
+/// so the cell pays no discriminant (for a C task, the difference between
+/// two allocator size classes):
 ///
 /// - not done, or CANCELLED with the body not yet released by the
 ///   canceller that won the transition: `body`;
-/// - SUCCEEDED without TAKEN, or FAILED: `outcome` (written before the
-///   state became final, by the thread that ran the task);
+/// - SUCCEEDED without TAKEN: `value`; FAILED: `failure` (written before
+///   the state became final, by the thread that ran the task);
 /// - CANCELLED after the canceller released the body, or SUCCEEDED with
 ///   TAKEN: nothing.
 union Stage<B: Body> {
     body: ManuallyDrop<B>,
-    outcome: ManuallyDrop<Result<B::Output, Failure>>,
+    value: ManuallyDrop<B::Output>,
+    failure: ManuallyDrop<StoredFailure>,
 }
 
 #[repr(C)]
@@ -291,7 +292,7 @@ unsafe fn run<B: Body>(ptr: NonNull<Header>) -> Ran {
         Ok(Step::Ready(value)) => (TaskState::Succeeded, Some(Ok(value))),
         Ok(Step::Failed(code)) => (TaskState::Failed, Some(Err(Failure::Code(code)))),
         Err(payload) => {
-            let failure = Failure::Panicked(Box::new(panic_message(&*payload)));
+            let failure = Failure::Panicked(panic_message(&*payload));
             (TaskState::Failed, Some(Err(failure)))
         }
         Ok(Step::Cancelled) => (TaskState::Cancelled, None),
@@ -304,9 +305,13 @@ unsafe fn run<B: Body>(ptr: NonNull<Header>) -> Ran {
     };
     // SAFETY: we own the stage, which still holds the body.
     unsafe { release_body(cell) };
-    if let Some(outcome) = outcome {
-        // SAFETY: as above; the body is gone, the outcome becomes live.
-        unsafe { (*cell.stage.get()).outcome = ManuallyDrop::new(outcome) };
+    let stage = cell.stage.get();
+    match outcome {
+        // SAFETY: as above; the body is gone, the value becomes live.
+        Some(Ok(value)) => unsafe { (*stage).value = ManuallyDrop::new(value) },
+        // SAFETY: as above; the body is gone, the failure becomes live.
+        Some(Err(f)) => unsafe { (*stage).failure = ManuallyDrop::new(StoredFailure::new(f)) },
+        None => {}
     }
     Ran::Done {
         end,
@@ -476,9 +481,9 @@ pub(crate) unsafe fn output_of<B: Body>(ptr: NonNull<Header>) -> Option<&'static
     }
     // SAFETY: the type matches.
     let cell = unsafe { Cell::<B>::from_header(ptr) };
-    // SAFETY: a SUCCEEDED task's outcome is live (nobody takes it, caller's
+    // SAFETY: a SUCCEEDED task's value is live (nobody takes it, caller's
     // duty) and only read from now on.
-    unsafe { &*(*cell.stage.get()).outcome }.as_ref().ok()
+    Some(unsafe { &*(*cell.stage.get()).value })
 }
 
 /// # Safety
@@ -519,19 +524,20 @@ unsafe fn dealloc<B: Body>(ptr: NonNull<Header>, frees: Option<&FreeBatch>) {
     let now = cell.header.state.load();
     debug_assert!(now.is_done(), "a task freed before it was done");
     let stage = cell.stage.get_mut();
-    let outcome_live = match now.lifecycle() {
-        TaskState::Succeeded => !now.is_taken(),
-        TaskState::Failed => true,
-        _ => false,
-    };
-    if outcome_live {
-        // A panicking destructor of the output is caught (as the body's in
-        // `release_body`): this may run on a worker, and the cell must
-        // still be freed.
-        let _ = panic::catch_unwind(AssertUnwindSafe(|| {
-            // SAFETY: the stage's rule (on `Stage`): the outcome is live.
-            unsafe { ManuallyDrop::drop(&mut stage.outcome) };
-        }));
+    match now.lifecycle() {
+        TaskState::Succeeded if !now.is_taken() => {
+            // A panicking destructor of the output is caught (as the
+            // body's in `release_body`): this may run on a worker, and the
+            // cell must still be freed.
+            let _ = panic::catch_unwind(AssertUnwindSafe(|| {
+                // SAFETY: the stage's rule (on `Stage`): the value is live.
+                unsafe { ManuallyDrop::drop(&mut stage.value) };
+            }));
+        }
+        // SAFETY: the stage's rule: the failure is live. Its drop frees a
+        // message and cannot panic.
+        TaskState::Failed => unsafe { ManuallyDrop::drop(&mut stage.failure) },
+        _ => {}
     }
     cell.header.state.poison();
     // SAFETY: allocated by `allocate::<B>`; no reference remains. Drops the
@@ -542,11 +548,8 @@ unsafe fn dealloc<B: Body>(ptr: NonNull<Header>, frees: Option<&FreeBatch>) {
 /// # Safety
 /// The task is FAILED (Acquire-observed) and the caller holds a reference.
 unsafe fn failure_of<B: Body>(ptr: NonNull<Header>) -> Option<Failure> {
-    // SAFETY: a FAILED task's outcome is live and only read from now on.
-    match unsafe { &*(*Cell::<B>::from_header(ptr).stage.get()).outcome } {
-        Err(f) => Some(f.clone()),
-        Ok(_) => None,
-    }
+    // SAFETY: a FAILED task's failure is live and only read from now on.
+    Some(unsafe { (*Cell::<B>::from_header(ptr).stage.get()).failure.get() })
 }
 
 /// # Safety
@@ -555,14 +558,11 @@ unsafe fn take_output_of<B: Body>(ptr: NonNull<Header>, out: *mut ()) {
     // SAFETY: the cell is a `Cell<B>` (caller's duty).
     let stage = unsafe { Cell::<B>::from_header(ptr) }.stage.get();
     // SAFETY: `take_output` is won by one thread only, once the task
-    // SUCCEEDED, so the outcome is live and this is the only access that
+    // SUCCEEDED, so the value is live and this is the only access that
     // moves it; TAKEN tells `dealloc` it is gone.
-    let outcome = unsafe { ManuallyDrop::take(&mut (*stage).outcome) };
-    match outcome {
-        // SAFETY: `out` is valid for a write of `B::Output` (caller's duty).
-        Ok(value) => unsafe { out.cast::<B::Output>().write(value) },
-        Err(_) => unreachable!("took the output of a task that did not succeed"),
-    }
+    let value = unsafe { ManuallyDrop::take(&mut (*stage).value) };
+    // SAFETY: `out` is valid for a write of `B::Output` (caller's duty).
+    unsafe { out.cast::<B::Output>().write(value) }
 }
 
 /// # Safety
