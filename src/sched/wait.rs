@@ -100,6 +100,7 @@ fn waited(done: bool) -> Waited {
 /// What every task wait checks first: the task itself waiting
 /// (`OnItself`), a task of a runtime inherited through `fork()`
 /// (`Forked`). Else this thread's worker, if any, and its isolation tag.
+// In line in every wait: LLVM would otherwise make it a call of its own.
 #[inline(always)]
 fn precheck(task: &TaskRef) -> Result<(Option<&'static WorkerThread>, u64), Waited> {
     // One thread-local access for every question (a call in libwsrt.so).

@@ -302,18 +302,6 @@ impl Extras {
     /// The task's id.
     #[inline]
     pub(crate) fn id(&self) -> u64 {
-        // Acquire: as in `listed`.
-        let word = self.id_or_listed.load(Ordering::Acquire);
-        if word & ID_TAG != 0 {
-            word >> 1
-        } else {
-            self.listed_id()
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn listed_id(&self) -> u64 {
         match self.listed() {
             Ok(listed) => listed.id,
             Err(id) => id,
@@ -329,10 +317,17 @@ impl Extras {
         if word & ID_TAG != 0 {
             return Err(word >> 1);
         }
+        Ok(self.listed_at(word))
+    }
+
+    /// The [`Listed`] at `word`, an untagged value of `id_or_listed`.
+    #[inline]
+    fn listed_at(&self, word: u64) -> &Listed {
+        debug_assert_eq!(word & ID_TAG, 0);
         // SAFETY: an untagged word is the address of a `Listed` published
-        // by `get_or_init`, freed only in `drop`, when no reference to the
-        // task remains.
-        Ok(unsafe { &*(word as usize as *const Listed) })
+        // by `get_or_init` (the word changes once, from the id to it), freed
+        // only in `drop`, when no reference to the task remains.
+        unsafe { &*(word as usize as *const Listed) }
     }
 
     fn get(&self) -> Option<&Mutex<Inner>> {
@@ -357,13 +352,10 @@ impl Extras {
             // SAFETY: we just published `fresh`; it lives as long as `self`.
             Ok(_) => unsafe { &fresh.as_ref().inner },
             Err(winner) => {
-                // SAFETY: `fresh` was never shared. The word changes only
-                // from the id to a `Listed`, once: `winner` is the one
-                // another thread published.
-                unsafe {
-                    alloc::free(fresh);
-                    &(*(winner as usize as *const Listed)).inner
-                }
+                // SAFETY: `fresh` was never shared.
+                unsafe { alloc::free(fresh) };
+                // Another thread published its `Listed` first.
+                &self.listed_at(winner).inner
             }
         }
     }
