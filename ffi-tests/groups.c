@@ -7,7 +7,10 @@
  * states, arg_drop counts and codes, down to groups below and grandchild
  * tasks; WSRT_GROUP_CANCEL_ON_FAILURE; WSRT_SPAWN_SHIELDED; deadlines (set,
  * replaced, removed); wsrt_group_wait codes (WOULD_DEADLOCK inside its own
- * task, TIMEOUT); wsrt_group_stats; retain/release; NULL handling.
+ * task, TIMEOUT); an untimed wsrt_group_wait outside the pool ending the
+ * cancelled tasks its thread queued (callbacks on that thread, shielded
+ * and other groups' tasks left to the workers); wsrt_group_stats;
+ * retain/release; NULL handling.
  *
  * Races are never ordered by sleeping: tasks block on events the test
  * sets, a one-worker runtime runs its queue in order, and the only polling
@@ -17,6 +20,7 @@
 
 #include "wsrt.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -327,6 +331,115 @@ static void test_released_group_keeps_its_tasks(void) {
     blocker_destroy(&b);
 }
 
+/* The done-callbacks of test_wait_ends_own_cancelled_tasks: count the tasks
+ * that ended CANCELLED on the waiting thread, and say when all did. */
+enum { OWN_TASKS = 64 };
+static pthread_t own_waiter;
+static atomic_int own_ended_here;
+static event own_all_ended;
+
+static void own_on_done(wsrt_task *t, void *user) {
+    (void)user;
+    if (pthread_equal(pthread_self(), own_waiter) && wsrt_task_state(t) == WSRT_STATE_CANCELLED &&
+        atomic_fetch_add(&own_ended_here, 1) + 1 == OWN_TASKS)
+        event_set(&own_all_ended);
+}
+
+/* Lets the held worker go once every own task ended on the waiting thread,
+ * or after DEADLINE_S (so that a failure ends the test instead of hanging
+ * it); returns 1 (as a pointer) if it had to give up. */
+typedef struct {
+    blocker *hold;
+} watchdog;
+
+static void *watchdog_fn(void *arg) {
+    watchdog *w = arg;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)DEADLINE_S;
+    int rc = 0;
+    pthread_mutex_lock(&own_all_ended.mu);
+    while (!own_all_ended.set && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&own_all_ended.cv, &own_all_ended.mu, &until);
+    bool gave_up = !own_all_ended.set;
+    pthread_mutex_unlock(&own_all_ended.mu);
+    event_set(&w->hold->release);
+    return gave_up ? (void *)1 : NULL;
+}
+
+static void test_wait_ends_own_cancelled_tasks(void) {
+    SECTION("wsrt_group_wait outside the pool ends the cancelled tasks it queued");
+    wsrt_runtime *rt = new_runtime(1);
+    blocker hold;
+    blocker_init(&hold);
+    wsrt_task *held = occupy(rt, &hold);
+    wsrt_group *g = NULL, *below = NULL, *other = NULL;
+    CHECK_OK(wsrt_group_new(rt, NULL, 0, &g));
+    CHECK_OK(wsrt_group_new(rt, g, 0, &below));
+    CHECK_OK(wsrt_group_new(rt, NULL, 0, &other));
+
+    /* Queued from this thread while the only worker is held: the group's
+     * tasks (half in the group below), another group's, a shielded one. */
+    own_waiter = pthread_self();
+    atomic_init(&own_ended_here, 0);
+    event_init(&own_all_ended);
+    counter mine, theirs, shielded;
+    counter_init(&mine, WSRT_TASK_OK);
+    counter_init(&theirs, WSRT_TASK_OK);
+    counter_init(&shielded, WSRT_TASK_OK);
+    wsrt_task *own[OWN_TASKS], *others[OWN_TASKS];
+    wsrt_task *kept = spawn_into(rt, g, WSRT_SPAWN_SHIELDED, counter_fn, &shielded, counter_drop);
+    for (int i = 0; i < OWN_TASKS; i++) {
+        own[i] = spawn_into(rt, i % 2 ? below : g, 0, counter_fn, &mine, counter_drop);
+        CHECK_OK(wsrt_task_add_done_callback(own[i], own_on_done, NULL));
+        others[i] = spawn_into(rt, other, 0, counter_fn, &theirs, counter_drop);
+    }
+    CHECK(wsrt_group_cancel(g));
+
+    /* The worker is let go only once every own task ended here: the wait
+     * ends them itself, then waits for the shielded one, which runs. */
+    watchdog w = {&hold};
+    pthread_t dog;
+    CHECK(pthread_create(&dog, NULL, watchdog_fn, &w) == 0);
+    CHECK_OK(wsrt_group_wait(g, -1));
+    void *gave_up = NULL;
+    CHECK(pthread_join(dog, &gave_up) == 0);
+    CHECK(gave_up == NULL);
+    CHECK_EQ(atomic_load(&own_ended_here), OWN_TASKS);
+    for (int i = 0; i < OWN_TASKS; i++) CHECK_EQ(wsrt_task_state(own[i]), WSRT_STATE_CANCELLED);
+    CHECK_EQ(atomic_load(&mine.calls), 0);
+    CHECK_EQ(atomic_load(&mine.arg_drops), OWN_TASKS);
+    CHECK_EQ(wsrt_task_state(kept), WSRT_STATE_SUCCEEDED);
+    CHECK_EQ(atomic_load(&shielded.calls), 1);
+    wsrt_group_counts n = counts_of(g);
+    CHECK_EQ(n.spawned, OWN_TASKS / 2 + 1);
+    CHECK_EQ(n.cancelled, OWN_TASKS / 2);
+    CHECK_EQ(n.succeeded, 1);
+    n = counts_of(below);
+    CHECK_EQ(n.cancelled, OWN_TASKS / 2);
+    CHECK_EQ(n.pending + n.running + n.suspended, 0);
+
+    /* The other group's tasks went back to the workers, and run. */
+    CHECK_OK(wsrt_group_wait(other, -1));
+    CHECK_EQ(atomic_load(&theirs.calls), OWN_TASKS);
+    CHECK_EQ(atomic_load(&theirs.arg_drops), OWN_TASKS);
+    CHECK_EQ(counts_of(other).succeeded, OWN_TASKS);
+
+    wait_ok(held);
+    for (int i = 0; i < OWN_TASKS; i++) {
+        wsrt_task_release(own[i]);
+        wsrt_task_release(others[i]);
+    }
+    wsrt_task_release(kept);
+    wsrt_task_release(held);
+    wsrt_group_release(other);
+    wsrt_group_release(below);
+    wsrt_group_release(g);
+    free_runtime(rt);
+    blocker_destroy(&hold);
+    event_destroy(&own_all_ended);
+}
+
 int main(void) {
     test_new_and_bad_input();
     test_cancel_pending_suspended_running();
@@ -334,6 +447,7 @@ int main(void) {
     test_cancel_on_failure_and_shield();
     test_deadlines();
     test_released_group_keeps_its_tasks();
+    test_wait_ends_own_cancelled_tasks();
     puts("groups: ok");
     return 0;
 }

@@ -204,7 +204,10 @@ impl Group {
     }
 
     /// Waits until every task of the group and of the groups below it is
-    /// done. On a worker thread it runs only those tasks meanwhile.
+    /// done. On a worker thread it runs only those tasks meanwhile; on
+    /// another thread, once the group is cancelled, it ends the cancelled
+    /// tasks that this thread spawned and no worker took yet itself (their
+    /// closures are dropped and their done-callbacks run here).
     ///
     /// # Panics
     /// Inside a task of the group (or below), which could never see the

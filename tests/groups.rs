@@ -6,7 +6,8 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Barrier, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use wsrt::{GroupFlags, GroupStats, Runtime, ShutdownMode, TaskError, TaskState};
@@ -399,4 +400,122 @@ fn shutdown_with_cancel_ends_grouped_tasks_and_group_waits_return() {
     // A spawn into a group of a shut-down runtime ends CANCELLED.
     let late = g.spawn(|| 1);
     assert_eq!(late.join(), Err(TaskError::Cancelled));
+}
+
+/// Lets the held worker of a `busy_runtime` go once `cond` holds, or once
+/// `wait_until` gives up on it (so that a failure ends the test instead of
+/// hanging it); joins to true if `cond` held.
+fn release_when(
+    release: Arc<Barrier>,
+    cond: impl FnMut() -> bool + Send + 'static,
+) -> JoinHandle<bool> {
+    std::thread::spawn(move || {
+        let held =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wait_until(cond))).is_ok();
+        release.wait();
+        held
+    })
+}
+
+#[test]
+fn a_wait_outside_the_pool_ends_the_cancelled_tasks_it_queued() {
+    // The only worker is held until this thread's wait has returned: the
+    // wait ends the tasks this thread queued itself, callbacks included.
+    let busy = busy_runtime();
+    let g = busy.rt.group();
+    let below = g.child();
+    let other = busy.rt.group();
+    let (drops, runs, ended_here) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let waiter = std::thread::current().id();
+    let mut own = Vec::new();
+    let mut others = Vec::new();
+    for i in 0..100u32 {
+        let (guard, runs) = (DropCounter(drops.clone()), runs.clone());
+        let into = if i % 2 == 0 { &g } else { &below };
+        let task = into.spawn(move || {
+            let _guard = &guard;
+            runs.fetch_add(1, Ordering::SeqCst);
+        });
+        let here = ended_here.clone();
+        task.on_done(move |t| {
+            if std::thread::current().id() == waiter && t.state() == TaskState::Cancelled {
+                here.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        own.push(task);
+        others.push(other.spawn(move || i));
+    }
+    let waited = Arc::new(AtomicBool::new(false));
+    let seen = waited.clone();
+    let released = release_when(busy.release.clone(), move || seen.load(Ordering::SeqCst));
+    assert!(g.cancel());
+    g.wait();
+
+    assert_eq!(
+        ended_here.load(Ordering::SeqCst),
+        100,
+        "ended on this thread"
+    );
+    assert!(own.iter().all(|t| t.state() == TaskState::Cancelled));
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+    assert_eq!(drops.load(Ordering::SeqCst), 100);
+    assert_eq!((g.stats().cancelled, below.stats().cancelled), (50, 50));
+    // The other group's tasks went back to the workers: still pending.
+    assert!(others.iter().all(|t| t.state() == TaskState::Pending));
+    assert_eq!(other.stats().pending, 100);
+
+    waited.store(true, Ordering::SeqCst);
+    assert!(released.join().unwrap());
+    for (i, t) in others.into_iter().enumerate() {
+        assert_eq!(t.join(), Ok(i as u32));
+    }
+    busy.finish();
+}
+
+#[test]
+fn a_shielded_task_a_wait_takes_back_is_left_to_the_workers() {
+    let busy = busy_runtime();
+    let g = busy.rt.group();
+    let shielded = g.spawn_shielded(|| 1);
+    let plain: Vec<_> = (0..50).map(|_| g.spawn(|| 2)).collect();
+    // The worker is let go once the wait ended the plain tasks itself;
+    // the wait then returns once the worker ran the shielded one.
+    let watched: Vec<wsrt::TaskRef> = plain.iter().map(|t| t.as_task_ref().clone()).collect();
+    let released = release_when(busy.release.clone(), move || {
+        watched.iter().all(|t| t.state() == TaskState::Cancelled)
+    });
+    assert!(g.cancel());
+    g.wait();
+    assert!(
+        released.join().unwrap(),
+        "the plain tasks waited for the worker"
+    );
+    assert_eq!(shielded.join(), Ok(1));
+    assert!(plain.iter().all(|t| t.state() == TaskState::Cancelled));
+    let stats = g.stats();
+    assert_eq!(
+        (stats.spawned, stats.succeeded, stats.cancelled),
+        (51, 1, 50)
+    );
+    busy.finish();
+}
+
+#[test]
+fn a_timed_group_wait_leaves_the_cancelled_tasks_to_the_workers() {
+    // A wait with a limit runs no user code (callbacks, drops): it only
+    // looks, so it times out while the worker is held.
+    let busy = busy_runtime();
+    let g = busy.rt.group();
+    let task = g.spawn(|| 1);
+    assert!(g.cancel());
+    assert!(!g.wait_timeout(Duration::from_millis(20)));
+    assert_eq!(task.state(), TaskState::Pending);
+    busy.release.wait();
+    g.wait();
+    assert_eq!(task.state(), TaskState::Cancelled);
+    busy.finish();
 }

@@ -4,7 +4,9 @@
 //! cancelled. Afterwards every per-task counter is checked exactly. The
 //! group tests do the same with tasks in nested groups (some shielded,
 //! some sleeping) while other threads cancel the groups, set, replace and
-//! remove their deadlines, and wait for them; then each task's end is
+//! remove their deadlines, and wait for them (a spawning thread's untimed
+//! wait for a cancelled group ends what its lane still holds, racing the
+//! workers that steal from it); then each task's end is
 //! checked against what could have ended it, and each group's stats
 //! against the tasks counted into it.
 //!

@@ -243,7 +243,8 @@ static void w_cancel(const long *p) {
 
 /* group_cancel N: every worker blocked; N tasks (with arg_drop) spawned into one
  * group without handles, one group cancel, the gate opened, the group's wait (the
- * workers end the cancelled tasks as they pop them). Every task must end CANCELLED. */
+ * workers end the cancelled tasks as they pop them, the waiting thread those still
+ * queued from it). Every task must end CANCELLED. */
 static void w_group_cancel(const long *p) {
     long n = p[0];
     static char arg; /* a non-NULL arg for arg_drop */

@@ -661,7 +661,7 @@ fn workloads() -> Vec<Workload> {
         },
         Workload {
             name: "group_cancel",
-            what: "every worker blocked, tasks with a drop-counted argument spawned into one group (C: no handles; Rust: Group::spawn, each handle dropped at once), one group cancel, the workers let go, the group's wait (the workers end the cancelled tasks as they pop them); every task must end CANCELLED",
+            what: "every worker blocked, tasks with a drop-counted argument spawned into one group (C: no handles; Rust: Group::spawn, each handle dropped at once), one group cancel, the workers let go, the group's wait (the workers end the cancelled tasks as they pop them, and the waiting thread those still queued from it); every task must end CANCELLED",
             rows: &[ns_row!("group_cancel")],
             rust: &[(WsrtRust, group_cancel_wsrt)],
             external: &[WsrtC],

@@ -400,8 +400,9 @@ pub fn cancel_tokio(sz: &Sizes) -> Sample {
 // ---- group_cancel: N tasks of one group behind busy workers, one group cancel ----
 
 /// Timed: the cancel and the group's wait, in which the workers (let go
-/// after the cancel) end each cancelled task as they pop it: a group
-/// cancel walks no task (src/sched/group.rs). The spawns are not timed
+/// after the cancel) end each cancelled task as they pop it, and this
+/// thread those still queued on its lane: a group cancel walks no task
+/// (src/sched/group.rs, src/sched/wait.rs). The spawns are not timed
 /// (the `cancel` row times a spawn and a cancel per task).
 pub fn group_cancel_wsrt(sz: &Sizes) -> Sample {
     let rt = wsrt_rt();

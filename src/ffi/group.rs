@@ -142,7 +142,10 @@ pub extern "C" fn wsrt_group_set_deadline(g: *mut wsrt_group, timeout_ns: i64) -
 /// Waits until every task of `g` and of the groups below it is done, or
 /// `timeout_ns` passes (< 0: no limit; 0: just look). Without a limit, on
 /// a worker thread it runs only tasks of `g` and of the groups below it
-/// meanwhile; with a limit it runs none, and returns no later than the
+/// meanwhile; on another thread, once `g` is cancelled, it ends the
+/// cancelled tasks that this thread queued and no worker took yet itself
+/// (their `arg_drop` and done-callbacks run here), so they need no free
+/// worker. With a limit it runs none, and returns no later than the
 /// limit (plus wake-up latency).
 ///
 /// Returns `WSRT_OK`, `WSRT_ERR_TIMEOUT`, `WSRT_ERR_NULL`,

@@ -7,12 +7,13 @@
 //! group below it. Nobody walks the group's tasks: a worker that pops a
 //! PENDING task checks its group's flag and cancels it there; a RUNNING
 //! task sees the flag through `cancel_requested()`; a task that suspends
-//! checks it after parking. Only tasks already parked (SUSPENDED in no
-//! queue: awaiting, sleeping) are looked for, in the live-task list, and
-//! only if the group ever had one (`has_parked`, a store-then-load against
-//! the parking task's: one of the two sees the other). [`CancelFlags`]
-//! holds the two flags and that handshake (and is what the loom models of
-//! `sched/loom_tests.rs` drive).
+//! checks it after parking; a thread outside the pool that waits for the
+//! group ends those its own lane still holds (`wait.rs`, `TakeBack`). Only
+//! tasks already parked (SUSPENDED in no queue: awaiting, sleeping) are
+//! looked for, in the live-task list, and only if the group ever had one
+//! (`has_parked`, a store-then-load against the parking task's: one of the
+//! two sees the other). [`CancelFlags`] holds the two flags and that
+//! handshake (and is what the loom models of `sched/loom_tests.rs` drive).
 //!
 //! Counts are kept per thread, as the pool's are: a worker's slot, a
 //! lane's (its thread's), or a shared one. A task's end is counted with a

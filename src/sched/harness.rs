@@ -467,6 +467,55 @@ unsafe fn cancel_queued(ptr: NonNull<Header>, pool: &Pool, here: Option<&WorkerT
     }
 }
 
+/// Ends the tasks of a cancelled group that a thread outside the pool
+/// took back from its own lane (`wait.rs`, `TakeBack`): each as
+/// `cancel_queued` would (body dropped, callbacks run, end counted in its
+/// group), then all unlisted and counted in the pool together, one lock a
+/// shard as `finish_on_worker`'s batches; then the queue's references go,
+/// freeing the tasks on the thread that allocated them. `who` is the
+/// thread's lane; a task someone else ended meanwhile is only let go.
+///
+/// # Safety
+/// Each of `taken` holds the reference of a queue of `pool` it was taken
+/// from, by a thread outside the pool that holds the pool alive.
+pub(crate) unsafe fn end_taken_back(taken: &mut Vec<TaskRef>, pool: &Pool, who: Who) {
+    taken.retain(|task| {
+        let ptr = task.as_ptr();
+        let header = task.header();
+        let ToCancelled::Claimed { was, parked, now } = header.state.transition_to_cancelled()
+        else {
+            return false;
+        };
+        debug_assert!(!parked, "a queued task is scheduled, not parked");
+        if was == TaskState::Suspended {
+            pool.count_at(None, Counter::Unsuspends);
+            // SAFETY: claimed, not counted done: the group is alive.
+            if let Some(group) = unsafe { group_of(header, now) } {
+                group.count(who, Counter::Unsuspends);
+            }
+        }
+        // SAFETY: winning the transition gave us the stage.
+        context::finishing_cancel_of(ptr, || unsafe { (header.vtable.drop_body)(ptr) });
+        let now = header.state.finish_cancel();
+        // SAFETY: we made the task final and hold a reference; it is not
+        // counted done.
+        unsafe {
+            run_callbacks(ptr, pool, now);
+            end_in_group(header, now, || who, pool);
+        }
+        true
+    });
+    let mut closed = false;
+    pool.tasks
+        .remove_ended(taken, TaskState::Cancelled, || closed = true);
+    if closed {
+        // As in `finish`: shutdown has begun and these counts may be the
+        // last; the caller keeps the pool alive for the check.
+        pool.after_external_completion();
+    }
+    taken.clear();
+}
+
 /// Counts the end of a grouped task in its group (nothing for another):
 /// a failure first cancels the group if it asks for that. The task's last
 /// access to its group, before its pool counts it (module docs).

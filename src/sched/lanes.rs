@@ -244,6 +244,16 @@ impl Lanes {
         }
     }
 
+    /// Steals a batch from lane `index` into `dest` and pops one job of it:
+    /// a thread outside the pool taking back jobs from its own lane (the
+    /// lane's owner takes them as any thief would).
+    pub(crate) fn steal_own(&self, own: OwnLane, dest: &Worker<JobRef>) -> Steal<JobRef> {
+        match self.index_of(own) {
+            Some(index) => self.lanes[index].stealer.steal_batch_and_pop(dest),
+            None => Steal::Empty,
+        }
+    }
+
     /// True if any lane holds a job.
     pub(crate) fn has_work(&self) -> bool {
         self.used().iter().any(|lane| !lane.stealer.is_empty())

@@ -8,7 +8,9 @@
 //!   or the deadline passes.
 //! - **A wait without a deadline helps.** On a worker it runs other jobs
 //!   meanwhile (rayon's helping wait), so a task waiting for its children
-//!   needs no second worker; elsewhere it parks.
+//!   needs no second worker; elsewhere it parks, except that a wait for a
+//!   cancelled group first ends the group's tasks still queued on its
+//!   thread's lane ([`TakeBack`]).
 //! - **Isolation.** An isolated wait for task `t` (and every wait nested
 //!   in it, on its thread) runs only `t` and what was spawned inside the
 //!   isolated wait: such tasks carry its isolation tag (oneTBB's
@@ -24,6 +26,7 @@
 //! - **No wait for oneself.** A wait that can only finish after the task
 //!   that waits is refused ([`Waited::OnItself`]).
 
+use std::ptr::NonNull;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,9 +35,14 @@ use crossbeam_utils::Backoff;
 
 use super::context;
 use super::group::GroupCore;
+use super::harness;
 use super::job::JobRef;
+use super::lanes::OwnLane;
 use super::pool::Pool;
+use super::stats::Who;
+use super::tuning::STEAL_LIMIT;
 use super::worker::WorkerThread;
+use crate::sync::deque::{Steal, Worker};
 use crate::task::raw::{self, Header};
 use crate::task::{id, Callback, TaskRef, Waited};
 
@@ -279,6 +287,9 @@ pub(crate) fn wait_group(group: &Arc<GroupCore>, deadline: Option<Instant>) -> W
             if let Some(worker) = worker {
                 worker.share_queued();
             }
+            // Outside the pool, untimed: made once the group is cancelled.
+            let mut take_back = None;
+            let may_take_back = worker.is_none() && deadline.is_none();
             loop {
                 if done() {
                     break true;
@@ -286,12 +297,93 @@ pub(crate) fn wait_group(group: &Arc<GroupCore>, deadline: Option<Instant>) -> W
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     break false;
                 }
+                if may_take_back && group.is_cancelled() {
+                    if take_back.is_none() {
+                        take_back = Some(TakeBack::new(group));
+                    }
+                    if let Some(Some(t)) = &mut take_back {
+                        if t.end_batch(pool) {
+                            continue;
+                        }
+                    }
+                }
                 pool.park_for_group(done, deadline);
             }
         }
     };
     pool.leave_group_wait();
     waited(finished)
+}
+
+/// What a thread outside the pool does in an untimed wait for a cancelled
+/// group: it takes back the group's tasks still queued on its own lane and
+/// ends them itself, a batch at a time (module docs). They never run, so
+/// no worker needs to be free for them, and their memory is freed on the
+/// thread that allocated it.
+struct TakeBack {
+    own: OwnLane,
+    /// Where this thread counts in a group: its lane's slot.
+    who: Who,
+    /// Where a batch taken from the lane goes (a thief's destination).
+    batch: Worker<JobRef>,
+    /// The tasks of a batch it ends.
+    taken: Vec<TaskRef>,
+    /// The groups whose tasks it ends: the cancelled group and those below.
+    subtree: Vec<Arc<GroupCore>>,
+}
+
+impl TakeBack {
+    /// None if this thread has no lane on the group's pool.
+    fn new(group: &Arc<GroupCore>) -> Option<TakeBack> {
+        let own = context::with_here(|h| h.lane())?;
+        let index = group.pool.lanes.index_of(own)?;
+        Some(TakeBack {
+            own,
+            who: Who::Lane(index),
+            batch: Worker::new_lifo(),
+            taken: Vec::with_capacity(STEAL_LIMIT),
+            subtree: Filter::Group(group).subtree(),
+        })
+    }
+
+    /// Takes a batch from the lane and ends the tasks of the subtree in it
+    /// that are not shielded; the other jobs go to the injector, where any
+    /// worker finds them. False if the lane was empty.
+    fn end_batch(&mut self, pool: &Pool) -> bool {
+        let mut next = match pool.lanes.steal_own(self.own, &self.batch) {
+            Steal::Success(job) => Some(job),
+            Steal::Retry => return true,
+            Steal::Empty => return false,
+        };
+        let mut gave_back = false;
+        while let Some(job) = next {
+            match job.as_task().filter(|&t| self.ends(t)) {
+                // SAFETY: the queue's reference, which taking the job gave us.
+                Some(t) => self.taken.push(unsafe { TaskRef::from_raw(t) }),
+                None => {
+                    pool.injector.push(job);
+                    gave_back = true;
+                }
+            }
+            next = self.batch.pop();
+        }
+        if gave_back {
+            pool.sleep.notify_one();
+        }
+        // SAFETY: taken from a queue of `pool` by a thread outside it; the
+        // group, which the caller holds, holds the pool.
+        unsafe { harness::end_taken_back(&mut self.taken, pool, self.who) };
+        true
+    }
+
+    /// True for a task of the subtree that is not shielded.
+    fn ends(&self, task: NonNull<Header>) -> bool {
+        // SAFETY: a queued task holds a reference (the queue's, now ours);
+        // its group is compared by address, never read.
+        let header = unsafe { task.as_ref() };
+        let flags = header.state.load();
+        flags.is_grouped() && !flags.is_shielded() && in_subtree(header.owner.cast(), &self.subtree)
+    }
 }
 
 /// Which jobs a filtered wait may run (module docs).

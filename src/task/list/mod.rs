@@ -235,7 +235,7 @@ impl TaskList {
             return false;
         }
         self.link(header.state.load().shard(), &mut shard, header);
-        bump(&bucket.counts[SPAWNED]);
+        bump(&bucket.counts[SPAWNED], 1);
         true
     }
 
@@ -253,7 +253,7 @@ impl TaskList {
         if shard.closed {
             closed();
         }
-        bump(&bucket.counts[end_index(end)]);
+        bump(&bucket.counts[end_index(end)], 1);
     }
 
     /// Unlists tasks a worker finished and counted itself
@@ -268,6 +268,31 @@ impl TaskList {
             for task in group {
                 self.unlink(index, &mut shard, task.header());
             }
+        }
+    }
+
+    /// [`remove`](Self::remove) for tasks that all ended `end`, grouped by
+    /// shard: one lock per shard, and one count of the ends it saw.
+    /// `closed` runs (under the lock) for each shard shutdown had closed.
+    pub(crate) fn remove_ended(
+        &self,
+        tasks: &mut [TaskRef],
+        end: TaskState,
+        mut closed: impl FnMut(),
+    ) {
+        let shard_of = |t: &TaskRef| t.header().state.load().shard();
+        tasks.sort_unstable_by_key(shard_of);
+        for group in tasks.chunk_by(|a, b| shard_of(a) == shard_of(b)) {
+            let index = shard_of(&group[0]);
+            let bucket = &self.shards[index];
+            let mut shard = bucket.list.lock();
+            for task in group {
+                self.unlink(index, &mut shard, task.header());
+            }
+            if shard.closed {
+                closed();
+            }
+            bump(&bucket.counts[end_index(end)], group.len() as u64);
         }
     }
 
@@ -341,10 +366,10 @@ impl TaskList {
     }
 }
 
-/// Adds one to a count of a shard; the caller holds its lock, so
-/// a load and a store do. `Release`, as a worker's own counts (`stats.rs`).
-fn bump(count: &AtomicU64) {
-    count.store(count.load(Ordering::Relaxed) + 1, Ordering::Release);
+/// Adds `n` to a count of a shard; the caller holds its lock, so a load
+/// and a store do. `Release`, as a worker's own counts (`stats.rs`).
+fn bump(count: &AtomicU64, n: u64) {
+    count.store(count.load(Ordering::Relaxed) + n, Ordering::Release);
 }
 
 impl TaskList {
