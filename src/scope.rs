@@ -108,9 +108,10 @@ where
     let scope = unsafe { &*job.scope };
     let f = job.f;
     // A scope job is not a task's run: a `wsrt_await` in it is dropped.
-    let (result, _request) = here.with_scope(scope.cx, || {
+    let (result, request) = here.with_scope(scope.cx, || {
         panic::catch_unwind(AssertUnwindSafe(|| f(scope)))
     });
+    request.discard();
     if let Err(payload) = result {
         scope.record_panic(payload);
     }

@@ -8,7 +8,7 @@
 
 use std::cell::Cell;
 use std::ptr::{self, NonNull};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use super::group::GroupCore;
@@ -52,14 +52,61 @@ pub(crate) struct Here {
 }
 
 /// What a task's run asked to be suspended for, recorded on its thread
-/// until the run returns "yield".
+/// until the run returns "yield". One word, which every run saves and puts
+/// back: 0 for nothing; the address of the task `wsrt_await` awaits (a
+/// header is aligned, so even), whose reference the request holds; or
+/// `wsrt_sleep`'s deadline, odd: `nanoseconds since epoch() << 1 | 1`.
+/// Copied freely, it owns its reference once: whoever takes it out of
+/// `Here` turns it into a [`Suspension`] or [`discard`](Self::discard)s it.
+#[must_use]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Request {
-    None,
-    /// `wsrt_await`: owns one reference of the awaited task.
-    Await(NonNull<Header>),
-    /// `wsrt_sleep`: until then.
-    Sleep(Instant),
+pub(crate) struct Request(u64);
+
+impl Request {
+    const NONE: Request = Request(0);
+
+    fn awaiting(task: TaskRef) -> Request {
+        Request(task.into_raw().as_ptr() as usize as u64)
+    }
+
+    fn sleep_until(until: Instant) -> Request {
+        let nanos = until.saturating_duration_since(epoch()).as_nanos();
+        Request((nanos.min(u128::from(u64::MAX >> 1)) as u64) << 1 | 1)
+    }
+
+    /// The suspension this request stands for, taking over an await's
+    /// reference.
+    #[inline]
+    pub(crate) fn into_suspension(self) -> Option<Suspension> {
+        match self.0 {
+            0 => None,
+            word if word & 1 == 1 => Some(Suspension::Sleep(
+                epoch() + std::time::Duration::from_nanos(word >> 1),
+            )),
+            word => {
+                let task = word as usize as *mut Header;
+                // SAFETY: an await request holds a reference of the task at
+                // that address (`request_await`), which passes to the handle.
+                Some(Suspension::Await(unsafe {
+                    TaskRef::from_raw(NonNull::new_unchecked(task))
+                }))
+            }
+        }
+    }
+
+    /// Drops the request (an await's reference with it).
+    #[inline]
+    pub(crate) fn discard(self) {
+        if self != Request::NONE {
+            drop(self.into_suspension());
+        }
+    }
+}
+
+/// The instant sleep deadlines in a [`Request`] are counted from.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
 }
 
 /// What a run that returned "yield" suspends for ([`Here::with_scope`]).
@@ -87,7 +134,7 @@ thread_local! {
         Here {
             task: Cell::new(None),
             worker: Cell::new(ptr::null()),
-            request: Cell::new(Request::None),
+            request: Cell::new(Request::NONE),
             group: Cell::new(ptr::null()),
             isolation: Cell::new(0),
             heap: Cell::new(None),
@@ -220,7 +267,7 @@ impl Here {
         &self,
         task: NonNull<Header>,
         f: impl FnOnce() -> R,
-    ) -> (R, Option<Suspension>) {
+    ) -> (R, Request) {
         debug_assert!(self.is_plain());
         // Puts the thread's scope back if `f` unwinds; forgotten otherwise,
         // the same done in line.
@@ -233,20 +280,20 @@ impl Here {
             fn drop(&mut self) {
                 self.here.task.set(self.task);
                 self.here.isolation.set(0);
-                drop(take(self.here.request.replace(self.request)));
+                self.here.request.replace(self.request).discard();
             }
         }
         let restore = Restore {
             here: self,
             task: self.task.replace(Some(task)),
-            request: self.request.replace(Request::None),
+            request: self.request.replace(Request::NONE),
         };
         let value = f();
         let Restore { task, request, .. } = restore;
         std::mem::forget(restore);
         self.task.set(task);
         self.isolation.set(0);
-        (value, take(self.request.replace(request)))
+        (value, self.request.replace(request))
     }
 
     /// Runs `f` in `scope` (what `current_task()` reports on this thread,
@@ -257,11 +304,7 @@ impl Here {
     /// wait that runs this one) is neither seen nor taken: it is put back
     /// after. So a request lives only as long as the run that made it, and
     /// none is left behind when the thread exits.
-    pub(crate) fn with_scope<R>(
-        &self,
-        scope: Scope,
-        f: impl FnOnce() -> R,
-    ) -> (R, Option<Suspension>) {
+    pub(crate) fn with_scope<R>(&self, scope: Scope, f: impl FnOnce() -> R) -> (R, Request) {
         struct Restore<'a> {
             here: &'a Here,
             scope: Scope,
@@ -273,7 +316,7 @@ impl Here {
                 self.here.group.set(self.scope.group);
                 self.here.isolation.set(self.scope.isolation);
                 // Only an unwinding `f` leaves a request of its own here.
-                drop(take(self.here.request.replace(self.request)));
+                self.here.request.replace(self.request).discard();
             }
         }
         let _restore = Restore {
@@ -283,20 +326,10 @@ impl Here {
                 group: self.group.replace(scope.group),
                 isolation: self.isolation.replace(scope.isolation),
             },
-            request: self.request.replace(Request::None),
+            request: self.request.replace(Request::NONE),
         };
         let value = f();
-        (value, take(self.request.replace(Request::None)))
-    }
-}
-
-/// The suspension a request stands for, taking over an await's reference.
-fn take(request: Request) -> Option<Suspension> {
-    match request {
-        Request::None => None,
-        // SAFETY: an await request owns a reference (`request_await`).
-        Request::Await(p) => Some(Suspension::Await(unsafe { TaskRef::from_raw(p) })),
-        Request::Sleep(at) => Some(Suspension::Sleep(at)),
+        (value, self.request.replace(Request::NONE))
     }
 }
 
@@ -313,8 +346,9 @@ pub(crate) fn request_await(other: &TaskRef) -> bool {
         if current == other.as_ptr() {
             return false;
         }
-        let awaited = Request::Await(other.clone().into_raw());
-        drop(take(h.request.replace(awaited)));
+        h.request
+            .replace(Request::awaiting(other.clone()))
+            .discard();
         true
     })
 }
@@ -328,8 +362,8 @@ pub(crate) fn request_sleep(until: Option<Instant>) -> bool {
         if h.task.get().is_none() {
             return false;
         }
-        let request = until.map_or(Request::None, Request::Sleep);
-        drop(take(h.request.replace(request)));
+        let request = until.map_or(Request::NONE, Request::sleep_until);
+        h.request.replace(request).discard();
         true
     })
 }
@@ -360,7 +394,7 @@ pub(crate) fn forget_inherited() {
     HERE.with(|h| {
         h.task.set(None);
         h.worker.set(ptr::null());
-        h.request.set(Request::None);
+        h.request.set(Request::NONE);
         h.group.set(ptr::null());
         h.isolation.set(0);
         h.heap.set(None);
@@ -399,4 +433,25 @@ pub fn cancel_requested() -> bool {
         // SAFETY: a running task's group outlives its run (`group.rs`).
         !group.is_null() && !state.is_shielded() && unsafe { &*group }.is_cancelled()
     })
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_sleep_request_keeps_its_deadline_to_the_nanosecond() {
+        for nanos in [0, 1, 999_999_999, 123_456_789_012] {
+            let at = epoch() + Duration::from_nanos(nanos);
+            let request = Request::sleep_until(at);
+            assert_eq!(request.0 & 1, 1, "a sleep is odd, never an address");
+            match request.into_suspension() {
+                Some(Suspension::Sleep(until)) => assert_eq!(until, at),
+                _ => panic!("not a sleep"),
+            }
+        }
+        assert!(Request::NONE.into_suspension().is_none());
+    }
 }

@@ -23,7 +23,7 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::context::{self, Here, Scope, Suspension};
+use super::context::{self, Here, Request, Scope, Suspension};
 use super::group::GroupCore;
 use super::job::JobRef;
 use super::pool::Pool;
@@ -129,11 +129,12 @@ fn who(pool: &Pool, here: Option<&WorkerThread>) -> Who {
 pub(crate) unsafe fn run(ptr: NonNull<Header>, cx: &Here) {
     // SAFETY: the queue's reference keeps the task alive.
     let header = unsafe { ptr.as_ref() };
-    let here = cx.worker();
+    let worker = cx.worker().expect("tasks run on workers");
+    let here = Some(worker);
     // A queued task belongs to the calling worker's pool, which the worker
     // holds: read it from the worker, not the task (whose group may be gone
     // if the task is done).
-    let pool = &*here.expect("tasks run on workers").pool;
+    let pool = &*worker.pool;
     if pool.is_cancelling() {
         // Shutdown(Cancel): queued tasks end without running.
         // SAFETY: we hold the queue's reference.
@@ -142,17 +143,48 @@ pub(crate) unsafe fn run(ptr: NonNull<Header>, cx: &Here) {
         unsafe { drop_ref_at(ptr, here) };
         return;
     }
-    let resumed = match header.state.transition_to_running() {
+    let (resumed, flags) = match header.state.transition_to_running() {
         ToRunning::Done => {
             // Cancelled while queued: the canceller finished it.
             // SAFETY: the queue's reference is ours to drop.
             unsafe { drop_ref_at(ptr, here) };
             return;
         }
-        ToRunning::Run { resumed } => resumed,
+        ToRunning::Run { resumed, now } => (resumed, now),
     };
-    // Its spawn flags, which never change.
-    let flags = header.state.load();
+    if resumed || !flags.is_plain() || !cx.is_plain() {
+        // SAFETY: forwarded; we won RUNNING.
+        unsafe { run_in_scope(ptr, cx, pool, here, flags, resumed) };
+        return;
+    }
+    // The common case: a first run of a task in no group and outside any
+    // isolation, on a thread whose scope has neither: only the running
+    // task changes.
+    pool.counters.add_owned(worker.index, Counter::RunsStarted);
+    // SAFETY: winning the transition to RUNNING gave us the stage, which
+    // holds the body; the queue's reference (now ours) keeps the task.
+    let (ran, request) = cx.with_plain_task(ptr, || unsafe { (header.vtable.run)(ptr) });
+    pool.counters.add_owned(worker.index, Counter::RunsEnded);
+    // SAFETY: we ran it; the stage and the queue's reference are ours.
+    unsafe { after_run(ptr, pool, here, None, ran, request) };
+}
+
+/// `run` for every other task: grouped, isolated, resumed, or run in a
+/// scope with a group or an isolation (a helping wait inside such a task).
+///
+/// # Safety
+/// As `run`, and the caller won RUNNING (`flags`, `resumed`).
+#[inline(never)]
+unsafe fn run_in_scope(
+    ptr: NonNull<Header>,
+    cx: &Here,
+    pool: &Pool,
+    here: Option<&WorkerThread>,
+    flags: Snapshot,
+    resumed: bool,
+) {
+    // SAFETY: the queue's reference keeps the task alive.
+    let header = unsafe { ptr.as_ref() };
     // SAFETY: we won RUNNING: the task is live, and stays so until we end
     // it (a cancel now only asks), so its group is alive.
     let group = unsafe { group_of(header, flags) };
@@ -202,6 +234,26 @@ pub(crate) unsafe fn run(ptr: NonNull<Header>, cx: &Here) {
     if let Some(group) = group {
         group.count(who(), Counter::RunsEnded);
     }
+    // SAFETY: we ran it; the stage and the queue's reference are ours.
+    unsafe { after_run(ptr, pool, here, group, ran, request) };
+}
+
+/// What follows a run: the task ends (`complete`), or suspends as it asked.
+///
+/// # Safety
+/// The caller ran the task (`ran`) and owns its stage and the queue's
+/// reference; `group` is its group, if any.
+#[inline(always)]
+unsafe fn after_run(
+    ptr: NonNull<Header>,
+    pool: &Pool,
+    here: Option<&WorkerThread>,
+    group: Option<&GroupCore>,
+    ran: Ran,
+    request: Request,
+) {
+    // SAFETY: the queue's reference keeps the task alive.
+    let header = unsafe { ptr.as_ref() };
     let (end, drop_observable) = match ran {
         Ran::Done {
             end,
@@ -217,20 +269,20 @@ pub(crate) unsafe fn run(ptr: NonNull<Header>, cx: &Here) {
                     pool,
                     here,
                     group,
-                    request.map_or(Park::Yield, Park::For),
+                    request.into_suspension().map_or(Park::Yield, Park::For),
                 )
             };
             return;
         }
         Ran::Wait => {
-            drop(request);
+            request.discard();
             // SAFETY: as above.
             unsafe { suspend(ptr, pool, here, group, Park::Wake) };
             return;
         }
     };
     // A request not followed by a yield has nothing to do.
-    drop(request);
+    request.discard();
     // The body was released and the outcome written (`Vtable::run`) before
     // the state becomes final, so a thread that sees "done" sees both.
     let now = header.state.transition_to_complete(end);

@@ -177,8 +177,9 @@ where
         // until the latch is set.
         let f = unsafe { (*this.f.get()).take() }.expect("stack job ran twice");
         // A join half is not a task's run: a `wsrt_await` in it is dropped.
-        let (result, _request) =
+        let (result, request) =
             here.with_scope(this.head.scope, || panic::catch_unwind(AssertUnwindSafe(f)));
+        request.discard();
         // SAFETY: as above.
         unsafe { *this.result.get() = Some(result) };
         // SAFETY: `this` is alive until the latch is set; not touched after.

@@ -17,6 +17,7 @@
 //! push, so no wake-up is lost.
 
 use std::cell::{Cell, RefCell, UnsafeCell};
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -61,7 +62,7 @@ impl Drop for Claim {
         // The thread's note of its lane must not outlive the claim.
         context::with_here(|h| {
             if h.lane()
-                .is_some_and(|l| std::ptr::eq(l.lanes, self.lanes.as_ptr()))
+                .is_some_and(|l| std::ptr::eq(l.lanes.as_ptr(), self.lanes.as_ptr()))
             {
                 h.set_lane(None);
             }
@@ -81,14 +82,15 @@ impl Drop for Claim {
 /// by the claim's drop before the lane is released.
 #[derive(Clone, Copy)]
 pub(crate) struct OwnLane {
-    lanes: *const Lanes,
+    /// Non-null, so that `Option<OwnLane>` is two words.
+    lanes: NonNull<Lanes>,
     index: usize,
 }
 
 impl Lanes {
     /// The index of `own` if it is one of these lanes.
     pub(crate) fn index_of(&self, own: OwnLane) -> Option<usize> {
-        std::ptr::eq(own.lanes, self).then_some(own.index)
+        std::ptr::eq(own.lanes.as_ptr(), self).then_some(own.index)
     }
 }
 
@@ -122,7 +124,7 @@ impl Lanes {
     #[inline]
     pub(crate) fn push(self: &Arc<Self>, job: JobRef, own: Option<OwnLane>) -> Result<(), JobRef> {
         match own {
-            Some(own) if std::ptr::eq(own.lanes, Arc::as_ptr(self)) => {
+            Some(own) if std::ptr::eq(own.lanes.as_ptr(), Arc::as_ptr(self)) => {
                 // SAFETY: noted while this thread holds the claim on lane
                 // `own.index` of these lanes (alive: `self`), and cleared
                 // before that claim goes.
@@ -168,7 +170,7 @@ impl Lanes {
             // SAFETY: this thread holds the claim on lane `index`.
             unsafe { &*self.lanes[index].local.get() }.push(job);
             let own = OwnLane {
-                lanes: Arc::as_ptr(self),
+                lanes: NonNull::from(&**self),
                 index,
             };
             context::with_here(|h| h.set_lane(Some(own)));

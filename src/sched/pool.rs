@@ -248,6 +248,7 @@ impl Pool {
     /// Counts an event; `here` is `WorkerThread::current_of(self)`, which
     /// callers look up once per task (a thread-local access is a call in
     /// `libwsrt.so`).
+    #[inline]
     pub(crate) fn count_at(&self, here: Option<&WorkerThread>, c: Counter) {
         match here {
             Some(w) => self.counters.add_owned(w.index, c),
@@ -335,8 +336,11 @@ impl Pool {
         // lane (`lanes::OwnLane`).
         let (here, lane, id, current_group, isolation) = context::with_here(|h| {
             let here = h.worker_of(self);
-            let isolation = if here.is_some() { h.isolation() } else { 0 };
-            (here, h.lane(), h.next_id(), h.group(), isolation)
+            let (lane, isolation) = match here {
+                Some(_) => (None, h.isolation()),
+                None => (h.lane(), 0),
+            };
+            (here, lane, h.next_id(), h.group(), isolation)
         });
         match here {
             Some(w) if !self.admit(w) => return Err(body),

@@ -168,6 +168,11 @@ impl Snapshot {
     pub(crate) fn is_isolated(self) -> bool {
         self.0 & ISOLATED != 0
     }
+    /// In no group, and neither spawned inside an isolated wait nor waited
+    /// for by one: its run changes nothing but the running task.
+    pub(crate) fn is_plain(self) -> bool {
+        self.0 & (GROUPED | ISOLATED | ISOLATION_ROOT) == 0
+    }
     /// ISOLATED or ISOLATION_ROOT: its run has an isolation tag of its own.
     pub(crate) fn has_isolation(self) -> bool {
         self.0 & (ISOLATED | ISOLATION_ROOT) != 0
@@ -210,6 +215,8 @@ pub(crate) enum ToRunning {
     Run {
         /// The task was SUSPENDED (resumed) rather than PENDING (first run).
         resumed: bool,
+        /// The state the transition stored (its spawn flags included).
+        now: Snapshot,
     },
     /// The task became done while queued (cancelled): drop the queue's reference.
     Done,
@@ -350,7 +357,7 @@ impl State {
             Ok(s)
         });
         match result {
-            Ok(_) => ToRunning::Run { resumed },
+            Ok(now) => ToRunning::Run { resumed, now },
             Err(()) => ToRunning::Done,
         }
     }
@@ -623,10 +630,10 @@ mod tests {
     #[test]
     fn pending_runs_then_succeeds() {
         let st = pending();
-        assert_eq!(
+        assert!(matches!(
             st.transition_to_running(),
-            ToRunning::Run { resumed: false }
-        );
+            ToRunning::Run { resumed: false, .. }
+        ));
         assert_eq!(st.load().lifecycle(), TaskState::Running);
         assert!(!st.load().is_scheduled());
         let end = st.transition_to_complete(TaskState::Succeeded);
@@ -704,7 +711,10 @@ mod tests {
         let s = st.load();
         assert_eq!(s.lifecycle(), TaskState::Suspended);
         assert!(s.is_scheduled());
-        assert_eq!(st.transition_to_running(), ToRunning::Run { resumed: true });
+        assert!(matches!(
+            st.transition_to_running(),
+            ToRunning::Run { resumed: true, .. }
+        ));
     }
 
     #[test]
@@ -715,7 +725,10 @@ mod tests {
         assert!(!st.load().is_scheduled());
         assert_eq!(st.transition_to_notified(), ToNotified::Schedule);
         assert_eq!(st.transition_to_notified(), ToNotified::Nothing);
-        assert_eq!(st.transition_to_running(), ToRunning::Run { resumed: true });
+        assert!(matches!(
+            st.transition_to_running(),
+            ToRunning::Run { resumed: true, .. }
+        ));
     }
 
     #[test]
