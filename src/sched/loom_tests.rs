@@ -81,7 +81,7 @@ impl Task {
         let task = Task::pending(refs);
         assert!(matches!(
             task.state.transition_to_running(),
-            ToRunning::Run { resumed: false }
+            ToRunning::Run { resumed: false, .. }
         ));
         task
     }

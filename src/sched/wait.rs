@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::Backoff;
 
-use super::context;
+use super::context::{self, Here};
 use super::group::GroupCore;
 use super::harness;
 use super::job::JobRef;
@@ -50,14 +50,24 @@ use crate::task::{id, Callback, TaskRef, Waited};
 /// or `deadline` passes. In an isolated wait's scope, the help is
 /// filtered as the isolated wait's.
 pub(crate) fn wait(task: &TaskRef, deadline: Option<Instant>) -> Waited {
-    let (worker, isolation) = match precheck(task) {
-        Ok(found) => found,
+    let caller = Caller::here();
+    // The commonest wait: a task waits for the child it spawned last,
+    // which no thief took. Nothing needs checking first: a queued task is
+    // neither the waiting one nor one inherited through `fork()`, and the
+    // awaited task is one that any isolation lets a wait run.
+    if let (Some(worker), None) = (caller.worker, deadline) {
+        if worker.run_if_newest(task) && task.is_done() {
+            return Waited::Done;
+        }
+    }
+    let isolation = match precheck(task, &caller) {
+        Ok(isolation) => isolation,
         Err(waited) => return waited,
     };
     // The plain helping wait inline; the rest out of line, so that a
     // nested wait (one per level of a recursive kernel) keeps a small frame
     // on the stack.
-    let done = match (worker, deadline) {
+    let done = match (caller.worker, deadline) {
         (Some(worker), None) if isolation == 0 => match worker.wait_for_task(task) {
             Helped::Done => true,
             Helped::Isolated(tag) => worker.wait_isolated_for(task, tag),
@@ -71,10 +81,11 @@ pub(crate) fn wait(task: &TaskRef, deadline: Option<Instant>) -> Waited {
 /// `TaskRef::wait_isolated`: as [`wait`], running only `task` and what is
 /// spawned inside this wait (module docs).
 pub(crate) fn wait_isolated(task: &TaskRef, deadline: Option<Instant>) -> Waited {
-    let (worker, _) = match precheck(task) {
-        Ok(found) => found,
-        Err(waited) => return waited,
-    };
+    let caller = Caller::here();
+    if let Err(waited) = precheck(task, &caller) {
+        return waited;
+    }
+    let worker = caller.worker;
     // The task's own run is isolated with the wait's tag too, wherever it
     // runs: a helping wait of its own on another worker could otherwise be
     // handed a task that blocks on what this waiter holds, and this wait
@@ -105,22 +116,50 @@ fn waited(done: bool) -> Waited {
     }
 }
 
-/// What every task wait checks first: the task itself waiting
-/// (`OnItself`), a task of a runtime inherited through `fork()`
-/// (`Forked`). Else this thread's worker, if any, and its isolation tag.
+/// What a task wait needs to know of its thread, read with one
+/// thread-local access (a call in `libwsrt.so`): its worker, if any, the
+/// task it runs, and the isolation tag of its scope.
+struct Caller {
+    worker: Option<&'static WorkerThread>,
+    current: Option<NonNull<Header>>,
+    isolation: u64,
+}
+
+impl Caller {
+    #[inline(always)]
+    fn here() -> Caller {
+        context::with_here(|h| Caller {
+            worker: h.worker(),
+            current: h.task(),
+            isolation: h.isolation(),
+        })
+    }
+}
+
+/// What every task wait checks before it helps or parks: the task itself
+/// waiting (`OnItself`), a task of a runtime inherited through `fork()`
+/// (`Forked`). Else the wait's isolation tag (`Here::wait_isolation`).
 // In line in every wait: LLVM would otherwise make it a call of its own.
 #[inline(always)]
-fn precheck(task: &TaskRef) -> Result<(Option<&'static WorkerThread>, u64), Waited> {
-    // One thread-local access for every question (a call in libwsrt.so).
-    let (worker, current, isolation) =
-        context::with_here(|h| (h.worker(), h.task(), h.wait_isolation()));
-    if current == Some(task.as_ptr()) {
+fn precheck(task: &TaskRef, caller: &Caller) -> Result<u64, Waited> {
+    if caller.current == Some(task.as_ptr()) {
         return Err(Waited::OnItself);
     }
     if id::inherited(|| task.id()) && !task.is_done() {
         return Err(Waited::Forked);
     }
-    Ok((worker, isolation))
+    if caller.isolation != 0 {
+        return Ok(caller.isolation);
+    }
+    match caller.current {
+        // SAFETY: the running task is alive while it runs on this thread.
+        Some(current) if unsafe { current.as_ref() }.state.load().is_isolation_root() => {
+            // An isolated wait began to wait for the running task: the
+            // thread takes its tag for the rest of the run.
+            Ok(context::with_here(Here::wait_isolation))
+        }
+        _ => Ok(0),
+    }
 }
 
 /// Parks this thread until `task` is done or `deadline`, running nothing.
@@ -555,6 +594,26 @@ impl WorkerThread {
             tasks: &[task],
         };
         self.help_filtered(&filter, || task.is_done())
+    }
+
+    /// [`wait`]'s first step on a worker: if `task` is the job this
+    /// worker's deque would give next (a child spawned last and not
+    /// stolen), takes it and runs it here; false if it is not, or if a
+    /// thief took it first.
+    #[inline(always)]
+    fn run_if_newest(&self, task: &TaskRef) -> bool {
+        let job = JobRef::task(task.as_ptr());
+        if !self.local.is_newest(&job) {
+            return false;
+        }
+        match self.local.pop() {
+            Some(popped) => {
+                debug_assert!(popped.is(&job), "the owner's pop took another job");
+                popped.execute(self.here());
+                true
+            }
+            None => false,
+        }
     }
 
     /// [`wait`] on a worker, without a deadline: help until the task is

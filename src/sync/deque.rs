@@ -377,6 +377,34 @@ impl<T: Item> Worker<T> {
         inner.buffer(Ordering::Relaxed)
     }
 
+    /// True if `item` is what [`pop`](Self::pop) would take now, the job
+    /// pushed last: a look by the owner, which takes nothing. A thief may
+    /// still take it first if it is the last one shown; `pop` then finds
+    /// nothing. Only for a LIFO deque.
+    #[inline(always)]
+    pub(crate) fn is_newest(&self, item: &T) -> bool
+    where
+        T: Copy,
+    {
+        let inner = &*self.inner;
+        let hidden = self.hidden.get();
+        let b = inner.bottom().load(Ordering::Relaxed);
+        let at = if hidden != 0 {
+            b.wrapping_add(hidden - 1)
+        } else if b.wrapping_sub(inner.top().load(Ordering::Relaxed)) > 0 {
+            b.wrapping_sub(1)
+        } else {
+            return false;
+        };
+        // Only this thread writes the slots, and a stale `top` only makes
+        // the deque look fuller: the slot holds what was pushed there.
+        let slot = inner
+            .buffer(Ordering::Relaxed)
+            .at(at)
+            .load(Ordering::Relaxed);
+        slot == item.into_raw().as_ptr()
+    }
+
     /// The job pushed last, unless a thief took it: a hidden one if any
     /// (no thief can take it: no fence), else one at `bottom`. Only for a
     /// LIFO deque.
@@ -624,6 +652,28 @@ mod tests {
         assert_eq!(drain(&w), (0..1000).rev().collect::<Vec<_>>());
         assert_eq!(w.pop(), None);
         assert_eq!(w.len(), 0);
+    }
+
+    #[test]
+    fn the_newest_look_names_what_pop_takes_next() {
+        let (w, thief) = (Worker::new_lifo(), Worker::new_lifo());
+        assert!(!w.is_newest(&N(0)), "an empty deque has none");
+        w.push(N(0));
+        w.push(N(1));
+        assert!(w.is_newest(&N(1)) && !w.is_newest(&N(0)));
+        // A hidden job is above every shown one.
+        w.push_hidden(N(2));
+        assert!(w.is_newest(&N(2)) && !w.is_newest(&N(1)));
+        assert_eq!(w.pop(), Some(N(2)));
+        assert!(w.is_newest(&N(1)));
+        // Stolen: the look no longer names it.
+        assert_eq!(
+            w.stealer().steal_batch_and_pop(&thief),
+            Steal::Success(N(0))
+        );
+        assert!(w.is_newest(&N(1)));
+        assert_eq!(w.pop(), Some(N(1)));
+        assert!(!w.is_newest(&N(1)));
     }
 
     #[test]
@@ -906,6 +956,21 @@ mod loom_tests {
             w.show_oldest();
             got.extend(w.pop().map(|n| n.0));
             got.extend(w.pop().map(|n| n.0));
+        });
+    }
+
+    #[test]
+    fn loom_deque_newest_look_then_pop_races_a_steal() {
+        // A wait's first step (`WorkerThread::run_if_newest`): the owner
+        // looks at its newest job, then pops; the pop gives that job, or
+        // nothing if the thief took it as the last one.
+        check(true, 1, 1, |w, got| {
+            if w.is_newest(&N(0)) {
+                if let Some(n) = w.pop() {
+                    assert_eq!(n, N(0), "the pop took another job");
+                    got.push(n.0);
+                }
+            }
         });
     }
 

@@ -39,7 +39,7 @@ fn running(refs: u64) -> Arc<State> {
     let st = State::new(refs, 0, SpawnKind::default());
     assert!(matches!(
         st.transition_to_running(),
-        ToRunning::Run { resumed: false }
+        ToRunning::Run { resumed: false, .. }
     ));
     Arc::new(st)
 }
@@ -328,7 +328,7 @@ fn loom_timer_and_a_waker_race_a_cancel_of_a_sleeping_task() {
         let woken = st.transition_to_notified();
         let ran = (woken == ToNotified::Schedule).then(|| {
             let run = st.transition_to_running();
-            if run == (ToRunning::Run { resumed: true }) {
+            if matches!(run, ToRunning::Run { resumed: true, .. }) {
                 // SAFETY: loom checks that this thread owns the stage.
                 let had = body.with_mut(|b| unsafe { std::mem::replace(&mut *b, false) });
                 assert!(had, "ran a body already dropped");
@@ -382,7 +382,7 @@ fn loom_timer_and_a_waker_race_a_cancel_of_a_sleeping_task() {
         let [timer, waker] = wakers.map(|w| w.join().unwrap());
         let runs: Vec<&ToRunning> = [&timer.1, &waker.1].into_iter().flatten().collect();
         assert!(runs.len() <= 1, "scheduled twice: {timer:?} {waker:?}");
-        let ran = runs.first() == Some(&&ToRunning::Run { resumed: true });
+        let ran = matches!(runs.first(), Some(ToRunning::Run { resumed: true, .. }));
         let s = st.load();
         let outcome = match cancel {
             ToCancelled::Claimed { parked, .. } => {
