@@ -792,8 +792,9 @@ enum wsrt_status wsrt_task_wait(struct wsrt_task *t, int64_t timeout_ns);
  * isolated the same way, and so is `t`'s own run, on whichever worker
  * runs it: a helping wait inside `t` is never handed a task from outside
  * either. If `t` already runs on another worker when this wait begins,
- * its waits for tasks are isolated from the next task they take on; a
- * task `t` spawned before this wait began is not isolated. Tasks it
+ * its waits for tasks are isolated from the next task they take other
+ * than the one they wait for; a task `t` spawned before then is not
+ * isolated. Tasks it
  * leaves alone stay queued for other workers. Outside the pool it waits
  * as `wsrt_task_wait` does, `t` isolated all the same.
  *

@@ -84,8 +84,9 @@ impl TaskRef {
     /// oneTBB's `isolate`). Waits nested inside it are isolated the same
     /// way, and so is this task's own run, on whichever worker runs it. If
     /// the task already runs on another worker when this wait begins, its
-    /// waits for tasks are isolated from the next task they take on; a
-    /// task it spawned before this wait began is not isolated.
+    /// waits for tasks are isolated from the next task they take other
+    /// than the one they wait for; a task it spawned before then is not
+    /// isolated.
     /// Outside the pool it waits as [`wait`](TaskRef::wait) does, the task
     /// isolated all the same.
     ///

@@ -56,8 +56,9 @@ pub extern "C" fn wsrt_task_wait(t: *mut wsrt_task, timeout_ns: i64) -> wsrt_sta
 /// isolated the same way, and so is `t`'s own run, on whichever worker
 /// runs it: a helping wait inside `t` is never handed a task from outside
 /// either. If `t` already runs on another worker when this wait begins,
-/// its waits for tasks are isolated from the next task they take on; a
-/// task `t` spawned before this wait began is not isolated. Tasks it
+/// its waits for tasks are isolated from the next task they take other
+/// than the one they wait for; a task `t` spawned before then is not
+/// isolated. Tasks it
 /// leaves alone stay queued for other workers. Outside the pool it waits
 /// as `wsrt_task_wait` does, `t` isolated all the same.
 ///

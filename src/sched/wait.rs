@@ -19,10 +19,12 @@
 //!   #592). The isolated wait marks `t` (ISOLATION_ROOT): a run of `t`
 //!   that starts later is isolated with the wait's tag wherever it runs,
 //!   and a run already under way switches its task waits to the filter
-//!   from the next job they take (`admit`). A group wait runs only tasks
-//!   of the group and the groups below. A filtered wait takes jobs from
-//!   every kind of queue each time it looks, runs what it may, and puts the
-//!   others back on the injector, where other workers find them.
+//!   from the next job they take other than the task they wait for
+//!   (`admit`; `run_if_newest` takes only that one). A group wait runs
+//!   only tasks of the group and the groups below. A filtered wait takes
+//!   jobs from every kind of queue each time it looks, runs what it may,
+//!   and puts the others back on the injector, where other workers find
+//!   them.
 //! - **No wait for oneself.** A wait that can only finish after the task
 //!   that waits is refused ([`Waited::OnItself`]).
 
