@@ -174,7 +174,7 @@ pub(crate) unsafe fn run(ptr: NonNull<Header>, cx: &Here) {
 ///
 /// # Safety
 /// As `run`, and the caller won RUNNING (`flags`, `resumed`).
-#[inline(never)]
+#[inline]
 unsafe fn run_in_scope(
     ptr: NonNull<Header>,
     cx: &Here,
