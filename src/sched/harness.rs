@@ -500,23 +500,44 @@ unsafe fn cancel(ptr: NonNull<Header>) -> bool {
 /// # Safety
 /// Called by a worker of `pool` (`here`) holding the queue's reference.
 unsafe fn cancel_queued(ptr: NonNull<Header>, pool: &Pool, here: Option<&WorkerThread>) {
-    // SAFETY: the caller's reference keeps the header alive.
-    let header = unsafe { ptr.as_ref() };
-    if let ToCancelled::Claimed { was, parked, now } = header.state.transition_to_cancelled() {
-        debug_assert!(!parked, "a queued task is scheduled, not parked");
-        if was == TaskState::Suspended {
-            pool.count_at(here, Counter::Unsuspends);
-            // SAFETY: claimed, not counted done: the group is alive.
-            if let Some(group) = unsafe { group_of(header, now) } {
-                group.count(who(pool, here), Counter::Unsuspends);
-            }
-        }
-        // SAFETY: winning the transition gave us the stage.
-        context::finishing_cancel_of(ptr, || unsafe { (header.vtable.drop_body)(ptr) });
-        let now = header.state.finish_cancel();
+    // SAFETY: forwarded.
+    if let Some(now) = unsafe { claim_queued(ptr, pool, here, || who(pool, here)) } {
         // SAFETY: we made the task final and hold a reference.
         unsafe { finish(ptr, pool, now) };
     }
+}
+
+/// Claims a queued task for a cancel and drops its body; the state it
+/// made final, or None if the task was done or claimed already. The
+/// caller finishes it (callbacks, counts, the list). `who` is where this
+/// thread counts in a group.
+///
+/// # Safety
+/// The caller took `ptr` from a queue of `pool` and holds that reference;
+/// `here` is this thread's worker of `pool`, if it is one.
+unsafe fn claim_queued(
+    ptr: NonNull<Header>,
+    pool: &Pool,
+    here: Option<&WorkerThread>,
+    who: impl FnOnce() -> Who,
+) -> Option<Snapshot> {
+    // SAFETY: the caller's reference keeps the header alive.
+    let header = unsafe { ptr.as_ref() };
+    let ToCancelled::Claimed { was, parked, now } = header.state.transition_to_cancelled() else {
+        return None;
+    };
+    debug_assert!(!parked, "a queued task is scheduled, not parked");
+    if was == TaskState::Suspended {
+        pool.count_at(here, Counter::Unsuspends);
+        // SAFETY: claimed, not counted done: the group is alive.
+        if let Some(group) = unsafe { group_of(header, now) } {
+            group.count(who(), Counter::Unsuspends);
+        }
+    }
+    // SAFETY: winning the transition gave us the stage.
+    context::finishing_cancel_of(ptr, || unsafe { (header.vtable.drop_body)(ptr) });
+    // Final only now: whoever sees it done sees its `arg_drop` run.
+    Some(header.state.finish_cancel())
 }
 
 /// Ends the tasks of a cancelled group that a thread outside the pool
@@ -533,27 +554,16 @@ unsafe fn cancel_queued(ptr: NonNull<Header>, pool: &Pool, here: Option<&WorkerT
 pub(crate) unsafe fn end_taken_back(taken: &mut Vec<TaskRef>, pool: &Pool, who: Who) {
     taken.retain(|task| {
         let ptr = task.as_ptr();
-        let header = task.header();
-        let ToCancelled::Claimed { was, parked, now } = header.state.transition_to_cancelled()
-        else {
+        // SAFETY: taken from a queue of `pool`, with its reference; this
+        // thread is no worker of it.
+        let Some(now) = (unsafe { claim_queued(ptr, pool, None, || who) }) else {
             return false;
         };
-        debug_assert!(!parked, "a queued task is scheduled, not parked");
-        if was == TaskState::Suspended {
-            pool.count_at(None, Counter::Unsuspends);
-            // SAFETY: claimed, not counted done: the group is alive.
-            if let Some(group) = unsafe { group_of(header, now) } {
-                group.count(who, Counter::Unsuspends);
-            }
-        }
-        // SAFETY: winning the transition gave us the stage.
-        context::finishing_cancel_of(ptr, || unsafe { (header.vtable.drop_body)(ptr) });
-        let now = header.state.finish_cancel();
         // SAFETY: we made the task final and hold a reference; it is not
         // counted done.
         unsafe {
             run_callbacks(ptr, pool, now);
-            end_in_group(header, now, || who, pool);
+            end_in_group(task.header(), now, || who, pool);
         }
         true
     });
