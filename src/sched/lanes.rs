@@ -246,9 +246,9 @@ impl Lanes {
         }
     }
 
-    /// Steals a batch from lane `index` into `dest` and pops one job of it:
-    /// a thread outside the pool taking back jobs from its own lane (the
-    /// lane's owner takes them as any thief would).
+    /// Steals a batch from the lane `own` names into `dest` and pops one
+    /// job of it: a thread outside the pool taking back jobs from its own
+    /// lane, as any thief would (nobody pops a lane).
     pub(crate) fn steal_own(&self, own: OwnLane, dest: &Worker<JobRef>) -> Steal<JobRef> {
         match self.index_of(own) {
             Some(index) => self.lanes[index].stealer.steal_batch_and_pop(dest),
