@@ -371,14 +371,21 @@ pub(crate) fn request_sleep(until: Option<Instant>) -> bool {
 /// Runs `f` (the drop of a claimed task's body) noting that this thread
 /// finishes `task`'s cancel.
 pub(crate) fn finishing_cancel_of<R>(task: NonNull<Header>, f: impl FnOnce() -> R) -> R {
-    struct Restore(*const Header);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            HERE.with(|h| h.cancelling.set(self.0));
+    HERE.with(|h| h.finishing_cancel_of(task, f))
+}
+
+impl Here {
+    /// [`finishing_cancel_of`], on this thread's `Here`.
+    pub(crate) fn finishing_cancel_of<R>(&self, task: NonNull<Header>, f: impl FnOnce() -> R) -> R {
+        struct Restore<'a>(&'a Cell<*const Header>, *const Header);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.1);
+            }
         }
+        let _restore = Restore(&self.cancelling, self.cancelling.replace(task.as_ptr()));
+        f()
     }
-    let _restore = Restore(HERE.with(|h| h.cancelling.replace(task.as_ptr())));
-    f()
 }
 
 /// True if this thread is finishing `task`'s cancel ([`finishing_cancel_of`]).

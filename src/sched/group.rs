@@ -289,7 +289,12 @@ impl GroupCore {
     /// waiters if there are any (module docs). The last access a task makes
     /// to its group: the group may be freed right after.
     pub(crate) fn count_end(&self, who: Who, end: Counter, pool: &Pool) {
-        self.counters.add(who, end, Ordering::SeqCst);
+        self.count_ends(who, end, 1, pool);
+    }
+
+    /// [`count_end`](Self::count_end) for `n` tasks that ended alike.
+    pub(crate) fn count_ends(&self, who: Who, end: Counter, n: u64, pool: &Pool) {
+        self.counters.add_n(who, end, n, Ordering::SeqCst);
         pool.notify_group_waiters();
     }
 

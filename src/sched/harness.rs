@@ -138,7 +138,7 @@ pub(crate) unsafe fn run(ptr: NonNull<Header>, cx: &Here) {
     if pool.is_cancelling() {
         // Shutdown(Cancel): queued tasks end without running.
         // SAFETY: we hold the queue's reference.
-        unsafe { cancel_queued(ptr, pool, here) };
+        unsafe { cancel_queued(ptr, pool, cx) };
         // SAFETY: the queue's reference is ours to drop.
         unsafe { drop_ref_at(ptr, here) };
         return;
@@ -498,10 +498,11 @@ unsafe fn cancel(ptr: NonNull<Header>) -> bool {
 /// or its group was cancelled.
 ///
 /// # Safety
-/// Called by a worker of `pool` (`here`) holding the queue's reference.
-unsafe fn cancel_queued(ptr: NonNull<Header>, pool: &Pool, here: Option<&WorkerThread>) {
+/// Called by a worker of `pool` (`cx`'s) holding the queue's reference.
+unsafe fn cancel_queued(ptr: NonNull<Header>, pool: &Pool, cx: &Here) {
+    let here = cx.worker();
     // SAFETY: forwarded.
-    if let Some(now) = unsafe { claim_queued(ptr, pool, here, || who(pool, here)) } {
+    if let Some(now) = unsafe { claim_queued(ptr, pool, cx, here, || who(pool, here)) } {
         // SAFETY: we made the task final and hold a reference.
         unsafe { finish(ptr, pool, now) };
     }
@@ -514,10 +515,11 @@ unsafe fn cancel_queued(ptr: NonNull<Header>, pool: &Pool, here: Option<&WorkerT
 ///
 /// # Safety
 /// The caller took `ptr` from a queue of `pool` and holds that reference;
-/// `here` is this thread's worker of `pool`, if it is one.
+/// `cx` is this thread's, `here` its worker of `pool` if it is one.
 unsafe fn claim_queued(
     ptr: NonNull<Header>,
     pool: &Pool,
+    cx: &Here,
     here: Option<&WorkerThread>,
     who: impl FnOnce() -> Who,
 ) -> Option<Snapshot> {
@@ -535,38 +537,50 @@ unsafe fn claim_queued(
         }
     }
     // SAFETY: winning the transition gave us the stage.
-    context::finishing_cancel_of(ptr, || unsafe { (header.vtable.drop_body)(ptr) });
+    cx.finishing_cancel_of(ptr, || unsafe { (header.vtable.drop_body)(ptr) });
     // Final only now: whoever sees it done sees its `arg_drop` run.
     Some(header.state.finish_cancel())
 }
 
 /// Ends the tasks of a cancelled group that a thread outside the pool
-/// took back from its own lane (`wait.rs`, `TakeBack`): each as
-/// `cancel_queued` would (body dropped, callbacks run, end counted in its
-/// group), then all unlisted and counted in the pool together, one lock a
+/// took back from its own lane (`wait.rs`, `TakeBack`): each claimed, its
+/// body dropped and its callbacks run as `cancel_queued` would; then the
+/// ends counted in their groups, a count for each run of tasks of one
+/// group; then all unlisted and counted in the pool together, one lock a
 /// shard as `finish_on_worker`'s batches; then the queue's references go,
 /// freeing the tasks on the thread that allocated them. `who` is the
 /// thread's lane; a task someone else ended meanwhile is only let go.
 ///
 /// # Safety
-/// Each of `taken` holds the reference of a queue of `pool` it was taken
-/// from, by a thread outside the pool that holds the pool alive.
+/// Each of `taken` is a task of a group (GROUPED) and holds the reference
+/// of a queue of `pool` it was taken from, by a thread outside the pool
+/// that holds the pool alive.
 pub(crate) unsafe fn end_taken_back(taken: &mut Vec<TaskRef>, pool: &Pool, who: Who) {
-    taken.retain(|task| {
-        let ptr = task.as_ptr();
-        // SAFETY: taken from a queue of `pool`, with its reference; this
-        // thread is no worker of it.
-        let Some(now) = (unsafe { claim_queued(ptr, pool, None, || who) }) else {
-            return false;
-        };
-        // SAFETY: we made the task final and hold a reference; it is not
-        // counted done.
-        unsafe {
-            run_callbacks(ptr, pool, now);
-            end_in_group(task.header(), now, || who, pool);
-        }
-        true
+    context::with_here(|cx| {
+        taken.retain(|task| {
+            let ptr = task.as_ptr();
+            // SAFETY: taken from a queue of `pool`, with its reference;
+            // this thread is no worker of it.
+            let Some(now) = (unsafe { claim_queued(ptr, pool, cx, None, || who) }) else {
+                return false;
+            };
+            // SAFETY: we made the task final and hold a reference.
+            unsafe { run_callbacks(ptr, pool, now) };
+            true
+        })
     });
+    for run in taken.chunk_by(|a, b| a.header().owner == b.header().owner) {
+        let header = run[0].header();
+        // SAFETY: final and not counted done, so its group is alive; each
+        // count is the last access to the group through these tasks.
+        let group = unsafe { group_of(header, header.state.load()) };
+        group.expect("a task taken back is grouped").count_ends(
+            who,
+            Counter::Cancelled,
+            run.len() as u64,
+            pool,
+        );
+    }
     let mut closed = false;
     pool.tasks
         .remove_ended(taken, TaskState::Cancelled, || closed = true);

@@ -246,12 +246,12 @@ impl Lanes {
         }
     }
 
-    /// Steals a batch from the lane `own` names into `dest` and pops one
-    /// job of it: a thread outside the pool taking back jobs from its own
-    /// lane, as any thief would (nobody pops a lane).
-    pub(crate) fn steal_own(&self, own: OwnLane, dest: &Worker<JobRef>) -> Steal<JobRef> {
+    /// Steals a batch from the lane `own` names into `out`, oldest first:
+    /// a thread outside the pool taking back jobs from its own lane, as any
+    /// thief would (nobody pops a lane).
+    pub(crate) fn steal_own(&self, own: OwnLane, out: &mut Vec<JobRef>) -> Steal<()> {
         match self.index_of(own) {
-            Some(index) => self.lanes[index].stealer.steal_batch_and_pop(dest),
+            Some(index) => self.lanes[index].stealer.steal_batch_into(out),
             None => Steal::Empty,
         }
     }

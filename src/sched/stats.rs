@@ -102,16 +102,22 @@ impl Counters {
     /// (`Release`, or `SeqCst` where a waiter must not miss it), and a
     /// shared slot's read-modify-write is `SeqCst`.
     pub(crate) fn add(&self, who: Who, c: Counter, order: Ordering) {
+        self.add_n(who, c, 1, order);
+    }
+
+    /// [`add`](Self::add) of `n` at once.
+    #[inline]
+    pub(crate) fn add_n(&self, who: Who, c: Counter, n: u64, order: Ordering) {
         let slot = match who {
             Who::Worker(i) => i,
             Who::Lane(j) if self.workers + j < self.slots.len() - 1 => self.workers + j,
             _ => {
-                self.external(c).fetch_add(1, Ordering::SeqCst);
+                self.external(c).fetch_add(n, Ordering::SeqCst);
                 return;
             }
         };
         let cell = &self.slots[slot].0[c as usize];
-        cell.store(cell.load(Ordering::Relaxed) + 1, order);
+        cell.store(cell.load(Ordering::Relaxed) + n, order);
     }
 
     /// The sum of every slot's count of `c` (`SeqCst` loads).

@@ -44,7 +44,7 @@ use super::pool::Pool;
 use super::stats::Who;
 use super::tuning::STEAL_LIMIT;
 use super::worker::WorkerThread;
-use crate::sync::deque::{Steal, Worker};
+use crate::sync::deque::Steal;
 use crate::task::raw::{self, Header};
 use crate::task::{id, Callback, TaskRef, Waited};
 
@@ -365,8 +365,8 @@ struct TakeBack {
     own: OwnLane,
     /// Where this thread counts in a group: its lane's slot.
     who: Who,
-    /// Where a batch taken from the lane goes (a thief's destination).
-    batch: Worker<JobRef>,
+    /// The jobs of a batch taken from the lane.
+    batch: Vec<JobRef>,
     /// The tasks of a batch it ends.
     taken: Vec<TaskRef>,
     /// The groups whose tasks it ends: the cancelled group and those below.
@@ -381,7 +381,7 @@ impl TakeBack {
         Some(TakeBack {
             own,
             who: Who::Lane(index),
-            batch: Worker::new_lifo(),
+            batch: Vec::with_capacity(STEAL_LIMIT),
             taken: Vec::with_capacity(STEAL_LIMIT),
             subtree: Filter::Group(group).subtree(),
         })
@@ -391,14 +391,15 @@ impl TakeBack {
     /// that are not shielded; the other jobs go to the injector, where any
     /// worker finds them. False if the lane was empty.
     fn end_batch(&mut self, pool: &Pool) -> bool {
-        let mut next = match pool.lanes.steal_own(self.own, &self.batch) {
-            Steal::Success(job) => Some(job),
+        match pool.lanes.steal_own(self.own, &mut self.batch) {
+            Steal::Success(()) => {}
             Steal::Retry => return true,
             Steal::Empty => return false,
-        };
+        }
         let mut gave_back = false;
-        while let Some(job) = next {
-            match job.as_task().filter(|&t| self.ends(t)) {
+        let subtree = &self.subtree;
+        for job in self.batch.drain(..) {
+            match job.as_task().filter(|&t| ends(t, subtree)) {
                 // SAFETY: the queue's reference, which taking the job gave us.
                 Some(t) => self.taken.push(unsafe { TaskRef::from_raw(t) }),
                 None => {
@@ -406,7 +407,6 @@ impl TakeBack {
                     gave_back = true;
                 }
             }
-            next = self.batch.pop();
         }
         if gave_back {
             pool.sleep.notify_one();
@@ -416,15 +416,16 @@ impl TakeBack {
         unsafe { harness::end_taken_back(&mut self.taken, pool, self.who) };
         true
     }
+}
 
-    /// True for a task of the subtree that is not shielded.
-    fn ends(&self, task: NonNull<Header>) -> bool {
-        // SAFETY: a queued task holds a reference (the queue's, now ours);
-        // its group is compared by address, never read.
-        let header = unsafe { task.as_ref() };
-        let flags = header.state.load();
-        flags.is_grouped() && !flags.is_shielded() && in_subtree(header.owner.cast(), &self.subtree)
-    }
+/// True for a task of `subtree` that is not shielded: one a group wait's
+/// take-back ends.
+fn ends(task: NonNull<Header>, subtree: &[Arc<GroupCore>]) -> bool {
+    // SAFETY: a queued task holds a reference (the queue's, now the
+    // taker's); its group is compared by address, never read.
+    let header = unsafe { task.as_ref() };
+    let flags = header.state.load();
+    flags.is_grouped() && !flags.is_shielded() && in_subtree(header.owner.cast(), subtree)
 }
 
 /// Which jobs a filtered wait may run (module docs).

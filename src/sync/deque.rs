@@ -33,7 +33,7 @@
 
 use std::cell::Cell;
 use std::marker::PhantomData;
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
 
 use crossbeam_utils::CachePadded;
 
@@ -556,6 +556,43 @@ impl<T: Item> Stealer<T> {
         }
     }
 
+    /// [`steal_batch_and_pop`](Self::steal_batch_and_pop) from a push-only
+    /// deque into a plain vector, oldest first: for a lane's owner taking
+    /// its own jobs back (`sched/wait.rs`), which would otherwise pay a
+    /// fenced pop for each job of a deque nobody else can reach. As in
+    /// `take_push_only`, one compare-exchange claims the batch, whose
+    /// slots are read before it.
+    pub(crate) fn steal_batch_into(&self, out: &mut Vec<T>) -> Steal<()> {
+        debug_assert!(
+            !self.inner.lifo,
+            "only a push-only deque's jobs come out in one claim"
+        );
+        let (t, b) = self.look();
+        let len = b.wrapping_sub(t);
+        if len <= 0 {
+            return Steal::Empty;
+        }
+        let count = (len as usize).div_ceil(2).min(STEAL_LIMIT);
+        let mut slots = [ptr::null_mut(); STEAL_LIMIT];
+        // Acquire: as in `read`.
+        let source = self.inner.buffer(Ordering::Acquire);
+        for (i, slot) in slots[..count].iter_mut().enumerate() {
+            *slot = source
+                .at(t.wrapping_add(i as isize))
+                .load(Ordering::Relaxed);
+        }
+        if !self.claim(t, count) {
+            return Steal::Retry;
+        }
+        // SAFETY: the slots we claimed hold items `push` stored.
+        out.extend(
+            slots[..count]
+                .iter()
+                .map(|&p| unsafe { T::from_raw(claimed(p)) }),
+        );
+        Steal::Success(())
+    }
+
     /// One job at a time, each after a fresh look: the owner may pop what
     /// we meant to take next. Returns the newest taken.
     fn take_lifo(&self, t: isize, count: usize, dest: &Worker<T>) -> Option<NonNull<()>> {
@@ -652,6 +689,23 @@ mod tests {
         assert_eq!(drain(&w), (0..1000).rev().collect::<Vec<_>>());
         assert_eq!(w.pop(), None);
         assert_eq!(w.len(), 0);
+    }
+
+    #[test]
+    fn a_batch_into_a_vector_is_the_oldest_half_in_order() {
+        let w = Worker::new_push_only();
+        for i in 0..5 {
+            w.push(N(i));
+        }
+        let mut out = Vec::new();
+        assert_eq!(w.stealer().steal_batch_into(&mut out), Steal::Success(()));
+        assert_eq!(out, [N(0), N(1), N(2)]);
+        assert_eq!(w.stealer().steal_batch_into(&mut out), Steal::Success(()));
+        assert_eq!(out, [N(0), N(1), N(2), N(3)], "appended");
+        out.clear();
+        assert_eq!(w.stealer().steal_batch_into(&mut out), Steal::Success(()));
+        assert_eq!(w.stealer().steal_batch_into(&mut out), Steal::Empty);
+        assert_eq!(out, [N(4)]);
     }
 
     #[test]
@@ -816,19 +870,36 @@ mod tests {
         let done = AtomicBool::new(false);
         let start = std::sync::Barrier::new(3);
         std::thread::scope(|s| {
-            for _ in 0..2 {
+            for thief in 0..2 {
                 let stealer = owner.stealer();
                 let (take, done, start) = (&take, &done, &start);
+                // From a lane, one thief takes batches into a vector, as
+                // a lane's owner taking its jobs back does.
+                let into_vec = !lifo && thief == 1;
                 s.spawn(move || {
                     let mine = Worker::new_lifo();
+                    let mut batch = Vec::new();
                     start.wait();
                     loop {
                         // Read before the steal: once it is set, an empty
                         // look means there is nothing left.
                         let last = done.load(Acquire);
-                        match stealer.steal_batch_and_pop(&mine) {
-                            Steal::Success(n) => {
-                                take(n);
+                        let stolen = if into_vec {
+                            match stealer.steal_batch_into(&mut batch) {
+                                Steal::Success(()) => Steal::Success(None),
+                                Steal::Empty => Steal::Empty,
+                                Steal::Retry => Steal::Retry,
+                            }
+                        } else {
+                            match stealer.steal_batch_and_pop(&mine) {
+                                Steal::Success(n) => Steal::Success(Some(n)),
+                                Steal::Empty => Steal::Empty,
+                                Steal::Retry => Steal::Retry,
+                            }
+                        };
+                        match stolen {
+                            Steal::Success(first) => {
+                                first.into_iter().chain(batch.drain(..)).for_each(take);
                                 while let Some(n) = mine.pop() {
                                     take(n);
                                 }
@@ -971,6 +1042,18 @@ mod loom_tests {
                     got.push(n.0);
                 }
             }
+        });
+    }
+
+    #[test]
+    fn loom_deque_batch_into_a_vector_races_a_batch_steal() {
+        // A lane's owner takes its jobs back (`steal_batch_into`) while a
+        // worker steals from the lane, which grows meanwhile.
+        check(false, 2, 3, |w, got| {
+            w.push(N(2));
+            let mut out = Vec::new();
+            while let Steal::Success(()) | Steal::Retry = w.stealer().steal_batch_into(&mut out) {}
+            got.extend(out.iter().map(|n| n.0));
         });
     }
 
