@@ -424,8 +424,13 @@ fn ends(task: NonNull<Header>, subtree: &[Arc<GroupCore>]) -> bool {
     // SAFETY: a queued task holds a reference (the queue's, now the
     // taker's); its group is compared by address, never read.
     let header = unsafe { task.as_ref() };
-    let flags = header.state.load();
-    flags.is_grouped() && !flags.is_shielded() && in_subtree(header.owner.cast(), subtree)
+    grouped_in(header, subtree) && !header.state.load().is_shielded()
+}
+
+/// True for a task of one of the groups of `subtree` (compared by
+/// address, never read: the task's group may be gone if it is done).
+fn grouped_in(header: &Header, subtree: &[Arc<GroupCore>]) -> bool {
+    header.state.load().is_grouped() && in_subtree(header.owner.cast(), subtree)
 }
 
 /// Which jobs a filtered wait may run (module docs).
@@ -454,8 +459,7 @@ impl Filter<'_> {
             }
             (Filter::Group(_), Some(t)) => {
                 // SAFETY: as above.
-                let header: &Header = unsafe { t.as_ref() };
-                header.state.load().is_grouped() && in_subtree(header.owner.cast(), subtree)
+                grouped_in(unsafe { t.as_ref() }, subtree)
             }
             (Filter::Group(_), None) => {
                 // SAFETY: as above.

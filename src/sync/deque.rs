@@ -530,6 +530,15 @@ impl<T: Item> Stealer<T> {
             .is_ok()
     }
 
+    /// After a look: `top`, and how many jobs a batch steal takes from
+    /// there (about half of those seen, at most [`STEAL_LIMIT`]); None if
+    /// it saw none.
+    fn batch(&self) -> Option<(isize, usize)> {
+        let (t, b) = self.look();
+        let len = b.wrapping_sub(t);
+        (len > 0).then(|| (t, (len as usize).div_ceil(2).min(STEAL_LIMIT)))
+    }
+
     /// Steals about half of the jobs, at most [`STEAL_LIMIT`], and returns
     /// one to run; the others go on `dest`. From a push-only deque (a
     /// queue) the oldest is run and `dest` pops the rest oldest first; from
@@ -537,13 +546,9 @@ impl<T: Item> Stealer<T> {
     /// the older jobs and the newest taken is run first, as its owner would
     /// have. (Both as crossbeam-deque's `steal_batch_and_pop` does.)
     pub(crate) fn steal_batch_and_pop(&self, dest: &Worker<T>) -> Steal<T> {
-        let (t, b) = self.look();
-        let len = b.wrapping_sub(t);
-        if len <= 0 {
+        let Some((t, count)) = self.batch() else {
             return Steal::Empty;
-        }
-        // About half, the one we run included.
-        let count = (len as usize).div_ceil(2).min(STEAL_LIMIT);
+        };
         let taken = if self.inner.lifo {
             self.take_lifo(t, count, dest)
         } else {
@@ -567,12 +572,9 @@ impl<T: Item> Stealer<T> {
             !self.inner.lifo,
             "only a push-only deque's jobs come out in one claim"
         );
-        let (t, b) = self.look();
-        let len = b.wrapping_sub(t);
-        if len <= 0 {
+        let Some((t, count)) = self.batch() else {
             return Steal::Empty;
-        }
-        let count = (len as usize).div_ceil(2).min(STEAL_LIMIT);
+        };
         let mut slots = [ptr::null_mut(); STEAL_LIMIT];
         // Acquire: as in `read`.
         let source = self.inner.buffer(Ordering::Acquire);
@@ -584,12 +586,10 @@ impl<T: Item> Stealer<T> {
         if !self.claim(t, count) {
             return Steal::Retry;
         }
-        // SAFETY: the slots we claimed hold items `push` stored.
-        out.extend(
-            slots[..count]
-                .iter()
-                .map(|&p| unsafe { T::from_raw(claimed(p)) }),
-        );
+        out.extend(slots[..count].iter().map(|&p| {
+            // SAFETY: the slots we claimed hold items `push` stored.
+            unsafe { T::from_raw(claimed(p)) }
+        }));
         Steal::Success(())
     }
 
